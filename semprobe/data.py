@@ -48,6 +48,7 @@ from torch.utils.data import Dataset
 from semprobe.errors import ConfigError, DataError
 from semprobe.idx import read_idx
 from semprobe.io import cache_dir
+from semprobe.normalization import parse_normalization
 
 __all__ = [
     "AUGMENTATIONS",
@@ -95,10 +96,6 @@ FASHION_MNIST_CLASSES = (
 )  # fmt: skip
 DIGITS_CLASSES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 
-CIFAR10_NORMALIZATION = ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616))
-CIFAR100_NORMALIZATION = ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762))
-IMAGENET_NORMALIZATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-FASHION_MNIST_NORMALIZATION = ((0.2860,), (0.3530,))
 
 #: Phrases that differ from :func:`default_phrase`, per dataset.
 PHRASE_OVERRIDES: dict[str, dict[str, str]] = {
@@ -222,10 +219,7 @@ def _make_info(
     phrases = tuple(
         aliases.get(name) or source.phrase_overrides.get(name) or default_phrase(name) for name in classes
     )
-    normalization = None
-    if source.normalization is not None:
-        mean, std = source.normalization
-        normalization = {"mean": list(mean), "std": list(std)}
+    normalization = parse_normalization(source.normalization)
     return DatasetInfo(
         name=source.name,
         num_classes=len(classes),
@@ -826,7 +820,7 @@ class _Source:
     name: str
     image_shape: tuple[int, int, int]
     classes: tuple[str, ...] | None
-    normalization: tuple[tuple[float, ...], tuple[float, ...]] | None
+    normalization: str | None  # a preset of semprobe.normalization
     augmentation: str
     read_split: Callable[[Path | None, bool], tuple[ImageSource, torch.Tensor]]
     layout: str = ""
@@ -845,7 +839,7 @@ _SOURCES = {
         name="cifar10",
         image_shape=(3, 32, 32),
         classes=CIFAR10_CLASSES,
-        normalization=CIFAR10_NORMALIZATION,
+        normalization="cifar10",
         augmentation="crop_flip",
         read_split=functools.partial(_read_cifar, CIFAR10_LAYOUT),
         layout="cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta from cifar-10-python.tar.gz)",
@@ -857,7 +851,7 @@ _SOURCES = {
         name="cifar100",
         image_shape=(3, 32, 32),
         classes=CIFAR100_CLASSES,
-        normalization=CIFAR100_NORMALIZATION,
+        normalization="cifar100",
         augmentation="crop_flip",
         read_split=functools.partial(_read_cifar, CIFAR100_LAYOUT),
         layout="cifar-100-python/ (train, test, meta from cifar-100-python.tar.gz)",
@@ -869,7 +863,7 @@ _SOURCES = {
         name="tinyimagenet",
         image_shape=(3, 64, 64),
         classes=None,
-        normalization=IMAGENET_NORMALIZATION,
+        normalization="tinyimagenet",
         augmentation="crop_flip",
         read_split=_read_tinyimagenet,
         layout="tiny-imagenet-200/ (wnids.txt, words.txt, train/, val/ from tiny-imagenet-200.zip)",
@@ -881,7 +875,7 @@ _SOURCES = {
         name="fashion-mnist",
         image_shape=(1, 28, 28),
         classes=FASHION_MNIST_CLASSES,
-        normalization=FASHION_MNIST_NORMALIZATION,
+        normalization="fashion-mnist",
         augmentation="none",
         read_split=_read_fashion_mnist,
         layout=(

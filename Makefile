@@ -1,0 +1,37 @@
+# semprobe: the two set-up commands of the README, and their parts.
+#   make demo   install into .venv, then run the main job on the embedded default (Fashion-MNIST + GloVe)
+#   make test   install into .venv, then run the test suite (offline, a few minutes on 2 CPU cores)
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.semprobe-installed
+DEMO   ?= figures/demo
+FASHION_MNIST_SYSTEM_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: install data demo test clean-venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Fashion-MNIST from Debian's package when it is missing and we may install it; otherwise
+# semprobe looks in --data-dir / $$SEMPROBE_DATA and says where to put the files.
+data:
+	@if [ ! -d $(FASHION_MNIST_SYSTEM_DIR) ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+
+demo: install data
+	mkdir -p $(DEMO)
+	$(BIN)/semprobe embed --dataset fashion-mnist --embedding glove --out $(DEMO)/glove_fashion-mnist.npy --overwrite
+
+test: install
+	$(BIN)/python -m pytest -q
+
+clean-venv:
+	rm -rf $(VENV)

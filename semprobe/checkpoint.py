@@ -1,0 +1,373 @@
+"""One checkpoint schema, saved atomically and loaded safely.
+
+A semprobe checkpoint is a dict written with ``torch.save``:
+
+=================  ===============================================================
+``format``         ``"semprobe-checkpoint/1"``
+``arch``           registry name of the architecture (``semprobe.models``)
+``arch_kwargs``    extra constructor options of the architecture (plain types)
+``num_classes``    number of classes
+``in_channels``    input channels
+``dataset``        dataset name the model was trained on (or ``None``)
+``classes``        class names in label order (or ``None``)
+``normalization``  ``{"mean": [...], "std": [...]}`` applied inside the model, or ``None``
+``model``          the model's ``state_dict`` (public CIFAR code key names)
+``heads``          SCARL projection heads ``{"config": {...}, "state_dict": {...}}`` or ``None``
+``word_embedding`` class word vectors ``{"name", "classes", "phrases", "vectors"}`` or ``None``
+``epoch``          last completed epoch (or ``None``)
+``optimizer``      optimizer ``state_dict`` (or ``None``)
+``scheduler``      scheduler ``state_dict`` (or ``None``)
+``config``         every training option (plain types)
+``metrics``        the metrics at save time (plain types)
+=================  ===============================================================
+
+Loading always uses ``torch.load(..., weights_only=True)``: a checkpoint can never run
+code. Foreign checkpoints (a bare ``state_dict``, or one stored under ``state_dict``,
+``model`` or ``net``, possibly with the ``module.`` prefix of DataParallel/DDP or the
+``_orig_mod.`` prefix of ``torch.compile``) load when the architecture is named; the
+load is strict and a mismatch names the missing and unexpected keys.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from semprobe.errors import CheckpointError
+from semprobe.io import atomic_path
+
+FORMAT = "semprobe-checkpoint/1"
+FOREIGN_CONTAINER_KEYS = ("state_dict", "model", "net", "model_state_dict")
+STRIPPABLE_PREFIXES = ("module.", "_orig_mod.")
+# what torch's weights-only unpickler says when a pickle asks for something beyond plain
+# data and tensors (as opposed to a file that is merely truncated or corrupt)
+UNSAFE_PICKLE_PATTERN = re.compile(r"unsupported global|unsupported operand|allowlisted|add_safe_globals", re.I)
+CLASSIFIER_WEIGHT_KEYS = ("linear.weight", "fc.weight")
+FIRST_CONV_KEY = "conv1.weight"
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: the model ready for use, plus everything saved beside it."""
+
+    path: Path
+    model: Any  # semprobe.models.ImageClassifier, in eval mode on the requested device
+    arch: str
+    num_classes: int
+    in_channels: int
+    normalization: dict | None
+    dataset: str | None = None
+    classes: list[str] | None = None
+    heads: Any = None  # semprobe.models.ProjectionHeads or None
+    word_vectors: Any = None  # semprobe.words.ClassVectors or None
+    epoch: int | None = None
+    config: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    optimizer_state: dict | None = None
+    scheduler_state: dict | None = None
+    arch_kwargs: dict = field(default_factory=dict)
+    foreign: bool = False
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the checkpoint file, for the provenance recorded in results."""
+        return file_sha256(self.path)
+
+    def summary(self) -> dict:
+        """Plain-typed description of the checkpoint (what ``semprobe info`` prints)."""
+        return {
+            "path": str(self.path),
+            "format": "foreign state_dict" if self.foreign else FORMAT,
+            "arch": self.arch,
+            "arch_kwargs": self.arch_kwargs,
+            "num_classes": self.num_classes,
+            "in_channels": self.in_channels,
+            "dataset": self.dataset,
+            "classes": self.classes,
+            "normalization": self.normalization,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "heads": self.heads.config if self.heads is not None else None,
+            "word_embedding": (
+                {"name": self.word_vectors.provider, "dim": int(self.word_vectors.vectors.shape[1])}
+                if self.word_vectors is not None
+                else None
+            ),
+            "epoch": self.epoch,
+            "config": self.config,
+            "metrics": self.metrics,
+        }
+
+
+def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _plain(value: Any, where: str) -> Any:
+    """Return ``value`` as types ``torch.load(weights_only=True)`` accepts, or raise."""
+    if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k) if not isinstance(k, (int, str)) else k: _plain(v, f"{where}.{k}") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item) and getattr(value, "shape", None) == ():
+        return item()
+    raise CheckpointError(
+        f"cannot save {where} of type {type(value).__name__} in a checkpoint: "
+        "use plain numbers, strings, lists, dicts or tensors"
+    )
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: Any,
+    *,
+    dataset: str | None = None,
+    classes: list[str] | None = None,
+    heads: Any = None,
+    word_vectors: Any = None,
+    epoch: int | None = None,
+    optimizer: Any = None,
+    scheduler: Any = None,
+    config: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+) -> Path:
+    """Save ``model`` (an ``ImageClassifier``) and its context in the semprobe schema.
+
+    The file is written to a temporary name in the same folder and renamed into place,
+    so a crash never leaves a truncated checkpoint at ``path``. Returns ``path``.
+    """
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    payload = {
+        "format": FORMAT,
+        "arch": model.arch,
+        "arch_kwargs": _plain(getattr(model, "arch_kwargs", {}), "arch_kwargs"),
+        "num_classes": int(model.num_classes),
+        "in_channels": int(model.in_channels),
+        "dataset": dataset,
+        "classes": list(classes) if classes is not None else None,
+        "normalization": _plain(model.normalization, "normalization"),
+        "model": state,
+        "heads": (
+            {"config": _plain(heads.config, "heads.config"),
+             "state_dict": {k: v.detach().cpu() for k, v in heads.state_dict().items()}}
+            if heads is not None
+            else None
+        ),
+        "word_embedding": _plain(word_vectors.to_dict(), "word_embedding") if word_vectors is not None else None,
+        "epoch": epoch,
+        "optimizer": optimizer.state_dict() if optimizer is not None else None,
+        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+        "config": _plain(dict(config or {}), "config"),
+        "metrics": _plain(dict(metrics or {}), "metrics"),
+    }
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def read_checkpoint_file(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with every failure turned into a clear error.
+
+    A file whose pickle would construct arbitrary objects (and so could run code) is
+    refused; a truncated or non-PyTorch file is reported as such.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist or is not a file")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if UNSAFE_PICKLE_PATTERN.search(str(exc)):
+            raise CheckpointError(
+                f"refused to load {path}: it contains objects other than tensors and plain data, "
+                "so unpickling it could run code; re-save its state_dict with torch.save from a trusted session"
+            ) from None
+        raise CheckpointError(f"cannot read {path}: the file is truncated or not a PyTorch checkpoint ({exc})") from None
+    except Exception as exc:  # a damaged archive surfaces as many types (RuntimeError, EOFError, KeyError, ...)
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(
+            f"cannot read {path}: the file is truncated or not a PyTorch checkpoint ({first_line})"
+        ) from None
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and len(obj) > 0 and all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
+    )
+
+
+def find_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
+    """The model weights inside a foreign checkpoint: bare, or under a known container key."""
+    if _is_state_dict(obj):
+        return dict(obj)
+    if isinstance(obj, Mapping):
+        for key in FOREIGN_CONTAINER_KEYS:
+            if _is_state_dict(obj.get(key)):
+                return dict(obj[key])
+    keys = ", ".join(map(str, list(obj)[:8])) if isinstance(obj, Mapping) else type(obj).__name__
+    raise CheckpointError(
+        f"{path} holds no model weights semprobe recognises (top-level: {keys}); expected a state_dict, "
+        f"or one under {', '.join(repr(k) for k in FOREIGN_CONTAINER_KEYS)}"
+    )
+
+
+def strip_prefixes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove ``module.`` / ``_orig_mod.`` when they prefix *every* key (repeatedly, in any order).
+
+    A prefix found on only some keys is a real module name and is kept.
+    """
+    state = dict(state_dict)
+    changed = True
+    while changed:
+        changed = False
+        for prefix in STRIPPABLE_PREFIXES:
+            if state and all(k.startswith(prefix) for k in state):
+                state = {k[len(prefix):]: v for k, v in state.items()}
+                changed = True
+    return state
+
+
+def _infer_shapes(state: Mapping[str, torch.Tensor]) -> tuple[int | None, int | None]:
+    num_classes = next((int(state[k].shape[0]) for k in CLASSIFIER_WEIGHT_KEYS if k in state), None)
+    in_channels = int(state[FIRST_CONV_KEY].shape[1]) if FIRST_CONV_KEY in state else None
+    return num_classes, in_channels
+
+
+def _describe_keys(keys: list[str], limit: int = 6) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" (and {len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def load_weights(model: Any, state: Mapping[str, torch.Tensor], path: Path, strict: bool = True) -> None:
+    """``model.load_state_dict(state, strict)`` with a one-line error naming what did not fit."""
+    expected = set(model.state_dict())
+    missing = sorted(expected - set(state))
+    unexpected = sorted(set(state) - expected)
+    if strict and (missing or unexpected):
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {_describe_keys(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {_describe_keys(unexpected)}")
+        raise CheckpointError(f"{path} does not fit arch {model.arch!r}: " + "; ".join(parts))
+    try:
+        model.load_state_dict(state, strict=strict)
+    except RuntimeError as exc:
+        detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc))
+        raise CheckpointError(f"{path} does not fit arch {model.arch!r}: {detail}") from None
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    *,
+    arch: str | None = None,
+    num_classes: int | None = None,
+    in_channels: int | None = None,
+    normalization: str | dict | None = None,
+    strict: bool = True,
+    device: str | torch.device = "cpu",
+) -> Checkpoint:
+    """Load a semprobe checkpoint, or a foreign one when ``arch`` is given.
+
+    For a semprobe checkpoint the options must agree with what it records (or be left
+    ``None``). For a foreign one, ``num_classes`` and ``in_channels`` are read off the
+    weights when not given; ``normalization`` (``"none"``, a preset such as
+    ``"cifar10"``, or ``"MEAN,.../STD,..."``) must be given, since weights do not say
+    which input scaling the model was trained with.
+    """
+    from semprobe.models import create_model, parse_normalization
+
+    path = Path(path)
+    raw = read_checkpoint_file(path)
+    if isinstance(raw, Mapping) and str(raw.get("format", "")).startswith("semprobe-checkpoint/"):
+        return _load_own(path, raw, arch, num_classes, in_channels, normalization, strict, device)
+
+    state = strip_prefixes(find_state_dict(raw, path))
+    if arch is None:
+        from semprobe.models import list_models
+
+        raise CheckpointError(
+            f"{path} is a foreign checkpoint (plain weights); pass --arch (one of: {', '.join(list_models())})"
+        )
+    inferred_classes, inferred_channels = _infer_shapes(state)
+    num_classes = num_classes or inferred_classes
+    in_channels = in_channels or inferred_channels
+    if num_classes is None:
+        raise CheckpointError(f"cannot infer the number of classes of {path}; pass --num-classes")
+    if in_channels is None:
+        raise CheckpointError(f"cannot infer the input channels of {path}; pass --in-channels")
+    if normalization is None:
+        raise CheckpointError(
+            f"cannot infer the input normalization of foreign checkpoint {path}; pass --normalization "
+            "none, a preset (cifar10, cifar100, imagenet, fashion-mnist) or MEAN,.../STD,..."
+        )
+    arch_kwargs = {"sub_block1": True} if any(k.startswith("sub_block1.") for k in state) else {}
+    model = create_model(
+        arch, num_classes=num_classes, in_channels=in_channels,
+        normalization=parse_normalization(normalization, in_channels), **arch_kwargs,
+    )
+    load_weights(model, state, path, strict)
+    model.to(device).eval()
+    return Checkpoint(
+        path=path, model=model, arch=arch, num_classes=num_classes, in_channels=in_channels,
+        normalization=model.normalization, arch_kwargs=arch_kwargs, foreign=True,
+    )
+
+
+def _load_own(path, raw, arch, num_classes, in_channels, normalization, strict, device) -> Checkpoint:
+    from semprobe.models import ProjectionHeads, create_model, parse_normalization
+
+    for name, given in (("arch", arch), ("num_classes", num_classes), ("in_channels", in_channels)):
+        if given is not None and given != raw[name]:
+            raise CheckpointError(f"{path} records {name}={raw[name]!r} but {given!r} was asked for")
+    norm = raw.get("normalization")
+    if normalization is not None and parse_normalization(normalization, raw["in_channels"]) != norm:
+        raise CheckpointError(f"{path} records normalization {norm} which differs from the one asked for")
+    arch_kwargs = dict(raw.get("arch_kwargs") or {})
+    model = create_model(
+        raw["arch"], num_classes=raw["num_classes"], in_channels=raw["in_channels"],
+        normalization=norm, **arch_kwargs,
+    )
+    load_weights(model, raw["model"], path, strict)
+    model.to(device).eval()
+
+    heads = None
+    if raw.get("heads") is not None:
+        heads = ProjectionHeads(**raw["heads"]["config"])
+        try:
+            heads.load_state_dict(raw["heads"]["state_dict"], strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path}: its projection heads do not match their recorded config ({exc})") from None
+        heads.to(device).eval()
+
+    word_vectors = None
+    if raw.get("word_embedding") is not None:
+        from semprobe.words import ClassVectors
+
+        word_vectors = ClassVectors.from_dict(raw["word_embedding"])
+
+    return Checkpoint(
+        path=path, model=model, arch=raw["arch"], num_classes=raw["num_classes"],
+        in_channels=raw["in_channels"], normalization=norm, dataset=raw.get("dataset"),
+        classes=raw.get("classes"), heads=heads, word_vectors=word_vectors, epoch=raw.get("epoch"),
+        config=dict(raw.get("config") or {}), metrics=dict(raw.get("metrics") or {}),
+        optimizer_state=raw.get("optimizer"), scheduler_state=raw.get("scheduler"),
+        arch_kwargs=arch_kwargs,
+    )
