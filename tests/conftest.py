@@ -17,3 +17,31 @@ def isolated_cache(tmp_path_factory, monkeypatch):
 
 def pytest_report_header(config):
     return f"semprobe tests: CI={os.environ.get('CI', '')!r}"
+
+
+@pytest.fixture(scope="session")
+def digits_model():
+    """A small CNN trained for a few epochs on sklearn's digits, with its test images.
+
+    Returns ``(model, x_test, y_test)``; the model is in eval mode, clean test accuracy
+    around 90%. Shared by the attack tests (a few seconds to train, once per session).
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from semprobe.data import load_dataset
+    from semprobe.models import create_model
+
+    torch.manual_seed(0)
+    x_train, y_train = load_dataset("digits", "train_full").tensors()
+    x_test, y_test = load_dataset("digits", "test").tensors()
+    model = create_model("small_cnn", num_classes=10, in_channels=1)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    generator = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(6):
+        for batch in torch.randperm(len(y_train), generator=generator).split(64):
+            optimizer.zero_grad()
+            F.cross_entropy(model(x_train[batch]), y_train[batch]).backward()
+            optimizer.step()
+    return model.eval(), x_test, y_test
