@@ -1,0 +1,99 @@
+"""AutoAttack (Croce & Hein, 2020) through the official implementation, ``pyautoattack``.
+
+``autoattack(model, x, y, eps=...)`` runs the standard ensemble (APGD-CE, APGD-T, FAB-T,
+Square) or any subset of its attacks (``attacks=[...]``, run as AutoAttack's ``custom``
+version with the standard version's settings), in [0,1] pixel space, L-infinity, and
+returns the adversarial images. Square alone is ``attacks=["square"]``. AutoAttack's own
+progress goes to the ``auto-attack`` logger; ``verbose=True`` shows it on stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Iterator, Sequence
+
+import torch
+
+from semprobe.attacks import _mode, check_budget
+from semprobe.errors import ConfigError
+
+AUTOATTACK_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
+STANDARD_ATTACKS = ("apgd-ce", "apgd-t", "fab-t", "square")
+# AutoAttack's standard version targets the 9 most likely wrong classes.
+STANDARD_TARGET_CLASSES = 9
+STANDARD_SQUARE_QUERIES = 5000
+LOGGER_NAME = "auto-attack"
+
+
+@contextlib.contextmanager
+def _log_to_stderr(enabled: bool) -> Iterator[None]:
+    """Show AutoAttack's progress messages on stderr for the duration of the block."""
+    if not enabled:
+        yield
+        return
+    logger = logging.getLogger(LOGGER_NAME)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("autoattack: %(message)s"))
+    previous_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(previous_level)
+
+
+def check_attacks(attacks: Sequence[str] | None, num_classes: int) -> tuple[str, ...]:
+    """Validate an AutoAttack subset (``None`` = standard) against the number of classes."""
+    chosen = tuple(STANDARD_ATTACKS if attacks is None else attacks)
+    unknown = [a for a in chosen if a not in AUTOATTACK_ATTACKS]
+    if unknown or not chosen:
+        raise ConfigError(
+            f"unknown AutoAttack attack(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from {', '.join(AUTOATTACK_ATTACKS)}"
+        )
+    if num_classes < 4 and any(a in ("apgd-dlr", "apgd-t") for a in chosen):
+        raise ConfigError(f"the DLR losses of apgd-dlr and apgd-t need at least 4 classes, the model has {num_classes}")
+    return chosen
+
+
+def autoattack(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    eps: float,
+    attacks: Sequence[str] | None = None,
+    batch_size: int = 250,
+    seed: int = 0,
+    verbose: bool = False,
+) -> torch.Tensor:
+    """Adversarial images from AutoAttack (``attacks=None``: the standard version).
+
+    A subset runs with the standard version's settings (1 restart of APGD, 9 target
+    classes, or K-1 when the model has fewer classes, 5,000 Square queries).
+    """
+    from pyautoattack import AutoAttack
+
+    check_budget(eps)
+    with torch.no_grad():
+        num_classes = model(x[:1]).shape[1]
+    chosen = check_attacks(attacks, num_classes)
+    if attacks is None:
+        adversary = AutoAttack(model, device=x.device, eps=eps, norm="Linf", seed=seed, version="standard")
+    else:
+        adversary = AutoAttack(model, attacks=list(chosen), device=x.device, eps=eps, norm="Linf", seed=seed,
+                               version="custom")
+        # the custom version starts from 5 restarts; use the standard version's settings
+        adversary.apgd.n_restarts = 1
+        adversary.fab.n_restarts = 1
+        adversary.apgd_targeted.n_restarts = 1
+        adversary.square.n_queries = STANDARD_SQUARE_QUERIES
+    targets = min(STANDARD_TARGET_CLASSES, num_classes - 1)
+    adversary.apgd_targeted.n_target_classes = targets
+    adversary.fab.n_target_classes = targets
+    with _mode(model, train=False), _log_to_stderr(verbose):
+        x_adv, _ = adversary.run_standard_evaluation(x.detach(), y, batch_size=batch_size)
+    return x_adv.detach()

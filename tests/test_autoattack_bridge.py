@@ -1,0 +1,41 @@
+"""AutoAttack through pyautoattack: runs on a tiny model, never weaker than PGD-20."""
+
+import pytest
+import torch
+
+from semprobe import attacks
+from semprobe.autoattack_bridge import autoattack, check_attacks
+from semprobe.errors import ConfigError
+
+EPS = 0.1
+
+
+def accuracy(model, x, y):
+    with torch.no_grad():
+        return (model(x).argmax(1) == y).float().mean().item()
+
+
+def test_standard_autoattack_is_at_least_as_strong_as_pgd20(digits_model):
+    model, x, y = digits_model
+    x, y = x[:16], y[:16]
+    x_aa = autoattack(model, x, y, eps=EPS, batch_size=16, seed=0)
+    assert (x_aa - x).abs().max() <= EPS + 1e-6 and x_aa.min() >= 0 and x_aa.max() <= 1
+    pgd20 = attacks.pgd(model, x, y, eps=EPS, step_size=EPS / 4, steps=20, generator=torch.Generator().manual_seed(0))
+    assert accuracy(model, x_aa, y) <= accuracy(model, pgd20, y)
+
+
+def test_square_alone_runs_and_is_seeded(digits_model):
+    model, x, y = digits_model
+    x, y = x[:8], y[:8]
+    first = autoattack(model, x, y, eps=EPS, attacks=["square"], seed=3)
+    second = autoattack(model, x, y, eps=EPS, attacks=["square"], seed=3)
+    assert torch.equal(first, second)
+    assert accuracy(model, first, y) <= accuracy(model, x, y)
+
+
+def test_bad_subsets_are_refused():
+    with pytest.raises(ConfigError, match="unknown AutoAttack"):
+        check_attacks(["apgd-ce", "deepfool"], 10)
+    with pytest.raises(ConfigError, match="at least 4 classes"):
+        check_attacks(["apgd-t"], 3)
+    assert check_attacks(None, 10) == ("apgd-ce", "apgd-t", "fab-t", "square")
