@@ -1,0 +1,1 @@
+"""One module per ``semprobe`` subcommand; each imports its heavy dependencies lazily."""

@@ -1,0 +1,64 @@
+"""``semprobe info``: describe a checkpoint."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from semprobe.commands.common import checkpoint_options, command
+
+
+def _format_mapping(mapping: dict) -> str:
+    if not mapping:
+        return "-"
+    return ", ".join(f"{k}={json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in mapping.items())
+
+
+@command()
+@checkpoint_options
+@click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
+def info(ckpt, arch, num_classes, in_channels, normalization, as_json) -> None:
+    """Describe a checkpoint: arch, classes, dataset, normalization, heads, config, metrics.
+
+    \b
+    Examples:
+      semprobe info --ckpt runs/scarl/best.pt
+      semprobe info --ckpt trades_wrn.pt --arch wrn_34_10 --normalization none --json
+    """
+    from semprobe.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(
+        ckpt, arch=arch, num_classes=num_classes, in_channels=in_channels, normalization=normalization
+    )
+    summary = loaded.summary()
+    summary["sha256"] = loaded.sha256
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    norm = summary["normalization"]
+    heads = summary["heads"]
+    words = summary["word_embedding"]
+    rows = [
+        ("checkpoint", summary["path"]),
+        ("sha256", summary["sha256"]),
+        ("format", summary["format"]),
+        ("arch", f"{summary['arch']} {_format_mapping(summary['arch_kwargs']) if summary['arch_kwargs'] else ''}".strip()),
+        ("parameters", f"{summary['parameters']:,}"),
+        ("input", f"{summary['in_channels']} channels, pixels in [0,1]"),
+        ("normalization", f"mean {norm['mean']} std {norm['std']}" if norm else "none"),
+        ("classes", f"{summary['num_classes']}: " + ", ".join(summary["classes"]) if summary["classes"]
+         else str(summary["num_classes"])),
+        ("dataset", summary["dataset"] or "-"),
+        ("heads", f"image {heads['image_dim']} -> {heads['out_dim']}, word {heads['word_dim']} -> {heads['out_dim']}"
+         if heads else "none"),
+        ("word vectors", f"{words['name']} ({words['dim']}-d)" if words else "none"),
+        ("epoch", "-" if summary["epoch"] is None else str(summary["epoch"])),
+        ("config", _format_mapping(summary["config"])),
+        ("metrics", _format_mapping(summary["metrics"])),
+    ]
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        click.echo(f"{key.ljust(width)}  {value}")
+
+

@@ -1,0 +1,128 @@
+"""Parsing of the numbers and names users type: epsilons, alpha lists, devices, seeds.
+
+Pure functions that raise :class:`ConfigError` with a message saying what is accepted;
+the CLI and the trainers both use them, so ``8/255`` means the same everywhere.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from fractions import Fraction
+
+from semprobe.errors import ConfigError
+
+
+def parse_fraction(text: str | float | int, what: str = "value") -> float:
+    """A float from ``0.031``, ``8/255`` or a number; ConfigError otherwise."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        value = float(text)
+    else:
+        spelled = str(text).strip()
+        try:
+            if "/" in spelled:
+                numerator, denominator = spelled.split("/")
+                value = float(Fraction(float(numerator)) / Fraction(float(denominator)))
+            else:
+                value = float(spelled)
+        except (ValueError, ZeroDivisionError):
+            raise ConfigError(f"cannot read {what} {text!r}; write a number such as 0.031 or a fraction such as 8/255") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{what} must be finite, got {text!r}")
+    return value
+
+
+def parse_eps(text: str | float) -> float:
+    """An L-inf radius in [0, 1] pixel units from ``8/255``, ``0.031`` or ``0.1``."""
+    value = parse_fraction(text, "eps")
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"eps must be in [0, 1] (pixels are in [0,1]), got {text}")
+    return value
+
+
+def parse_step_size(text: str | float, eps: float) -> float:
+    """A PGD step size: a number, a fraction, or relative to eps (``eps/10``, ``eps/4``, ``2.5*eps``)."""
+    spelled = str(text).strip().replace(" ", "")
+    if spelled.startswith("eps/"):
+        value = eps / parse_fraction(spelled[4:], "step size divisor")
+    elif spelled.endswith("*eps"):
+        value = eps * parse_fraction(spelled[:-4], "step size factor")
+    elif spelled == "eps":
+        value = eps
+    else:
+        value = parse_fraction(spelled, "step size")
+    if value <= 0:
+        raise ConfigError(f"step size must be > 0, got {text}")
+    return value
+
+
+def parse_alphas(text: str) -> list[float]:
+    """Label-smoothing alphas from ``0:1:0.1`` (start:stop:step, stop included) or ``0,0.2,1e-3``.
+
+    Every alpha must lie in [0, 1]; the list must not be empty. Duplicates are dropped,
+    the order is kept.
+    """
+    spelled = str(text).strip()
+    if not spelled:
+        raise ConfigError("the alpha list is empty; give START:STOP:STEP such as 0:1:0.1, or a list such as 0,0.2,0.8")
+    if ":" in spelled:
+        parts = spelled.split(":")
+        if len(parts) != 3:
+            raise ConfigError(f"cannot read alpha range {text!r}; use START:STOP:STEP such as 0:1:0.1")
+        start, stop, step = (parse_fraction(p, "alpha") for p in parts)
+        if step <= 0:
+            raise ConfigError(f"the alpha step must be > 0, got {parts[2]}")
+        count = int(math.floor((stop - start) / step + 1e-9)) + 1
+        values = [round(start + i * step, 12) for i in range(max(count, 0))]
+    else:
+        values = [parse_fraction(p, "alpha") for p in spelled.split(",") if p.strip()]
+    if not values:
+        raise ConfigError(f"the alpha list {text!r} is empty")
+    outside = [v for v in values if not 0.0 <= v <= 1.0]
+    if outside:
+        raise ConfigError(f"alpha must be in [0, 1], got {', '.join(map(str, outside))}")
+    return list(dict.fromkeys(values))
+
+
+def parse_int_list(text: str, what: str, minimum: int = 1) -> list[int]:
+    """Integers from ``10,20,50`` (each at least ``minimum``)."""
+    try:
+        values = [int(p) for p in str(text).split(",") if p.strip()]
+    except ValueError:
+        raise ConfigError(f"cannot read {what} {text!r}; give comma-separated integers such as 10,20,50") from None
+    if not values or min(values) < minimum:
+        raise ConfigError(f"{what} must be integers >= {minimum}, got {text!r}")
+    return values
+
+
+def resolve_device(spec: str = "auto"):
+    """A ``torch.device`` from ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
+    import torch
+
+    spelled = (spec or "auto").strip().lower()
+    if spelled == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spelled)
+    except RuntimeError:
+        raise ConfigError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {spec} asked for, but CUDA is not available here; use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {spec} asked for, but only {torch.cuda.device_count()} GPU(s) are visible")
+    elif device.type != "cpu":
+        raise ConfigError(f"unsupported device {spec!r}; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices) for identical numbers on a rerun."""
+    import numpy as np
+    import torch
+
+    if seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {seed}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
