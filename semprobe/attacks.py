@@ -248,16 +248,25 @@ def random_start(
     return (x + noise).clamp_(0.0, 1.0)
 
 
+Observer = Callable[[int, torch.Tensor], None]
+
+
 def _pgd_iterate(
-    objective: Objective, x: torch.Tensor, x_adv: torch.Tensor, eps: float, step_size: float, steps: int
+    objective: Objective, x: torch.Tensor, x_adv: torch.Tensor, eps: float, step_size: float, steps: int,
+    observe: Observer | None = None,
 ) -> torch.Tensor:
     lower = (x - eps).clamp_(min=0.0)
     upper = (x + eps).clamp_(max=1.0)
-    for _ in range(steps):
+    for step in range(steps):
         x_adv.requires_grad_(True)
-        loss, _ = objective(x_adv)
+        loss, logits = objective(x_adv)
+        if observe is not None:
+            observe(step, logits.detach())
         (grad,) = torch.autograd.grad(loss.sum(), x_adv)
         x_adv = torch.maximum(torch.minimum(x_adv.detach().add_(grad.sign_(), alpha=step_size), upper), lower)
+    if observe is not None:
+        with torch.no_grad():
+            observe(steps, objective(x_adv)[1])
     return x_adv
 
 
@@ -274,17 +283,23 @@ def pgd(
     restarts: int = 1,
     generator: torch.Generator | None = None,
     train_mode: bool = False,
+    observe: Observer | None = None,
 ) -> torch.Tensor:
     """Projected gradient ascent on ``loss`` in the L-inf ball of radius ``eps`` around ``x``.
 
     Every iterate stays in ``[x - eps, x + eps]`` and in ``[0, 1]``. With ``restarts > 1``
     the attack is rerun (new random start) on the images not yet misclassified, and per
     image the iterate that is misclassified or, failing that, has the highest loss is kept.
+    ``observe(k, logits)``, if given (one restart only), sees the logits of the k-th
+    iterate for k = 0..steps, so one run yields PGD-k for every k (the logits of
+    iterate k < steps are those the attack computes anyway).
     Returns the adversarial images, detached.
     """
     check_budget(eps, step_size, steps)
     if restarts < 1:
         raise ConfigError(f"restarts must be >= 1, got {restarts}")
+    if observe is not None and restarts != 1:
+        raise ConfigError("observing the iterates needs restarts=1")
     if random_start_kind not in RANDOM_STARTS:
         raise ConfigError(f"unknown random start {random_start_kind!r}; use one of {', '.join(RANDOM_STARTS)}")
     surrogate = resolve_loss(loss)
@@ -292,7 +307,7 @@ def pgd(
     with _mode(model, train=train_mode):
         objective = surrogate.bind(model, x, y)
         start = random_start(x, eps, random_start_kind, generator)
-        best = _pgd_iterate(objective, x, start, eps, step_size, steps)
+        best = _pgd_iterate(objective, x, start, eps, step_size, steps, observe)
         if restarts == 1:
             return best
         with torch.no_grad():

@@ -14,11 +14,16 @@ def command(**kwargs):
     return click.command(context_settings=CONTEXT_SETTINGS, **kwargs)
 
 
-def checkpoint_options(func):
-    """The options that identify a checkpoint, ours or foreign (``--arch`` and friends)."""
+def checkpoint_options(multiple: bool = False):
+    """The options that identify checkpoints, ours or foreign (``--arch`` and friends).
+
+    With ``multiple``, ``--ckpt`` may be repeated and the foreign options apply to each.
+    """
     options = [
-        click.option("--ckpt", "ckpt", required=True, type=click.Path(dir_okay=False, path_type=Path),
-                     help="Checkpoint file (semprobe's, or a foreign state_dict with --arch)."),
+        click.option("--ckpt", "ckpt", required=True, multiple=multiple,
+                     type=click.Path(dir_okay=False, path_type=Path),
+                     help="Checkpoint file (semprobe's, or a foreign state_dict with --arch)"
+                          + (" ; repeat for several." if multiple else ".")),
         click.option("--arch", default=None, help="Architecture of a foreign checkpoint (see `semprobe info --help`)."),
         click.option("--num-classes", type=click.IntRange(min=2), default=None,
                      help="Classes of a foreign checkpoint, when its weights do not say."),
@@ -28,10 +33,55 @@ def checkpoint_options(func):
                      help="Input normalization of a foreign checkpoint: none, cifar10, cifar100, imagenet, "
                           "fashion-mnist, or MEAN,.../STD,..."),
     ]
+
+    def decorate(func):
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def load_checkpoints(paths, arch, num_classes, in_channels, normalization, device="cpu") -> dict:
+    """Load each checkpoint (all before any work starts); keys are short unique labels."""
+    from semprobe.checkpoint import load_checkpoint
+
+    loaded = [load_checkpoint(p, arch=arch, num_classes=num_classes, in_channels=in_channels,
+                              normalization=normalization, device=device) for p in paths]
+    labels = [p.stem for p in paths]
+    if len(set(labels)) < len(labels):
+        labels = [f"{p.parent.name}/{p.stem}" for p in paths]
+    if len(set(labels)) < len(labels):
+        labels = [str(p) for p in paths]
+    return dict(zip(labels, loaded))
+
+
+def common_run_options(func):
+    """``--batch-size``, ``--seed``, ``--device``, ``--data-dir``, ``--quiet``."""
+    options = [
+        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     help="Where the dataset's files are (else $SEMPROBE_DATA, then system locations)."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True,
+                     help="Images per batch."),
+        click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Seed for sampling and random starts: same seed, same numbers."),
+        click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]
     for option in reversed(options):
         func = option(func)
     return func
 
+
+def progress_factory(quiet: bool):
+    """A ``(name, total) -> tqdm`` factory, or None when quiet or stderr is not a terminal."""
+    import sys
+
+    if quiet or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return lambda name, total: tqdm(total=total, desc=name, unit="img", leave=False)
 
 
 def out_options(func):
@@ -39,3 +89,36 @@ def out_options(func):
     func = click.option("--overwrite", is_flag=True, help="Replace files of an earlier run in --out.")(func)
     return click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
                         help="Directory for the results (JSON, tables, figures).")(func)
+def load_images(dataset: str, split: str, n: int | None, seed: int, data_dir=None):
+    """``(ImageDataset, images, labels, indices)``: ``n`` images of the split (all when None).
+
+    A subset is drawn at random with ``seed`` (indices kept sorted) so that it is a
+    fair sample of every class; ``n`` larger than the split is refused.
+    """
+    import torch
+
+    from semprobe.data import load_dataset
+    from semprobe.errors import ConfigError
+
+    data = load_dataset(dataset, split, data_dir=data_dir)
+    total = len(data)
+    if n is not None and n > total:
+        raise ConfigError(f"--n {n} is larger than the {split} split of {dataset} ({total} images)")
+    if n is None or n == total:
+        indices = torch.arange(total)
+    else:
+        indices = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
+    images, labels = data.tensors(indices)
+    return data, images, labels, indices
+
+
+def check_model_fits_data(label: str, checkpoint, data) -> None:
+    """Refuse a checkpoint whose classes or input channels differ from the dataset's."""
+    from semprobe.errors import ConfigError
+
+    if checkpoint.num_classes != data.info.num_classes:
+        raise ConfigError(f"{label} has {checkpoint.num_classes} classes but {data.info.name} has "
+                          f"{data.info.num_classes}")
+    if checkpoint.in_channels != data.info.image_shape[0]:
+        raise ConfigError(f"{label} takes {checkpoint.in_channels}-channel images but {data.info.name} has "
+                          f"{data.info.image_shape[0]}")

@@ -16,7 +16,7 @@ def _format_mapping(mapping: dict) -> str:
 
 
 @command()
-@checkpoint_options
+@checkpoint_options()
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
 def info(ckpt, arch, num_classes, in_channels, normalization, as_json) -> None:
     """Describe a checkpoint: arch, classes, dataset, normalization, heads, config, metrics.

@@ -1,0 +1,108 @@
+"""Robustness curves: accuracy vs eps and accuracy vs number of PGD steps (SCARL Fig. 4 b, c).
+
+Accuracy vs steps runs PGD once, for the largest step count, and reads the accuracy of
+every intermediate iterate: PGD-k with the same start and step size is exactly the k-th
+iterate of PGD-K, so one run of 500 steps gives every point of the curve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Sequence
+
+import torch
+
+from semprobe import attacks
+from semprobe.attack_specs import AttackSpec
+from semprobe.evaluation import AttackContext, batches, predict, robust_flags, wilson_interval
+
+
+@dataclass
+class CurvePoint:
+    """One point of a robustness curve: the swept value and the accuracy (%) with its 95% CI."""
+
+    x: float
+    accuracy: float
+    ci95: tuple[float, float]
+    n: int
+
+
+@dataclass
+class Curve:
+    """A robustness curve of one model: what was swept, what was fixed, and the points."""
+
+    label: str
+    swept: str
+    fixed: dict
+    points: list[CurvePoint] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _point(x: float, correct: int, n: int) -> CurvePoint:
+    low, high = wilson_interval(correct, n)
+    return CurvePoint(float(x), 100.0 * correct / n, (100.0 * low, 100.0 * high), n)
+
+
+def accuracy_vs_eps(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    eps_values: Sequence[float],
+    *,
+    steps: int = 10,
+    step_size_factor: float = 0.25,
+    batch_size: int = 128,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    label: str = "",
+    context: AttackContext | None = None,
+) -> Curve:
+    """PGD-``steps`` (CE) accuracy at each eps, step size ``step_size_factor * eps`` (SCARL Fig. 4 b)."""
+    device = torch.device(device)
+    clean = predict(model, images, batch_size, device) == labels
+    spec = AttackSpec(f"pgd{steps}", "pgd", steps, "ce")
+    curve = Curve(label, "eps", {"steps": steps, "step_size": f"{step_size_factor}*eps", "loss": "ce"})
+    for eps in eps_values:
+        if eps == 0:
+            flags = clean
+        else:
+            flags = robust_flags(model, images, labels, spec, eps=eps, step_size=step_size_factor * eps,
+                                 batch_size=batch_size, device=device, seed=seed, clean_correct=clean, context=context)
+        curve.points.append(_point(eps, int(flags.sum()), len(labels)))
+    return curve
+
+
+def accuracy_vs_steps(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    step_counts: Sequence[int],
+    *,
+    eps: float,
+    step_size: float,
+    batch_size: int = 128,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    label: str = "",
+) -> Curve:
+    """PGD-k (CE, uniform start) accuracy for each k in ``step_counts``, from one run (SCARL Fig. 4 c)."""
+    device = torch.device(device)
+    wanted = sorted(set(int(k) for k in step_counts))
+    clean = predict(model, images, batch_size, device) == labels
+    robust = {k: clean.clone() for k in wanted}
+    todo = clean.nonzero().squeeze(1)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    for part in batches(len(todo), batch_size):
+        index = todo[part]
+        x, y = images[index].to(device), labels[index].to(device)
+
+        def observe(step: int, logits: torch.Tensor) -> None:
+            if step in robust:
+                robust[step][index] = (logits.argmax(1) == y).cpu()
+
+        attacks.pgd(model, x, y, eps=eps, step_size=step_size, steps=max(wanted), generator=generator, observe=observe)
+    curve = Curve(label, "steps", {"eps": eps, "step_size": step_size, "loss": "ce"})
+    curve.points = [_point(k, int(robust[k].sum()), len(labels)) for k in wanted]
+    return curve

@@ -1,0 +1,157 @@
+"""Robust accuracy of a model under a list of attacks: the rows of SCARL Table 1.
+
+An image counts as robust under an attack when the model classifies both the natural
+image and the attack's output correctly (the natural image is itself inside the
+eps-ball, so robust accuracy never exceeds clean accuracy, as in AutoAttack). Images
+the model already gets wrong are therefore not attacked. Every accuracy comes with the
+number of images, a 95% Wilson score interval, and the accuracy per class.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import torch
+
+from semprobe.attack_specs import AttackSpec
+
+Z_95 = 1.959963984540054
+
+
+def wilson_interval(correct: int, n: int, z: float = Z_95) -> tuple[float, float]:
+    """Wilson score interval for a binomial proportion ``correct / n`` (as fractions)."""
+    if n == 0:
+        return (float("nan"), float("nan"))
+    p = correct / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass
+class AttackResult:
+    """Accuracy under one attack, in percent, with its 95% interval and per-class values."""
+
+    attack: dict
+    n: int
+    correct: int
+    accuracy: float
+    ci95: tuple[float, float]
+    per_class: list[float | None]
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class AttackContext:
+    """What some attacks need beyond the model: SCARL heads and word vectors, L_info's tau and c."""
+
+    heads: torch.nn.Module | None = None
+    word_vectors: torch.Tensor | None = None
+    info_tau: float | None = None
+    info_c: float | None = None
+
+
+def batches(n: int, batch_size: int) -> list[slice]:
+    """Consecutive slices covering ``range(n)``."""
+    return [slice(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
+    """Predicted labels of ``images`` (on the CPU), in batches."""
+    model.eval()
+    return torch.cat([model(images[s].to(device)).argmax(1).cpu() for s in batches(len(images), batch_size)])
+
+
+def per_class_accuracy(correct: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[float | None]:
+    """Accuracy (%) of each class; ``None`` for a class without images."""
+    out = []
+    for k in range(num_classes):
+        mask = labels == k
+        out.append(float(correct[mask].float().mean() * 100) if mask.any() else None)
+    return out
+
+
+def robust_flags(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    spec: AttackSpec,
+    *,
+    eps: float,
+    step_size: float | None,
+    batch_size: int,
+    device: torch.device,
+    seed: int,
+    clean_correct: torch.Tensor,
+    context: AttackContext | None = None,
+    progress=None,
+) -> torch.Tensor:
+    """Per image: correct on the natural image and on the attack's output (bool, CPU)."""
+    context = context or AttackContext()
+    robust = clean_correct.clone()
+    if spec.kind == "natural":
+        return robust
+    todo = clean_correct.nonzero().squeeze(1)
+    generator = torch.Generator(device=device).manual_seed(seed)
+    for part in batches(len(todo), batch_size):
+        index = todo[part]
+        x, y = images[index].to(device), labels[index].to(device)
+        x_adv = spec.run(model, x, y, eps=eps, step_size=step_size, generator=generator, seed=seed,
+                         heads=context.heads, word_vectors=context.word_vectors,
+                         info_tau=context.info_tau, info_c=context.info_c)
+        with torch.no_grad():
+            robust[index] = (model(x_adv).argmax(1) == y).cpu()
+        if progress is not None:
+            progress.update(len(index))
+    return robust
+
+
+def evaluate(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    specs: Sequence[AttackSpec],
+    *,
+    eps: float,
+    step_size: float | None = None,
+    batch_size: int = 128,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    num_classes: int | None = None,
+    context: AttackContext | None = None,
+    progress_factory=None,
+) -> list[AttackResult]:
+    """Accuracy under each attack of ``specs`` (one :class:`AttackResult` each, same order).
+
+    Each attack's randomness comes from its own generator seeded with ``seed``, so a
+    result does not depend on which other attacks ran before it. ``progress_factory``
+    (name, total) -> a tqdm-like object, or None.
+    """
+    device = torch.device(device)
+    num_classes = num_classes or int(labels.max()) + 1
+    model.eval()
+    clean_correct = predict(model, images, batch_size, device) == labels
+    results = []
+    for spec in specs:
+        started = time.perf_counter()
+        bar = progress_factory(spec.name, int(clean_correct.sum())) if progress_factory and spec.kind != "natural" else None
+        flags = robust_flags(model, images, labels, spec, eps=eps, step_size=step_size, batch_size=batch_size,
+                             device=device, seed=seed, clean_correct=clean_correct, context=context, progress=bar)
+        if bar is not None:
+            bar.close()
+        n, correct = len(labels), int(flags.sum())
+        low, high = wilson_interval(correct, n)
+        results.append(AttackResult(
+            attack=spec.describe(eps, step_size if step_size is not None else eps / 4),
+            n=n, correct=correct, accuracy=100.0 * correct / n, ci95=(100.0 * low, 100.0 * high),
+            per_class=per_class_accuracy(flags, labels, num_classes), seconds=time.perf_counter() - started,
+        ))
+    return results
