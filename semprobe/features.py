@@ -1,0 +1,129 @@
+"""Features of natural and adversarial images, in batches, for the semantic diagnostics.
+
+:func:`extract_features` runs a model over images batch by batch and writes the
+requested layer's output (flattened per image) into one preallocated array, so memory
+does not grow with the number of images beyond that array. With an attack it also
+extracts the features of the attacked images (SCARL Fig. 1 and 5 compare the two).
+:func:`load_features_file` reads features computed elsewhere from an ``.npz``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from semprobe.attack_specs import AttackSpec
+from semprobe.errors import ConfigError, SemprobeError
+from semprobe.evaluation import AttackContext, batches
+
+REQUIRED_ARRAYS = ("features", "labels")
+
+
+@dataclass
+class FeatureSet:
+    """Features of n images (natural and, optionally, adversarial) with their labels."""
+
+    features: np.ndarray  # (n, p) float32
+    labels: np.ndarray  # (n,) int64
+    features_adv: np.ndarray | None = None  # (n, p) float32
+    classes: list[str] | None = None
+    layer: str = "penultimate"
+    source: dict = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return int(self.features.shape[0])
+
+
+def check_layer(model: torch.nn.Module, layer: str) -> None:
+    """Refuse an unknown tap before any work, listing some of the available ones."""
+    names = model.tap_names()
+    if layer not in names:
+        shown = ", ".join(names[:12])
+        raise ConfigError(f"unknown layer {layer!r}; available: {shown}, ... (penultimate and logits always)")
+
+
+def _flat(tensor: torch.Tensor) -> np.ndarray:
+    return tensor.detach().reshape(tensor.shape[0], -1).float().cpu().numpy()
+
+
+def extract_features(
+    model: torch.nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    layer: str = "penultimate",
+    attack: AttackSpec | None = None,
+    eps: float = 0.0,
+    step_size: float | None = None,
+    batch_size: int = 128,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+    context: AttackContext | None = None,
+    classes: list[str] | None = None,
+    progress=None,
+) -> FeatureSet:
+    """Layer ``layer`` of ``model`` on ``images`` (and on their attacked versions when ``attack``)."""
+    device = torch.device(device)
+    check_layer(model, layer)
+    model.eval()
+    context = context or AttackContext()
+    generator = torch.Generator(device=device).manual_seed(seed)
+    natural = adversarial = None
+    for part in batches(len(images), batch_size):
+        x, y = images[part].to(device), labels[part].to(device)
+        with torch.no_grad():
+            out = _flat(model.extract(x, [layer])[layer])
+        if natural is None:
+            natural = np.empty((len(images), out.shape[1]), dtype=np.float32)
+            adversarial = np.empty_like(natural) if attack is not None and attack.kind != "natural" else None
+        natural[part] = out
+        if adversarial is not None:
+            x_adv = attack.run(model, x, y, eps=eps, step_size=step_size, generator=generator, seed=seed,
+                               heads=context.heads, word_vectors=context.word_vectors,
+                               info_tau=context.info_tau, info_c=context.info_c)
+            with torch.no_grad():
+                adversarial[part] = _flat(model.extract(x_adv, [layer])[layer])
+        if progress is not None:
+            progress.update(len(y))
+    return FeatureSet(natural, labels.cpu().numpy().astype(np.int64), adversarial, classes, layer)
+
+
+def load_features_file(path: str | os.PathLike) -> FeatureSet:
+    """Features from an ``.npz`` with ``features`` (n x p), ``labels`` (n), optional
+    ``features_adv`` (n x p) and ``classes`` (K names); every problem is one clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise SemprobeError(f"features file {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except Exception as exc:  # zip, format and pickle errors all mean "not a usable npz"
+        raise SemprobeError(f"cannot read features file {path} as .npz without pickles ({exc})") from None
+    missing = [name for name in REQUIRED_ARRAYS if name not in arrays]
+    if missing:
+        raise SemprobeError(f"features file {path} lacks the array(s) {', '.join(missing)}; "
+                            "it needs features (n x p) and labels (n), optionally features_adv and classes")
+    features, labels = arrays["features"], arrays["labels"]
+    if features.ndim != 2 or labels.ndim != 1 or len(labels) != len(features):
+        raise SemprobeError(f"features file {path}: features must be n x p and labels n, got shapes "
+                            f"{features.shape} and {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer) or labels.min(initial=0) < 0:
+        raise SemprobeError(f"features file {path}: labels must be non-negative integers")
+    features_adv = arrays.get("features_adv")
+    if features_adv is not None and features_adv.shape != features.shape:
+        raise SemprobeError(f"features file {path}: features_adv has shape {features_adv.shape}, "
+                            f"features {features.shape}")
+    for name, array in (("features", features), ("features_adv", features_adv)):
+        if array is not None and not np.isfinite(array).all():
+            raise SemprobeError(f"features file {path}: {name} holds NaN or infinite values")
+    classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else None
+    if classes is not None and labels.max(initial=0) >= len(classes):
+        raise SemprobeError(f"features file {path}: a label is >= the number of classes ({len(classes)})")
+    return FeatureSet(features.astype(np.float32), labels.astype(np.int64),
+                      None if features_adv is None else features_adv.astype(np.float32), classes,
+                      layer="file", source={"features_file": str(path)})
