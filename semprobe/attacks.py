@@ -159,7 +159,7 @@ class InfoBound(Surrogate):
         def objective(x_adv):
             features = model.features(x_adv)
             logits = model.classifier(features)
-            with _mode(self.heads, train=False):
+            with model_mode(self.heads, train=False):
                 images = self.heads.image(features)
             return losses.info_loss(images, words, y, self.tau, self.c), logits
 
@@ -212,7 +212,7 @@ def resolve_loss(loss: str | Surrogate) -> Surrogate:
 
 
 @contextlib.contextmanager
-def _mode(module: torch.nn.Module, train: bool) -> Iterator[None]:
+def model_mode(module: torch.nn.Module, train: bool) -> Iterator[None]:
     """Put ``module`` in train or eval mode for the block, then restore its mode."""
     was_training = module.training
     module.train(train)
@@ -251,10 +251,13 @@ def random_start(
 Observer = Callable[[int, torch.Tensor], None]
 
 
-def _pgd_iterate(
+def iterate(
     objective: Objective, x: torch.Tensor, x_adv: torch.Tensor, eps: float, step_size: float, steps: int,
     observe: Observer | None = None,
 ) -> torch.Tensor:
+    """``steps`` PGD steps on ``objective`` (a bound surrogate) from ``x_adv``, projected onto
+    the eps-ball around ``x`` and [0,1]. The loop of :func:`pgd`, for callers that share
+    one random start or one bound objective across several attacks."""
     lower = (x - eps).clamp_(min=0.0)
     upper = (x + eps).clamp_(max=1.0)
     for step in range(steps):
@@ -304,10 +307,10 @@ def pgd(
         raise ConfigError(f"unknown random start {random_start_kind!r}; use one of {', '.join(RANDOM_STARTS)}")
     surrogate = resolve_loss(loss)
     x = x.detach()
-    with _mode(model, train=train_mode):
+    with model_mode(model, train=train_mode):
         objective = surrogate.bind(model, x, y)
         start = random_start(x, eps, random_start_kind, generator)
-        best = _pgd_iterate(objective, x, start, eps, step_size, steps, observe)
+        best = iterate(objective, x, start, eps, step_size, steps, observe)
         if restarts == 1:
             return best
         with torch.no_grad():
@@ -319,7 +322,7 @@ def pgd(
                 break
             sub_objective = surrogate.bind(model, x[todo], y[todo])
             start = random_start(x[todo], eps, random_start_kind, generator)
-            candidate = _pgd_iterate(sub_objective, x[todo], start, eps, step_size, steps)
+            candidate = iterate(sub_objective, x[todo], start, eps, step_size, steps)
             with torch.no_grad():
                 cand_loss, cand_logits = sub_objective(candidate)
                 cand_fooled = cand_logits.argmax(1) != y[todo]
@@ -339,5 +342,5 @@ def fgsm(
     check_budget(eps)
     surrogate = resolve_loss(loss)
     x = x.detach()
-    with _mode(model, train=train_mode):
-        return _pgd_iterate(surrogate.bind(model, x, y), x, x.clone(), eps, eps, 1)
+    with model_mode(model, train=train_mode):
+        return iterate(surrogate.bind(model, x, y), x, x.clone(), eps, eps, 1)

@@ -15,7 +15,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from semprobe.attacks import _mode, check_budget
+from semprobe.attacks import check_budget, model_mode
 from semprobe.errors import ConfigError
 
 AUTOATTACK_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
@@ -94,6 +94,6 @@ def autoattack(
     targets = min(STANDARD_TARGET_CLASSES, num_classes - 1)
     adversary.apgd_targeted.n_target_classes = targets
     adversary.fab.n_target_classes = targets
-    with _mode(model, train=False), _log_to_stderr(verbose):
+    with model_mode(model, train=False), _log_to_stderr(verbose):
         x_adv, _ = adversary.run_standard_evaluation(x.detach(), y, batch_size=batch_size)
     return x_adv.detach()

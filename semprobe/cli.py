@@ -14,7 +14,7 @@ import sys
 import click
 
 from semprobe import __version__
-from semprobe.commands import embed, evaluate, info
+from semprobe.commands import alpha_curve, embed, evaluate, info
 from semprobe.commands.common import CONTEXT_SETTINGS
 from semprobe.errors import SemprobeError
 
@@ -40,6 +40,7 @@ def cli() -> None:
 cli.add_command(info.info)
 cli.add_command(embed.embed)
 cli.add_command(evaluate.evaluate_command)
+cli.add_command(alpha_curve.alpha_curve_command)
 
 
 def _one_line(message: str) -> str:
