@@ -1,0 +1,79 @@
+"""Two processes under torchrun (Gloo, CPU) end with the weights of one process and the same global batch.
+
+Why this can be equal: the global batch is split by DistributedSampler (the union of the
+two shards of a step is the single process's batch), every loss term is a shard mean,
+DDP averages the gradients, BatchNorm statistics are taken over the global batch
+(``GlobalBatchNorm``), SCARL's class centres and TLA's negatives see the global batch
+through differentiable collectives, and the word head g_t is computed alike everywhere.
+
+Two limits the test respects:
+
+- the attack starts at x (``--random-start none``): ``semprobe.attacks.pgd`` draws its
+  random start from each process's generator, so with a random start the two runs are
+  equally valid but not equal samples;
+- float rounding differs (sums split over two processes), and a rounding difference
+  can flip a near-tie (a max-pool winner, the sign of a tiny PGD gradient) after which
+  the runs drift apart; a few steps keep the comparison about the update rule.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.distributed
+
+from semprobe.checkpoint import load_checkpoint
+from trainers import loop
+from trainers.config import parse_args
+
+pytestmark = pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="needs the Gloo backend")
+
+COMMON = ["--dataset", "digits", "--arch", "small_cnn", "--max-train-images", "64", "--batch-size", "32",
+          "--epochs", "2", "--steps", "3", "--random-start", "none", "--eval-steps", "2", "--lr", "0.05", "--quiet"]
+
+
+def assert_states_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert list(a) == list(b)
+    for name in a:
+        assert torch.allclose(a[name].double(), b[name].double(), rtol=0, atol=1e-5), name
+
+
+@pytest.mark.parametrize(
+    "method",
+    [
+        ["scarl", "--base", "pgd_at", "--embedding", "nn", "--nn-dim", "8", "--lambda1", "2", "--lambda2", "5"],
+        ["tla", "--tla-weight", "5"],
+    ],
+    ids=["scarl", "tla"],
+)
+def test_two_process_gloo_run_equals_one_process(tmp_path, method):
+    argv = [*method, *COMMON]
+    loop.train(*parse_args([*argv, "--out", str(tmp_path / "single")]))
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "trainers", *argv, "--out", str(tmp_path / "ddp")]
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+
+    single, ddp = (load_checkpoint(tmp_path / run / "last.pt") for run in ("single", "ddp"))
+    assert ddp.epoch == single.epoch == 2
+    assert_states_close(single.model.state_dict(), ddp.model.state_dict())
+    if single.heads is not None:
+        assert_states_close(single.heads.state_dict(), ddp.heads.state_dict())
+        assert np.allclose(single.word_vectors.vectors, ddp.word_vectors.vectors, rtol=0, atol=1e-5)
+        centres = [torch.load(tmp_path / run / "last_state.pt", weights_only=True)["word_centres"]
+                   for run in ("single", "ddp")]
+        assert torch.allclose(*centres, rtol=0, atol=1e-5)
+    records = [[json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
+               for run in ("single", "ddp")]
+    for one, two in zip(*records):
+        for key in one:
+            if key.startswith("train_") and not key.endswith("time_s"):
+                assert two[key] == pytest.approx(one[key], rel=1e-4, abs=1e-6), key
+        assert two["val_clean_acc"] == one["val_clean_acc"]  # evaluation is sharded but seeded per chunk

@@ -1,0 +1,314 @@
+"""Every trainer loss against an independent computation: plain loops, float64, math.exp.
+
+The method-level checks (TRADES, MART, SCARL's L_info and L_struc) run the method step
+functions of ``trainers.methods`` on a small CNN and recompute the same terms by hand
+from the network's outputs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from semprobe.data import load_dataset
+from semprobe.losses import kl_from_natural
+from semprobe.models import ProjectionHeads, create_model
+from trainers import losses
+from trainers.config import resolve
+from trainers.distributed import GlobalBatchNorm, convert_batchnorm
+from trainers.methods import StepContext, mart, scarl, trades
+from trainers.network import FixedWords, TrainingNetwork, WordCentres
+
+K = 10
+
+
+def smooth_l1(a: float, b: float) -> float:
+    d = abs(a - b)
+    return 0.5 * d * d if d < 1.0 else d - 0.5
+
+
+def norm(v: torch.Tensor) -> float:
+    return math.sqrt(sum(float(c) ** 2 for c in v))
+
+
+def dot(a: torch.Tensor, b: torch.Tensor) -> float:
+    return sum(float(p) * float(q) for p, q in zip(a, b))
+
+
+def loop_distance_loss(image: torch.Tensor, word: torch.Tensor) -> float:
+    pairs = [(i, j) for i in range(len(image)) for j in range(len(image)) if i != j]
+    d_image = [norm(image[i] - image[j]) for i, j in pairs]
+    d_word = [norm(word[i] - word[j]) for i, j in pairs]
+    mu_image, mu_word = sum(d_image) / len(pairs), sum(d_word) / len(pairs)
+    return sum(smooth_l1(a / mu_image, b / mu_word) for a, b in zip(d_image, d_word)) / len(pairs)
+
+
+def loop_angle_loss(image: torch.Tensor, word: torch.Tensor) -> float:
+    def cosine(points, i, j, k):
+        e_ij, e_kj = points[i] - points[j], points[k] - points[j]
+        return dot(e_ij, e_kj) / (norm(e_ij) * norm(e_kj))
+
+    triples = list(itertools.permutations(range(len(image)), 3))
+    return sum(smooth_l1(cosine(image, *t), cosine(word, *t)) for t in triples) / len(triples)
+
+
+def loop_kl(p: list[float], q: list[float]) -> float:
+    """KL(p || q) = sum_k p_k log(p_k / q_k)."""
+    return sum(pk * math.log(pk / qk) for pk, qk in zip(p, q))
+
+
+def softmax_rows(logits: torch.Tensor) -> list[list[float]]:
+    rows = []
+    for row in logits.tolist():
+        top = max(row)
+        exps = [math.exp(v - top) for v in row]
+        rows.append([e / sum(exps) for e in exps])
+    return rows
+
+
+# ----------------------------------------------------------------------------- TRADES KL
+
+
+def test_kl_term_is_natural_to_adversarial_as_in_the_trades_code():
+    torch.manual_seed(0)
+    logits_adv, logits_nat = torch.randn(5, 4, dtype=torch.float64), torch.randn(5, 4, dtype=torch.float64)
+    p_nat, p_adv = softmax_rows(logits_nat), softmax_rows(logits_adv)
+    ours = kl_from_natural(logits_adv, F.softmax(logits_nat, dim=1))
+    expected = [loop_kl(p, q) for p, q in zip(p_nat, p_adv)]
+    reverse = [loop_kl(q, p) for p, q in zip(p_nat, p_adv)]
+    assert ours.tolist() == pytest.approx(expected, rel=1e-10)
+    assert max(abs(a - b) for a, b in zip(expected, reverse)) > 1e-3  # the direction matters
+
+
+# ----------------------------------------------------------------------------- MART
+
+
+def test_boosted_cross_entropy_matches_its_formula():
+    torch.manual_seed(1)
+    logits, labels = torch.randn(6, 5, dtype=torch.float64) * 3, torch.tensor([0, 1, 2, 3, 4, 0])
+    expected = []
+    for p, y in zip(softmax_rows(logits), labels.tolist()):
+        runner_up = max(p[k] for k in range(len(p)) if k != y)
+        expected.append(-math.log(p[y]) - math.log(1.0 - runner_up))
+    assert losses.boosted_cross_entropy(logits, labels).tolist() == pytest.approx(expected, rel=1e-9)
+
+
+def test_boosted_cross_entropy_stays_finite_for_confident_mistakes():
+    logits = torch.tensor([[-1000.0, 1000.0, 0.0], [1000.0, -1000.0, 0.0]])
+    values = losses.boosted_cross_entropy(logits, torch.tensor([0, 0]))
+    assert torch.isfinite(values).all()
+    assert values[0] > 1000  # confidently wrong: -log p_y is ~2000
+
+
+def test_mart_kl_is_weighted_by_the_natural_miss_probability():
+    torch.manual_seed(2)
+    logits_adv, logits_nat = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    labels = torch.tensor([0, 2, 1, 1])
+    p_nat, p_adv = softmax_rows(logits_nat), softmax_rows(logits_adv)
+    expected = [loop_kl(p, q) * (1.0 - p[y]) for p, q, y in zip(p_nat, p_adv, labels.tolist())]
+    assert losses.mart_kl(logits_adv, logits_nat, labels).tolist() == pytest.approx(expected, rel=1e-9)
+
+
+# ----------------------------------------------------------------------------- TLA
+
+
+def test_triplet_loss_mines_the_closest_other_class_negative():
+    torch.manual_seed(3)
+    anchors, positives = torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    margin = 0.2
+    unit = lambda v: v / norm(v)  # noqa: E731
+    expected = []
+    for i in range(6):
+        a = unit(anchors[i])
+        d_pos = 1 - dot(a, unit(positives[i]))
+        d_neg = min(1 - dot(a, unit(positives[j])) for j in range(6) if labels[j] != labels[i])
+        expected.append(max(0.0, d_pos - d_neg + margin))
+    ours = losses.triplet_loss(anchors, positives, labels, positives, labels, margin)
+    assert ours.tolist() == pytest.approx(expected, rel=1e-9, abs=1e-12)
+
+
+def test_triplet_loss_is_zero_without_a_negative():
+    values = losses.triplet_loss(torch.randn(3, 4), torch.randn(3, 4), torch.zeros(3, dtype=torch.long),
+                                 torch.randn(3, 4), torch.zeros(3, dtype=torch.long), 0.5)
+    assert values.tolist() == [0.0, 0.0, 0.0]
+
+
+# ----------------------------------------------------------------------------- L_struc
+
+
+@pytest.mark.parametrize("count", [2, 3, 5, 8])
+def test_distance_and_angle_losses_match_plain_loops(count):
+    generator = torch.Generator().manual_seed(count)
+    image = torch.randn(count, 6, generator=generator, dtype=torch.float64) * 2  # some |differences| > 1
+    word = torch.randn(count, 6, generator=generator, dtype=torch.float64)
+    assert float(losses.distance_matching_loss(image, word)) == pytest.approx(loop_distance_loss(image, word), rel=1e-9)
+    expected_angle = loop_angle_loss(image, word) if count >= 3 else 0.0
+    assert float(losses.angle_matching_loss(image, word)) == pytest.approx(expected_angle, rel=1e-9, abs=1e-15)
+
+
+def test_structure_losses_are_zero_for_too_few_centres_and_keep_the_graph():
+    one = torch.randn(1, 4, requires_grad=True)
+    for loss in (losses.distance_matching_loss(one, torch.randn(1, 4)), losses.angle_matching_loss(one, torch.randn(1, 4))):
+        assert loss.item() == 0.0
+        loss.backward()  # a zero term still backpropagates
+
+
+def test_class_centres_average_only_the_classes_present():
+    embeddings = torch.arange(12, dtype=torch.float64).view(6, 2)
+    labels = torch.tensor([4, 1, 4, 7, 1, 4])
+    centres, classes = losses.class_centres(embeddings, labels, K)
+    assert classes.tolist() == [1, 4, 7]
+    for row, k in zip(centres, classes.tolist()):
+        members = [embeddings[i] for i in range(6) if labels[i] == k]
+        assert row.tolist() == pytest.approx((sum(members) / len(members)).tolist())
+
+
+def test_class_centres_reduce_combines_sums_and_counts():
+    """Two halves reduced by addition give the centres of the whole batch (what DDP does)."""
+    embeddings, labels = torch.randn(8, 3, dtype=torch.float64), torch.tensor([0, 1, 1, 2, 0, 0, 2, 2])
+    other_half = torch.cat([embeddings[4:].new_zeros(K, 3).index_add(0, labels[4:], embeddings[4:]),
+                            torch.bincount(labels[4:], minlength=K).to(torch.float64)[:, None]], dim=1)
+    centres, classes = losses.class_centres(embeddings[:4], labels[:4], K, reduce=lambda t: t + other_half)
+    whole, whole_classes = losses.class_centres(embeddings, labels, K)
+    assert classes.tolist() == whole_classes.tolist()
+    assert torch.allclose(centres, whole)
+
+
+def test_momentum_update_moves_by_m_and_is_detached():
+    centres, target = torch.zeros(3, 2), torch.ones(3, 2, requires_grad=True)
+    updated = losses.momentum_update(centres, target, 0.25)
+    assert updated.tolist() == [[0.25, 0.25]] * 3 and not updated.requires_grad
+    word_centres = WordCentres(3, 2, momentum=0.5, seed=0, device=torch.device("cpu"))
+    start = word_centres.centres.clone()
+    assert torch.allclose(start.norm(dim=1), torch.ones(3))  # random unit vectors at start
+    word_centres.update(torch.ones(3, 2))
+    twice = word_centres.update(torch.ones(3, 2))
+    assert torch.allclose(twice, start + 0.75 * (1 - start))  # t + m(1-t), twice with m = 0.5
+
+
+# ----------------------------------------------------------------------------- ramp
+
+
+def test_gaussian_ramp():
+    assert losses.gaussian_ramp(0.0, 10.0, 2.0) == pytest.approx(2.0 * math.exp(-5.0))
+    assert losses.gaussian_ramp(5.0, 10.0, 1.0) == pytest.approx(math.exp(-5.0 * 0.25))
+    assert losses.gaussian_ramp(10.0, 10.0, 1.0) == pytest.approx(1.0)
+    assert losses.gaussian_ramp(25.0, 10.0, 1.0) == pytest.approx(1.0)
+    values = [losses.gaussian_ramp(t / 4, 10.0, 1.0) for t in range(45)]
+    assert values == sorted(values)
+
+
+# ----------------------------------------------------------------------------- through the methods
+
+
+@pytest.fixture(scope="module")
+def batch():
+    """16 digits with only classes 0, 2, 5 and 7 (a batch that misses classes)."""
+    x, y = load_dataset("digits", "train").tensors()
+    keep = torch.nonzero(torch.isin(y, torch.tensor([0, 2, 5, 7]))).squeeze(1)[:16]
+    return x[keep], y[keep]
+
+
+def make_context(method: str, **given) -> StepContext:
+    config = resolve(method, {"dataset": "digits", "arch": "small_cnn", "out": "unused", **given})
+    torch.manual_seed(0)
+    model = create_model("small_cnn", num_classes=K, in_channels=1)
+    heads = words = centres = None
+    if method == "scarl":
+        heads, words = ProjectionHeads(model.feature_dim, 50, out_dim=16), FixedWords(torch.randn(K, 50))
+        centres = WordCentres(K, 16, config.centre_momentum, seed=0, device=torch.device("cpu"))
+    network = TrainingNetwork(model, heads, words).train()
+    return StepContext(config=config, network=network, model=model, num_classes=K,
+                       generator=torch.Generator().manual_seed(0), word_centres=centres)
+
+
+def test_trades_method_combines_ce_and_the_kl_by_hand(batch):
+    x, y = batch
+    ctx = make_context("trades")
+    x_adv = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
+    ctx.attack = lambda images, labels: x_adv
+    result = trades(ctx, x, y, 0.0)
+    with torch.no_grad():
+        outputs = ctx.network(natural=x, adversarial=x_adv)
+    p_nat, p_adv = softmax_rows(outputs["logits_nat"].double()), softmax_rows(outputs["logits_adv"].double())
+    ce = sum(-math.log(p[label]) for p, label in zip(p_nat, y.tolist())) / len(y)
+    kl = sum(loop_kl(p, q) for p, q in zip(p_nat, p_adv)) / len(y)
+    assert result.terms["ce"].item() == pytest.approx(ce, rel=1e-5)
+    assert result.terms["kl"].item() == pytest.approx(kl, rel=1e-4)
+    assert result.loss.item() == pytest.approx(ce + 6.0 * kl, rel=1e-5)
+
+
+def test_mart_method_by_hand(batch):
+    x, y = batch
+    ctx = make_context("mart")
+    x_adv = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
+    ctx.attack = lambda images, labels: x_adv
+    result = mart(ctx, x, y, 0.0)
+    with torch.no_grad():
+        outputs = ctx.network(natural=x, adversarial=x_adv)
+    p_nat, p_adv = softmax_rows(outputs["logits_nat"].double()), softmax_rows(outputs["logits_adv"].double())
+    bce = robust = 0.0
+    for p, q, label in zip(p_nat, p_adv, y.tolist()):
+        bce += -math.log(q[label]) - math.log(1 - max(q[k] for k in range(K) if k != label))
+        robust += loop_kl(p, q) * (1 - p[label])
+    bce, robust = bce / len(y), robust / len(y)
+    assert result.terms["bce"].item() == pytest.approx(bce, rel=1e-5)
+    assert result.terms["mart_kl"].item() == pytest.approx(robust, rel=1e-4)
+    assert result.loss.item() == pytest.approx(bce + 5.0 * robust, rel=1e-5)
+
+
+@pytest.mark.parametrize("info", ["bound", "infonce"])
+def test_scarl_method_info_and_structure_terms_by_hand(batch, info):
+    """L_info with h computed by hand (Lemma 2.1) or InfoNCE; L_struc over the present classes only."""
+    x, y = batch
+    tau, c, m = 0.5, 300.0, 0.3
+    ctx = make_context("scarl", base="natural", embedding="random", tau=tau, c=c, centre_momentum=m,
+                       epochs=10, info=info)
+    centres_before = ctx.word_centres.centres.clone()
+    progress = 4.0
+    result = scarl(ctx, x, y, progress)
+
+    with torch.no_grad():
+        outputs = ctx.network(natural=x)
+    images, words = outputs["image_proj"].double(), outputs["word_proj"].double()
+    expected_info = 0.0
+    for i, label in enumerate(y.tolist()):
+        similarities = [dot(images[i], words[k]) for k in range(K)]
+        if info == "bound":
+            for k, s in enumerate(similarities):
+                h = math.exp(s / tau) / (math.exp(s / tau) + c)
+                expected_info -= math.log(h) if k == label else math.log(1.0 - h)
+        else:
+            expected_info -= similarities[label] / tau - math.log(sum(math.exp(s / tau) for s in similarities))
+    expected_info /= len(y)
+    assert result.terms["info"].item() == pytest.approx(expected_info, rel=1e-5)
+
+    present = sorted(set(y.tolist()))
+    image_centres = torch.stack([images[y == k].mean(dim=0) for k in present])
+    word_centres = (centres_before + m * (outputs["word_proj"] - centres_before)).double()[present]
+    assert torch.allclose(ctx.word_centres.centres, centres_before + m * (outputs["word_proj"] - centres_before))
+    assert result.terms["struc_distance"].item() == pytest.approx(loop_distance_loss(image_centres, word_centres), rel=1e-4)
+    assert result.terms["struc_angle"].item() == pytest.approx(loop_angle_loss(image_centres, word_centres), rel=1e-4)
+
+    ramp = math.exp(-5.0 * (1 - progress / 10) ** 2)
+    expected_total = (result.terms["ce"].item() + ramp * result.terms["info"].item()
+                      + ramp * result.terms["struc"].item())
+    assert result.terms["lambda1"] == pytest.approx(ramp) and result.terms["lambda2"] == pytest.approx(ramp)
+    assert result.loss.item() == pytest.approx(expected_total, rel=1e-6)
+
+
+def test_global_batchnorm_is_plain_batchnorm_in_one_process():
+    torch.manual_seed(0)
+    model = create_model("small_cnn", num_classes=K, in_channels=1).train()
+    reference = create_model("small_cnn", num_classes=K, in_channels=1).train()
+    reference.load_state_dict(model.state_dict())
+    convert_batchnorm(model, torch.device("cpu"))
+    assert isinstance(model.bn1, GlobalBatchNorm) and list(model.state_dict()) == list(reference.state_dict())
+    x = torch.rand(8, 1, 8, 8)
+    assert torch.equal(model(x), reference(x))
+    assert torch.equal(model.bn1.running_var, reference.bn1.running_var)

@@ -1,0 +1,44 @@
+"""``python -m trainers METHOD --dataset D --arch A [options] --out RUNDIR`` (also under torchrun).
+
+A user mistake (an unknown name, a number out of range, a run folder that does not fit)
+is one line ``trainers: error: ...`` on stderr and exit code 2, with nothing written. A
+loss that becomes NaN or infinite stops the run with one such line and exit code 1; the
+run folder keeps the last good epoch. Under torchrun only the main process (rank 0)
+prints.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Sequence
+
+from semprobe.errors import SemprobeError
+from trainers.config import parse_args
+from trainers.loop import TrainingDiverged, train
+
+USER_ERROR_EXIT_CODE = 2
+DIVERGED_EXIT_CODE = 1
+
+
+def _report(message: object) -> None:
+    if os.environ.get("RANK", "0") == "0":
+        line = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+        print(f"trainers: error: {line}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, train, and turn the expected failures into one line and an exit code."""
+    try:
+        train(*parse_args(argv))
+    except SemprobeError as exc:
+        _report(exc)
+        return USER_ERROR_EXIT_CODE
+    except TrainingDiverged as exc:
+        _report(exc)
+        return DIVERGED_EXIT_CODE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

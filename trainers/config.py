@@ -1,0 +1,455 @@
+"""Training options: the command line, each method's defaults, the papers' presets, validation.
+
+:func:`parse_args` turns ``python -m trainers METHOD ...`` into a :class:`TrainConfig`
+holding every option resolved to a plain value, in this order of precedence: an option
+given on the command line, then the ``--preset``, then the method's default. Anything
+wrong (an unknown name, a number out of range, an option the method does not use) is a
+:class:`~semprobe.errors.ConfigError` raised before any file is written.
+
+**Presets** (the papers' training settings; dataset and architecture are still named
+with ``--dataset`` and ``--arch``, any option can be overridden):
+
+- ``scarl-cifar10``, ``scarl-cifar100`` (SCARL section 3.1): 100 epochs, SGD lr 0.1
+  momentum 0.9, weight decay 5e-4, lr x0.1 at epochs 75 and 90, batch 128, eps 8/255,
+  PGD 10 steps of 2/255, beta 6, lambda_1 = lambda_2 = 1.
+- ``scarl-tinyimagenet``: the same with 60 epochs and decays at 50 and 55.
+- ``spat-cifar10`` (SPAT section 5.1.1, MART's settings): 100 epochs, SGD lr 0.1
+  momentum 0.9, weight decay 7e-4, decays at 75 and 90, batch 128, eps 8/255, PGD-LS
+  10 steps of eps/4 with random start, beta 6 (TRADES) / 5 (MART), alpha 0.1 for
+  spat_trades and 0.3 for spat_mart (Table 3). The paper states no total epoch count;
+  100 is the count its decay epochs come from (TRADES, MART).
+- ``spat-cifar100``: as spat-cifar10 with alpha 0.2 for spat_mart. The paper says the
+  CIFAR-100 weight decay "follows the original implementations" without a number;
+  this preset uses 5e-4. Neither SPAT preset gives spat_madry an alpha (the paper
+  reports none for Madry + SPAT on these sets): pass ``--alpha``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from semprobe.attacks import RANDOM_STARTS
+from semprobe.data import dataset_info
+from semprobe.errors import ConfigError
+from semprobe.losses import LS_PARAMETRIZATIONS
+from semprobe.models import list_models
+from semprobe.options import parse_eps, parse_int_list, parse_step_size
+
+METHODS = (
+    "natural", "fgsm", "pgd_at", "trades", "mart", "tla", "scarl", "spat_madry", "spat_trades", "spat_mart",
+)  # fmt: skip
+SPAT_METHODS = ("spat_madry", "spat_trades", "spat_mart")
+SCARL_BASES = ("trades", "pgd_at", "natural")
+INFO_LOSSES = ("bound", "infonce")
+LEARNED_EMBEDDING = "nn"
+
+#: beta of the methods that have one (TRADES 6, MART 5; SCARL eq. 12 uses 6).
+BETA_DEFAULTS = {"trades": 6.0, "mart": 5.0, "scarl": 6.0, "spat_trades": 6.0, "spat_mart": 5.0}
+#: the random start of each method's training attack: TRADES' and MART's code start at
+#: x + 0.001 N(0, 1) ("normal"); Madry's PGD, FGSM-AT (Wong et al. 2020) and SPAT draw
+#: uniformly from the eps-ball.
+RANDOM_START_DEFAULTS = {
+    "fgsm": "uniform", "pgd_at": "uniform", "tla": "uniform", "trades": "normal", "mart": "normal",
+    "spat_madry": "uniform", "spat_trades": "uniform", "spat_mart": "uniform",
+}  # fmt: skip
+#: FGSM-AT with random start takes one step of 1.25 eps (Wong et al. 2020).
+FGSM_STEP_SIZE = "1.25*eps"
+
+_SCARL_CIFAR = {
+    "epochs": 100, "milestones": [75, 90], "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
+    "batch_size": 128, "eps": "8/255", "step_size": "2/255", "steps": 10, "beta": 6.0,
+    "lambda1": 1.0, "lambda2": 1.0,
+}  # fmt: skip
+_SPAT_CIFAR10 = {
+    "epochs": 100, "milestones": [75, 90], "lr": 0.1, "momentum": 0.9, "weight_decay": 7e-4,
+    "batch_size": 128, "eps": "8/255", "step_size": "eps/4", "steps": 10, "random_start": "uniform",
+    "beta": {"trades": 6.0, "spat_trades": 6.0, "mart": 5.0, "spat_mart": 5.0},
+    "alpha": {"spat_trades": 0.1, "spat_mart": 0.3},
+}  # fmt: skip
+#: A preset value that is a dict is looked up by method (and absent for other methods).
+PRESETS: dict[str, dict[str, Any]] = {
+    "scarl-cifar10": _SCARL_CIFAR,
+    "scarl-cifar100": _SCARL_CIFAR,
+    "scarl-tinyimagenet": {**_SCARL_CIFAR, "epochs": 60, "milestones": [50, 55]},
+    "spat-cifar10": _SPAT_CIFAR10,
+    "spat-cifar100": {**_SPAT_CIFAR10, "weight_decay": 5e-4, "alpha": {"spat_trades": 0.1, "spat_mart": 0.2}},
+}
+
+_ATTACKING = tuple(m for m in METHODS if m != "natural")
+_SCARL_ONLY = (
+    "base", "embedding", "nn_dim", "tau", "c", "centre_momentum", "lambda1", "lambda2", "ramp_epochs",
+    "info", "no_info", "no_struc", "proj_dim",
+)  # fmt: skip
+#: options that only some methods use; giving one to another method is an error.
+OPTION_METHODS: dict[str, tuple[str, ...]] = {
+    "alpha": SPAT_METHODS,
+    "ls_parametrization": SPAT_METHODS,
+    "beta": tuple(BETA_DEFAULTS),
+    "steps": tuple(m for m in _ATTACKING if m != "fgsm"),
+    "step_size": _ATTACKING,
+    "random_start": _ATTACKING,
+    "tla_margin": ("tla",),
+    "tla_weight": ("tla",),
+    **{name: ("scarl",) for name in _SCARL_ONLY},
+}
+#: options that may differ when a run is resumed (extending --epochs, another device, ...).
+RUNTIME_OPTIONS = ("epochs", "device", "workers", "quiet", "data_dir", "eval_test", "resume", "out")
+#: command-line flags stored under another field name.
+_FLAG_FIELDS = {"no_info": "use_info", "no_struc": "use_struc"}
+
+
+@dataclass
+class TrainConfig:
+    """Every option of a training run, resolved to plain values (stored in checkpoints).
+
+    Options a method does not use are ``None``. ``c`` (SCARL) is filled in with the
+    training-set size when the data are loaded, if not given.
+    """
+
+    method: str
+    dataset: str
+    arch: str
+    out: str
+    preset: str | None = None
+    # optimisation
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    milestones: list[int] = field(default_factory=lambda: [75, 90])
+    lr_gamma: float = 0.1
+    # training attack
+    eps: float = 8 / 255
+    steps: int | None = 10
+    step_size: float | None = 2 / 255
+    random_start: str | None = "uniform"
+    beta: float | None = None
+    alpha: float | None = None
+    ls_parametrization: str | None = None
+    # per-epoch evaluation
+    eval_steps: int = 10
+    eval_step_size: float = 2 / 255
+    eval_batch_size: int = 256
+    eval_test: bool = False
+    # SCARL
+    base: str | None = None
+    embedding: str | None = None
+    nn_dim: int | None = None
+    tau: float | None = None
+    c: float | None = None
+    centre_momentum: float | None = None
+    lambda1: float | None = None
+    lambda2: float | None = None
+    ramp_epochs: float | None = None
+    info: str | None = None
+    use_info: bool | None = None
+    use_struc: bool | None = None
+    proj_dim: int | None = None
+    # TLA
+    tla_margin: float | None = None
+    tla_weight: float | None = None
+    # data and run
+    data_dir: str | None = None
+    max_train_images: int | None = None
+    val_size: int | None = None
+    augment: bool = False
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    quiet: bool = False
+    resume: str | None = None
+    overwrite: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ConfigError (one line, exit 2 in ``__main__``) instead of exiting."""
+
+    def error(self, message: str) -> None:
+        raise ConfigError(message)
+
+
+EXAMPLES = """\
+examples:
+  python -m trainers pgd_at --dataset fashion-mnist --arch small_cnn --eps 0.1 --epochs 10 --out runs/at
+  python -m trainers scarl --dataset cifar10 --arch preact_resnet18 --preset scarl-cifar10 --out runs/scarl
+  python -m trainers scarl --dataset cifar10 --arch preact_resnet18 --preset scarl-cifar10 \\
+      --embedding nn --no-struc --out runs/scarl_nn_info
+  python -m trainers spat_mart --dataset cifar10 --arch wrn_34_10 --preset spat-cifar10 --out runs/spat_mart
+  python -m trainers scarl --dataset cifar10 --arch preact_resnet18 --resume runs/scarl
+  torchrun --nproc_per_node 4 -m trainers trades --dataset cifar10 --arch preact_resnet18 --out runs/trades
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m trainers`` argument parser (every option defaults to None = not given)."""
+    parser = _Parser(
+        prog="python -m trainers",
+        description="Train SCARL, SPAT and the baselines (natural, FGSM-AT, PGD-AT, TRADES, MART, TLA).\n"
+        "Writes last.pt, best.pt (best validation PGD accuracy), metrics.jsonl and config.json into\n"
+        "--out. Pixels are in [0,1]; --eps and step sizes accept fractions such as 8/255.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("method", metavar="METHOD", choices=METHODS, help=f"one of: {', '.join(METHODS)}")
+    run = parser.add_argument_group("data, model and run")
+    run.add_argument("--dataset", required=True, help="dataset name (semprobe.data: cifar10, fashion-mnist, ...)")
+    run.add_argument("--arch", required=True, help="architecture (semprobe.models: preact_resnet18, small_cnn, ...)")
+    run.add_argument("--out", help="run folder (required unless --resume names it)")
+    run.add_argument("--preset", choices=sorted(PRESETS), metavar="PRESET",
+                     help=f"the papers' settings: {', '.join(sorted(PRESETS))}")
+    run.add_argument("--resume", metavar="RUNDIR", help="continue the run in RUNDIR from its last.pt")
+    run.add_argument("--overwrite", action="store_true", default=None, help="replace the run files in --out")
+    run.add_argument("--data-dir", help="where the dataset files are (else $SEMPROBE_DATA, system folders)")
+    run.add_argument("--max-train-images", type=int, help="train on a seeded random subset of this many images")
+    run.add_argument("--val-size", type=int, help="validation images held out of the training set (default 2%%, at most 1000)")
+    run.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                     help="random crop + flip (default: the dataset's own: on for CIFAR/TinyImageNet)")
+    run.add_argument("--seed", type=int, help="seed of initialisation, data order and attacks (default 0)")
+    run.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
+    run.add_argument("--workers", type=int, help="DataLoader worker processes (default 0)")
+    run.add_argument("--quiet", action="store_true", default=None, help="no progress bar or epoch lines")
+
+    opt = parser.add_argument_group("optimisation (SGD with a piecewise-constant learning rate)")
+    opt.add_argument("--epochs", type=int, help="epochs (default 100)")
+    opt.add_argument("--batch-size", type=int, help="global batch size, split over processes (default 128)")
+    opt.add_argument("--lr", type=float, help="initial learning rate (default 0.1)")
+    opt.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
+    opt.add_argument("--weight-decay", type=float, help="weight decay (default 5e-4)")
+    opt.add_argument("--milestones", help="epochs at which the lr is multiplied by --lr-gamma, e.g. 75,90 "
+                     "(default: 75%% and 90%% of --epochs)")
+    opt.add_argument("--lr-gamma", type=float, help="lr factor at each milestone (default 0.1)")
+
+    attack = parser.add_argument_group("training attack")
+    attack.add_argument("--eps", help="L-inf radius in [0,1] pixels (default 8/255)")
+    attack.add_argument("--steps", type=int, help="PGD steps (default 10)")
+    attack.add_argument("--step-size", help="PGD step: a number, 2/255, or eps/4 (default eps/4; fgsm 1.25*eps)")
+    attack.add_argument("--random-start", choices=RANDOM_STARTS,
+                        help="uniform in the ball, TRADES' 0.001*N(0,1), or none (default: the method's)")
+    attack.add_argument("--beta", type=float, help="weight of the KL term (TRADES/SCARL 6, MART 5)")
+    attack.add_argument("--alpha", type=float, help="SPAT: label smoothing of PGD-LS, in [0,1]")
+    attack.add_argument("--ls-parametrization", choices=LS_PARAMETRIZATIONS,
+                        help="SPAT: 'spat' (eq. 9, default) or 'torch' label smoothing")
+
+    evaluation = parser.add_argument_group("per-epoch evaluation (clean and PGD-CE accuracy)")
+    evaluation.add_argument("--eval-steps", type=int, help="PGD steps (default 10)")
+    evaluation.add_argument("--eval-step-size", help="PGD step (default eps/4)")
+    evaluation.add_argument("--eval-batch-size", type=int, help="images per evaluation batch (default 256)")
+    evaluation.add_argument("--eval-test", action="store_true", default=None,
+                            help="evaluate the test split every epoch too")
+
+    scarl = parser.add_argument_group("SCARL")
+    scarl.add_argument("--base", choices=SCARL_BASES,
+                       help="base loss: trades (eq. 12, default), pgd_at or natural (Tables 2, 7)")
+    scarl.add_argument("--embedding", help="class word vectors: glove (default), glove:PATH, clip:..., "
+                       "random[:DIM[:SEED]], onehot, file:PATH.npy, or nn (learned, Table 5)")
+    scarl.add_argument("--nn-dim", type=int, help="size of the learned nn embedding (default 50)")
+    scarl.add_argument("--tau", type=float, help="temperature of L_info (default 0.1; the paper gives none)")
+    scarl.add_argument("--c", type=float, help="constant c of L_info (default: the training-set size)")
+    scarl.add_argument("--centre-momentum", type=float, help="momentum m of the word centres, eq. 6 (default 0.1)")
+    scarl.add_argument("--lambda1", type=float, help="weight of L_info (default 1)")
+    scarl.add_argument("--lambda2", type=float, help="weight of L_struc (default 1)")
+    scarl.add_argument("--ramp-epochs", type=float, help="length T of the Gaussian ramp-up (default --epochs)")
+    scarl.add_argument("--info", choices=INFO_LOSSES, help="bound (Lemma 2.1, default) or infonce (Table 4)")
+    scarl.add_argument("--no-info", action="store_true", default=None, help="drop L_info (Table 4)")
+    scarl.add_argument("--no-struc", action="store_true", default=None, help="drop L_struc (Table 4)")
+    scarl.add_argument("--proj-dim", type=int, help="output size of the projection heads (default 64)")
+
+    tla = parser.add_argument_group("TLA")
+    tla.add_argument("--tla-margin", type=float, help="triplet margin on the angular distance (default 0.03)")
+    tla.add_argument("--tla-weight", type=float, help="weight of the triplet term (default 2)")
+    return parser
+
+
+def _method_check(method: str, given: dict[str, Any]) -> None:
+    for name in given:
+        users = OPTION_METHODS.get(name)
+        if users is not None and method not in users:
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} applies to {', '.join(users)}, not to {method}")
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+def _default_milestones(epochs: int) -> list[int]:
+    """The papers' decays at 75% and 90% of training, as epochs in [1, epochs)."""
+    return sorted({m for m in (round(0.75 * epochs), round(0.9 * epochs)) if 1 <= m < epochs})
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, set[str]]:
+    """Parse the command line into a :class:`TrainConfig`, and the names of the options given.
+
+    Raises ConfigError for any mistake, before anything is read or written.
+    """
+    args = build_parser().parse_args(argv)
+    given = {k: v for k, v in vars(args).items() if v is not None and k != "method"}
+    return resolve(args.method, given), set(given)
+
+
+def resolve(method: str, given: dict[str, Any]) -> TrainConfig:
+    """Resolve the options ``given`` (name -> value as parsed) for ``method``.
+
+    Precedence: given, then the preset (a dict entry by method), then the method default.
+    """
+    _method_check(method, given)
+    preset = PRESETS[given["preset"]] if "preset" in given else {}
+
+    def pick(name: str, default: Any, use_preset: bool = True) -> Any:
+        if name in given:
+            return given[name]
+        value = preset.get(name) if use_preset else None
+        if isinstance(value, dict):
+            value = value.get(method)
+        return default if value is None else value
+
+    if given.get("resume") and given.get("out") and given["out"] != given["resume"]:
+        raise ConfigError("--out must name the resumed run's folder (or be left out with --resume)")
+    _require(not (given.get("resume") and given.get("overwrite")), "--resume and --overwrite exclude each other")
+    out = given.get("out") or given.get("resume")
+    _require(out is not None, "--out RUNDIR is required (or --resume RUNDIR to continue a run)")
+    _require(given["arch"] in list_models(),
+             f"unknown arch {given['arch']!r}; choose one of {', '.join(list_models())}")
+    info = dataset_info(given["dataset"], given.get("data_dir"))
+
+    eps = parse_eps(pick("eps", "8/255"))
+    _require(eps > 0, "eps must be > 0: training and the per-epoch PGD evaluation need a non-empty ball")
+    epochs = pick("epochs", 100)
+    _require(epochs >= 1, f"epochs must be >= 1, got {epochs}")
+    milestones = pick("milestones", None)
+    if isinstance(milestones, str):
+        milestones = parse_int_list(milestones, "milestones", minimum=1)
+    milestones = _default_milestones(epochs) if milestones is None else list(milestones)
+    _require(milestones == sorted(set(milestones)), f"milestones must increase, got {milestones}")
+
+    config = TrainConfig(
+        method=method, dataset=given["dataset"], arch=given["arch"], out=str(out), preset=given.get("preset"),
+        epochs=epochs, batch_size=pick("batch_size", 128), lr=pick("lr", 0.1), momentum=pick("momentum", 0.9),
+        weight_decay=pick("weight_decay", 5e-4), milestones=milestones, lr_gamma=pick("lr_gamma", 0.1), eps=eps,
+        steps=None, step_size=None, random_start=None,
+        eval_steps=pick("eval_steps", 10), eval_step_size=parse_step_size(pick("eval_step_size", "eps/4"), eps),
+        eval_batch_size=pick("eval_batch_size", 256), eval_test=bool(pick("eval_test", False)),
+        data_dir=given.get("data_dir"), max_train_images=given.get("max_train_images"),
+        val_size=given.get("val_size"), augment=pick("augment", info.augmentation != "none"),
+        seed=pick("seed", 0), device=pick("device", "auto"), workers=pick("workers", 0),
+        quiet=bool(pick("quiet", False)), resume=given.get("resume"), overwrite=bool(pick("overwrite", False)),
+    )
+    if method in BETA_DEFAULTS:
+        config.beta = pick("beta", BETA_DEFAULTS[method])
+    if method == "scarl":
+        _resolve_scarl(config, pick)
+    attack = config.base if method == "scarl" else method
+    if attack == "fgsm":
+        config.steps, config.random_start = 1, pick("random_start", "uniform")
+        # a preset's PGD step does not apply to the single FGSM step
+        config.step_size = parse_step_size(pick("step_size", FGSM_STEP_SIZE, use_preset=False), eps)
+    elif attack != "natural":
+        config.steps = pick("steps", 10)
+        config.step_size = parse_step_size(pick("step_size", "eps/4"), eps)
+        config.random_start = pick("random_start", RANDOM_START_DEFAULTS[attack])
+    if method in SPAT_METHODS:
+        alpha = pick("alpha", None)
+        _require(alpha is not None or "resume" in given,  # a resumed run keeps its own alpha
+                 f"{method} needs --alpha, the label smoothing of its PGD-LS attack, in [0, 1]"
+                 " (the spat presets give it for spat_trades and spat_mart only)")
+        _require(alpha is None or 0.0 <= alpha <= 1.0, f"alpha must be in [0, 1], got {alpha}")
+        config.alpha = None if alpha is None else float(alpha)
+        config.ls_parametrization = pick("ls_parametrization", "spat")
+    if method == "tla":
+        config.tla_margin, config.tla_weight = pick("tla_margin", 0.03), pick("tla_weight", 2.0)
+    _check_numbers(config)
+    return config
+
+
+def _resolve_scarl(config: TrainConfig, pick) -> None:
+    """Fill in SCARL's options (section 3.1 and the ablations of Tables 4, 5 and 7)."""
+    config.base = pick("base", "trades")
+    config.embedding = pick("embedding", "glove")
+    config.nn_dim = pick("nn_dim", 50) if config.embedding == LEARNED_EMBEDDING else None
+    config.tau = pick("tau", 0.1)
+    config.c = pick("c", None)
+    config.centre_momentum = pick("centre_momentum", 0.1)
+    config.lambda1 = pick("lambda1", 1.0)
+    config.lambda2 = pick("lambda2", 1.0)
+    config.ramp_epochs = float(pick("ramp_epochs", config.epochs))
+    config.info = pick("info", "bound")
+    config.use_info = not pick("no_info", False)
+    config.use_struc = not pick("no_struc", False)
+    config.proj_dim = pick("proj_dim", 64)
+
+
+def _check_numbers(config: TrainConfig) -> None:
+    """Refuse numbers out of range, with the option's name."""
+    checks = [
+        ("batch-size", config.batch_size, config.batch_size >= 1, ">= 1"),
+        ("lr", config.lr, config.lr > 0, "> 0"),
+        ("momentum", config.momentum, 0 <= config.momentum < 1, "in [0, 1)"),
+        ("weight-decay", config.weight_decay, config.weight_decay >= 0, ">= 0"),
+        ("lr-gamma", config.lr_gamma, config.lr_gamma > 0, "> 0"),
+        ("eval-steps", config.eval_steps, config.eval_steps >= 1, ">= 1"),
+        ("eval-batch-size", config.eval_batch_size, config.eval_batch_size >= 1, ">= 1"),
+        ("seed", config.seed, config.seed >= 0, ">= 0"),
+        ("workers", config.workers, config.workers >= 0, ">= 0"),
+    ]
+    optional = [
+        ("steps", config.steps, lambda v: v >= 1, ">= 1"),
+        ("beta", config.beta, lambda v: v >= 0, ">= 0"),
+        ("max-train-images", config.max_train_images, lambda v: v >= 2, ">= 2"),
+        ("val-size", config.val_size, lambda v: v >= 1, ">= 1"),
+        ("nn-dim", config.nn_dim, lambda v: v >= 1, ">= 1"),
+        ("tau", config.tau, lambda v: v > 0, "> 0"),
+        ("c", config.c, lambda v: v > 0, "> 0"),
+        ("centre-momentum", config.centre_momentum, lambda v: 0 <= v < 1, "in [0, 1)"),
+        ("lambda1", config.lambda1, lambda v: v >= 0, ">= 0"),
+        ("lambda2", config.lambda2, lambda v: v >= 0, ">= 0"),
+        ("ramp-epochs", config.ramp_epochs, lambda v: v > 0, "> 0"),
+        ("proj-dim", config.proj_dim, lambda v: v >= 1, ">= 1"),
+        ("tla-margin", config.tla_margin, lambda v: v >= 0, ">= 0"),
+        ("tla-weight", config.tla_weight, lambda v: v >= 0, ">= 0"),
+    ]
+    checks += [(name, value, test(value), rule) for name, value, test, rule in optional if value is not None]
+    for name, value, ok, rule in checks:
+        _require(ok, f"--{name} must be {rule}, got {value}")
+
+
+def resumed_config(stored: dict[str, Any], config: TrainConfig, given: set[str]) -> TrainConfig:
+    """The configuration to continue a stored run with, or ConfigError if the command disagrees.
+
+    The method, dataset and architecture must be the run's; any other option given that
+    changes what is computed must equal the stored value. Runtime options
+    (:data:`RUNTIME_OPTIONS`, e.g. ``--epochs`` to extend the run, ``--device``) are taken
+    from the command line.
+    """
+    for name in ("method", "dataset", "arch"):
+        if stored.get(name) != getattr(config, name):
+            raise ConfigError(
+                f"{config.resume} holds a {stored.get('method')} run of {stored.get('arch')} on "
+                f"{stored.get('dataset')}; it cannot be resumed as {config.method} of {config.arch} on {config.dataset}"
+            )
+    resumed = TrainConfig.from_dict(stored)
+    changed = []
+    for name in sorted(given - set(RUNTIME_OPTIONS)):
+        field_name = _FLAG_FIELDS.get(name, name)
+        if getattr(config, field_name) != stored.get(field_name):
+            changed.append(
+                f"--{name.replace('_', '-')} ({stored.get(field_name)!r} in the run, {getattr(config, field_name)!r} given)"
+            )
+    if changed:
+        raise ConfigError(f"cannot resume {config.resume} with different settings: {'; '.join(changed)}")
+    for name in RUNTIME_OPTIONS:
+        if name in given or name in ("resume", "out"):
+            setattr(resumed, name, getattr(config, name))
+    return resumed

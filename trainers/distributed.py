@@ -1,0 +1,216 @@
+"""Multi-process training under ``torchrun``: process group, global-batch BatchNorm, collectives.
+
+``torchrun --nproc_per_node N -m trainers ...`` starts N processes and tells each its
+``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``; :func:`from_environment` reads them and
+:func:`initialize` joins the process group (NCCL on GPUs, Gloo on CPU). A single
+``python -m trainers`` is the world of size 1, and every helper here is then a no-op.
+
+The design goal is that a run on N processes with per-process batch B/N computes the same
+updates as one process with batch B:
+
+- Gradients: DDP averages them; every per-example loss is a mean over the process's
+  shard, and the shards have equal sizes, so the average is the mean over the global batch.
+- BatchNorm: statistics are taken over the global batch. On CUDA that is
+  ``torch.nn.SyncBatchNorm``; it does not run on CPU, so on CPU :class:`GlobalBatchNorm`
+  computes the same statistics with autograd-aware all-reduces. The SCARL word head g_t
+  is left alone: every process feeds it the same K class vectors, so its local
+  statistics already are the global ones (syncing would count each vector N times and
+  change the unbiased running variance).
+- Batch-level losses (the SCARL class centres, the TLA negatives) see the global batch
+  through :func:`all_reduce_with_grad` and :func:`all_gather_with_grad`, whose backward
+  passes send every process its share of the gradient.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from semprobe.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """Where this process stands in the job: rank, world size and local rank (GPU index)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main process writes files and logs."""
+        return self.rank == 0
+
+
+def from_environment() -> ProcessInfo:
+    """The rank, world size and local rank that ``torchrun`` sets (a single process otherwise)."""
+    try:
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    except ValueError:
+        raise ConfigError("RANK, WORLD_SIZE and LOCAL_RANK must be integers; start the job with torchrun") from None
+    return ProcessInfo(rank=rank, world_size=world_size, local_rank=local_rank)
+
+
+def process_device(process: ProcessInfo, device: torch.device) -> torch.device:
+    """The device of this process: under DDP on CUDA, the GPU numbered by the local rank."""
+    if process.distributed and device.type == "cuda":
+        if process.local_rank >= torch.cuda.device_count():
+            raise ConfigError(
+                f"local rank {process.local_rank} has no GPU: only {torch.cuda.device_count()} are visible; "
+                "start at most that many processes per node"
+            )
+        return torch.device("cuda", process.local_rank)
+    return device
+
+
+def initialize(process: ProcessInfo, device: torch.device) -> None:
+    """Join the process group (NCCL for CUDA, Gloo for CPU); nothing for a single process."""
+    if not process.distributed or dist.is_initialized():
+        return
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+
+
+def shutdown() -> None:
+    """Leave the process group, if one was joined."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _active() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def sum_across(tensor: torch.Tensor) -> torch.Tensor:
+    """Sum ``tensor`` over all processes, in place, without gradient (metrics, counts)."""
+    if _active():
+        dist.all_reduce(tensor)
+    return tensor
+
+
+def all_agree(flag: bool, device: torch.device) -> bool:
+    """True when ``flag`` is true on every process (one all-reduce)."""
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    if _active():
+        dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """``y = sum_r x_r`` on every process; the gradient of x_q is ``sum_r dL_r/dy``."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+class _AllGather(torch.autograd.Function):
+    """Concatenate equal-sized tensors of all processes along dim 0, in rank order."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.contiguous()
+        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, tensor)
+        ctx.rank, ctx.rows = dist.get_rank(), tensor.shape[0]
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows]
+
+
+def all_reduce_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """The sum of ``tensor`` over all processes, differentiable (identity for one process)."""
+    return _AllReduceSum.apply(tensor) if _active() else tensor
+
+
+def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
+    """All processes' ``tensor`` (equal shapes) stacked along dim 0, differentiable."""
+    return _AllGather.apply(tensor) if _active() else tensor
+
+
+class GlobalBatchNorm(_BatchNorm):
+    """BatchNorm with statistics over the global batch of all processes, on any backend.
+
+    In training mode under a process group of more than one process, the per-channel
+    mean and the biased variance are computed over every process's batch with two
+    differentiable all-reduces (two passes, as precise as the local kernel), and the
+    running variance is updated with the unbiased global variance, exactly what a
+    single process with the whole batch does. Otherwise it is plain BatchNorm. The
+    state_dict keys are those of ``nn.BatchNorm*d``.
+    """
+
+    def _check_input_dim(self, input: torch.Tensor) -> None:
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2-D input (N, C, ...), got {input.dim()}-D")
+
+    def forward(self, input: torch.Tensor) -> torch.Tensor:
+        if not (self.training and _active()):
+            return super().forward(input)
+        self._check_input_dim(input)
+        dims = [0, *range(2, input.dim())]
+        shape = [1, -1] + [1] * (input.dim() - 2)
+        local_count = input.numel() // input.shape[1]
+        sums = all_reduce_with_grad(torch.cat([input.sum(dims), input.new_tensor([local_count])]))
+        count = sums[-1].detach()
+        mean = sums[:-1] / count
+        centred = input - mean.view(shape)
+        var = all_reduce_with_grad(centred.square().sum(dims)) / count
+        output = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            output = output * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                self.running_mean.lerp_(mean.detach(), factor)
+                self.running_var.lerp_(var.detach() * (count / (count - 1)), factor)
+        return output
+
+
+def convert_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
+    """Make every BatchNorm of ``module`` use global-batch statistics (see the module docstring).
+
+    CUDA: ``nn.SyncBatchNorm``; other devices: :class:`GlobalBatchNorm`. Parameters and
+    buffers are kept (same tensors, same state_dict keys). Returns the converted module.
+    """
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    if isinstance(module, _BatchNorm) and not isinstance(module, GlobalBatchNorm):
+        converted = GlobalBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+        )
+        if module.affine:
+            converted.weight, converted.bias = module.weight, module.bias
+        if module.track_running_stats:
+            converted.running_mean, converted.running_var = module.running_mean, module.running_var
+            converted.num_batches_tracked = module.num_batches_tracked
+        converted.train(module.training)
+        return converted
+    for name, child in module.named_children():
+        module.add_module(name, convert_batchnorm(child, device))
+    return module

@@ -1,0 +1,363 @@
+"""The training loop: data, model, SGD with a piecewise schedule, evaluation, checkpoints.
+
+``train(config)`` runs the epochs of a :class:`~trainers.config.TrainConfig` in
+``config.out`` (see :mod:`trainers.rundir` for the files) on one process or, under
+``torchrun``, on several (:mod:`trainers.distributed`). Every epoch:
+
+1. re-seeds torch's global generator (data augmentation, loader seeds) and the attack's
+   generator from (seed, epoch, rank), so a resumed run draws exactly what an
+   uninterrupted one draws;
+2. trains one pass over the (sharded) training split with the method's step
+   (:data:`trainers.methods.METHOD_STEPS`), stopping with :class:`TrainingDiverged`
+   at the first NaN or infinite loss, before it reaches the weights;
+3. measures clean and PGD-CE accuracy (``--eval-steps`` steps of ``--eval-step-size``,
+   uniform random start) on the validation split, and on the test split with
+   ``--eval-test``; the random start of evaluation chunk c is seeded by (seed, c), so
+   the numbers do not depend on the number of processes;
+4. appends its metrics line, then writes ``last.pt`` (and ``best.pt`` when the validation
+   PGD accuracy is the best so far).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from semprobe.attacks import pgd
+from semprobe.checkpoint import save_checkpoint
+from semprobe.data import ImageDataset, load_dataset
+from semprobe.errors import ConfigError
+from semprobe.models import ProjectionHeads, create_model
+from semprobe.options import resolve_device, seed_everything
+from semprobe.words import ClassVectors, class_vectors
+from trainers import distributed, rundir
+from trainers.config import LEARNED_EMBEDDING, TrainConfig, resumed_config
+from trainers.methods import METHOD_STEPS, StepContext
+from trainers.network import FixedWords, LearnedWords, TrainingNetwork, WordCentres
+
+# independent random streams derived from the seed
+_STREAM_DATA, _STREAM_ATTACK, _STREAM_EVAL, _STREAM_SUBSET, _STREAM_CENTRES = range(5)
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the run stopped before the bad step changed the weights."""
+
+
+def derive_seed(*parts: int) -> int:
+    """A 32-bit seed from integers (numpy SeedSequence): one independent stream per tuple."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
+@dataclass
+class TrainResult:
+    """What a call to :func:`train` did: its folder, the epochs it ran and the best epoch so far."""
+
+    run_dir: Path
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    best_val_pgd_acc: float | None = None
+
+
+@dataclass
+class Splits:
+    train: ImageDataset
+    val: ImageDataset
+    test: ImageDataset | None
+
+
+def load_splits(config: TrainConfig) -> Splits:
+    """The training, validation and (with ``eval_test``) test splits of the run's dataset.
+
+    The validation images are the dataset's fixed held-out split (seed 0), the same for
+    every run; ``max_train_images`` keeps a random subset of the rest, drawn with the seed.
+    """
+    common = {"data_dir": config.data_dir, "val_size": config.val_size}
+    train = load_dataset(config.dataset, "train", augment="crop_flip" if config.augment else "none", **common)
+    val = load_dataset(config.dataset, "val", **common)
+    test = load_dataset(config.dataset, "test", data_dir=config.data_dir) if config.eval_test else None
+    if config.max_train_images is not None and config.max_train_images < len(train):
+        generator = torch.Generator().manual_seed(derive_seed(config.seed, _STREAM_SUBSET))
+        keep = torch.randperm(len(train), generator=generator)[: config.max_train_images].sort().values
+        train = train.subset(keep)
+    return Splits(train=train, val=val, test=test)
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: ImageDataset,
+    config: TrainConfig,
+    device: torch.device,
+    process: distributed.ProcessInfo = distributed.ProcessInfo(),
+) -> dict[str, float]:
+    """Clean and PGD-CE accuracy of ``model`` on ``dataset``, shared out over the processes.
+
+    Images are taken in chunks of ``eval_batch_size`` in dataset order, chunk c on process
+    ``c % world_size``, its random start drawn from a generator seeded by (seed, c).
+    """
+    model.eval()
+    size = config.eval_batch_size
+    counts = torch.zeros(3, dtype=torch.int64, device=device)
+    for chunk in range(process.rank, math.ceil(len(dataset) / size), process.world_size):
+        x, y = dataset.tensors(torch.arange(chunk * size, min(len(dataset), (chunk + 1) * size)))
+        x, y = x.to(device), y.to(device)
+        generator = torch.Generator(device=device).manual_seed(derive_seed(config.seed, _STREAM_EVAL, chunk))
+        x_adv = pgd(model, x, y, eps=config.eps, step_size=config.eval_step_size, steps=config.eval_steps,
+                    loss="ce", random_start_kind="uniform", generator=generator)
+        with torch.no_grad():
+            counts[0] += (model(x).argmax(1) == y).sum()
+            counts[1] += (model(x_adv).argmax(1) == y).sum()
+        counts[2] += len(y)
+    clean, robust, total = distributed.sum_across(counts).tolist()
+    return {"clean_acc": clean / total, "pgd_acc": robust / total}
+
+
+def _check_input_size(model: nn.Module, image_shape: tuple[int, int, int], dataset: str) -> None:
+    """Refuse, before anything is written, an architecture that cannot take the dataset's images."""
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, *image_shape))
+    except RuntimeError as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(
+            f"{model.arch} cannot classify the {image_shape[1]}x{image_shape[2]} images of {dataset} ({detail}); "
+            "choose another --arch"
+        ) from None
+
+
+class TrainingRun:
+    """The state of one training run in this process (built by :func:`train`)."""
+
+    def __init__(self, config: TrainConfig, process: distributed.ProcessInfo, device: torch.device,
+                 splits: Splits, word_vectors: ClassVectors | None) -> None:
+        self.config, self.process, self.device, self.splits = config, process, device, splits
+        self.run_dir = Path(config.out)
+        info = splits.train.info
+        seed_everything(config.seed)
+        self.model = create_model(config.arch, num_classes=info.num_classes, in_channels=info.image_shape[0],
+                                  normalization=info.normalization)
+        _check_input_size(self.model, info.image_shape, config.dataset)
+        self.heads = self.words = None
+        self.word_vectors = word_vectors
+        if config.method == "scarl":
+            if config.embedding == LEARNED_EMBEDDING:
+                self.words = LearnedWords(info.num_classes, config.nn_dim)
+            else:
+                self.words = FixedWords(torch.from_numpy(word_vectors.vectors.copy()))
+            word_dim = config.nn_dim if config.embedding == LEARNED_EMBEDDING else word_vectors.vectors.shape[1]
+            self.heads = ProjectionHeads(self.model.feature_dim, word_dim, out_dim=config.proj_dim)
+        if process.distributed:
+            distributed.convert_batchnorm(self.model, device)
+            if self.heads is not None:  # g_t sees the same K vectors on every process: left local
+                distributed.convert_batchnorm(self.heads.image, device)
+        train_words = config.method == "scarl" and config.use_info
+        self.network = TrainingNetwork(self.model, self.heads, self.words, train_words).to(device)
+        self.optimizer = torch.optim.SGD(self.network.parameters(), lr=config.lr, momentum=config.momentum,
+                                         weight_decay=config.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, config.milestones, config.lr_gamma)
+        self.word_centres = None
+        if config.method == "scarl" and config.use_struc:
+            self.word_centres = WordCentres(info.num_classes, config.proj_dim, config.centre_momentum,
+                                            derive_seed(config.seed, _STREAM_CENTRES), device)
+        self.start_epoch = 0
+        self.best_epoch: int | None = None
+        self.best_val_pgd_acc: float | None = None
+
+    def restore(self, point: rundir.ResumePoint) -> None:
+        """Continue from a saved epoch: weights, heads, learned words, optimizer, schedule, centres."""
+        checkpoint = point.checkpoint
+        self.model.load_state_dict(checkpoint.model.state_dict())
+        if self.heads is not None:
+            self.heads.load_state_dict(checkpoint.heads.state_dict())
+        if isinstance(self.words, LearnedWords):
+            with torch.no_grad():
+                self.words.embedding.weight.copy_(torch.from_numpy(checkpoint.word_vectors.vectors.copy()))
+        self.optimizer.load_state_dict(checkpoint.optimizer_state)
+        self.scheduler.load_state_dict(checkpoint.scheduler_state)
+        if self.word_centres is not None:
+            self.word_centres.load_state_dict({"centres": point.state["word_centres"]})
+        self.start_epoch = checkpoint.epoch
+        self.best_epoch = checkpoint.metrics.get("best_epoch")
+        self.best_val_pgd_acc = checkpoint.metrics.get("best_val_pgd_acc")
+
+    def step_context(self) -> StepContext:
+        network: nn.Module = self.network
+        if self.process.distributed:
+            network = DistributedDataParallel(
+                self.network, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                forward_sync_buffers=False,
+                find_unused_parameters=not self.network.train_words and self.heads is not None,
+            )
+        return StepContext(
+            config=self.config, network=network, model=self.model, num_classes=self.splits.train.info.num_classes,
+            generator=torch.Generator(device=self.device), word_centres=self.word_centres,
+            reduce=distributed.all_reduce_with_grad, gather=distributed.all_gather_with_grad,
+        )
+
+    def loader(self) -> tuple[DataLoader, DistributedSampler]:
+        config, process = self.config, self.process
+        local_batch = config.batch_size // process.world_size
+        sampler = DistributedSampler(self.splits.train, num_replicas=process.world_size, rank=process.rank,
+                                     shuffle=True, seed=config.seed)
+        # BatchNorm cannot train on a batch of one image: drop such a last batch
+        loader = DataLoader(self.splits.train, batch_size=local_batch, sampler=sampler,
+                            num_workers=config.workers, drop_last=len(sampler) % local_batch == 1,
+                            pin_memory=self.device.type == "cuda")
+        return loader, sampler
+
+    def current_word_vectors(self) -> ClassVectors | None:
+        """The class vectors to store with the checkpoint (the learned table for ``nn``)."""
+        if not isinstance(self.words, LearnedWords):
+            return self.word_vectors
+        info = self.splits.train.info
+        return ClassVectors(provider=LEARNED_EMBEDDING, classes=info.classes, phrases=info.phrases,
+                            vectors=self.words.embedding.weight.detach().cpu().numpy())
+
+    def train_epoch(self, ctx: StepContext, loader: DataLoader, epoch: int, show_bar: bool) -> dict[str, float]:
+        """One pass over the training shard; the epoch's mean of every loss term and the accuracy."""
+        step_fn = METHOD_STEPS[self.config.method]
+        ctx.network.train()
+        totals: dict[str, torch.Tensor] = {}
+        correct = torch.zeros((), device=self.device)
+        seen = torch.zeros((), device=self.device)
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", disable=not show_bar,
+                   leave=False, file=sys.stderr, dynamic_ncols=True)
+        for step, (x, y) in enumerate(bar):
+            x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            result = step_fn(ctx, x, y, epoch + step / len(loader))
+            if not distributed.all_agree(bool(torch.isfinite(result.loss)), self.device):
+                terms = ", ".join(f"{k}={torch.as_tensor(v).item():.4g}" for k, v in result.terms.items())
+                raise TrainingDiverged(
+                    f"the loss became non-finite at epoch {epoch + 1}, step {step + 1} "
+                    f"(loss={result.loss.item():.4g} on at least one process; {terms})"
+                )
+            self.optimizer.zero_grad(set_to_none=True)
+            result.loss.backward()
+            self.optimizer.step()
+            for name, value in {"loss": result.loss, **result.terms}.items():
+                value = torch.as_tensor(value, device=self.device).detach() * len(y)
+                totals[name] = totals[name] + value if name in totals else value
+            correct += (result.logits.argmax(1) == y).sum()
+            seen += len(y)
+            if show_bar:
+                bar.set_postfix(loss=f"{result.loss.item():.3f}")
+        names = sorted(totals)
+        summed = distributed.sum_across(torch.stack([totals[n] for n in names] + [correct, seen]))
+        means = {f"train_{name}": (summed[i] / summed[-1]).item() for i, name in enumerate(names)}
+        means["train_acc"] = (summed[-2] / summed[-1]).item()
+        return means
+
+    def save_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+        """Record a completed epoch: metrics line, last_state.pt, last.pt, best.pt if best."""
+        improved = self.best_val_pgd_acc is None or record["val_pgd_acc"] > self.best_val_pgd_acc
+        if improved:
+            self.best_epoch, self.best_val_pgd_acc = epoch, record["val_pgd_acc"]
+        if not self.process.is_main:
+            return
+        rundir.append_metrics(self.run_dir, record)
+        centres = self.word_centres.state_dict()["centres"] if self.word_centres is not None else None
+        rundir.save_state(self.run_dir, {"epoch": epoch, "word_centres": centres})
+        info = self.splits.train.info
+        fields = {
+            "dataset": self.config.dataset, "classes": list(info.classes), "heads": self.heads,
+            "word_vectors": self.current_word_vectors(), "epoch": epoch, "config": self.config.to_dict(),
+            "metrics": {**record, "best_epoch": self.best_epoch, "best_val_pgd_acc": self.best_val_pgd_acc},
+        }
+        save_checkpoint(self.run_dir / rundir.LAST, self.model, optimizer=self.optimizer,
+                        scheduler=self.scheduler, **fields)
+        if improved:
+            save_checkpoint(self.run_dir / rundir.BEST, self.model, **fields)
+
+    def run(self) -> TrainResult:
+        config, process = self.config, self.process
+        result = TrainResult(run_dir=self.run_dir)
+        ctx = self.step_context()
+        loader, sampler = self.loader()
+        show_bar = process.is_main and not config.quiet and sys.stderr.isatty()
+        if process.is_main:
+            rundir.start(self.run_dir, config.to_dict(), self.start_epoch)
+        for epoch in range(self.start_epoch, config.epochs):
+            torch.manual_seed(derive_seed(config.seed, _STREAM_DATA, epoch, process.rank))
+            ctx.generator.manual_seed(derive_seed(config.seed, _STREAM_ATTACK, epoch, process.rank))
+            sampler.set_epoch(epoch)
+            lr = self.optimizer.param_groups[0]["lr"]
+            started = time.perf_counter()
+            try:
+                train_metrics = self.train_epoch(ctx, loader, epoch, show_bar)
+            except TrainingDiverged as exc:
+                kept = (f"{self.run_dir / rundir.LAST} keeps epoch {epoch}, the last good one"
+                        if epoch > 0 else "no checkpoint was written")
+                raise TrainingDiverged(f"{exc}; stopped: {kept}. Lower --lr or check the data") from None
+            self.scheduler.step()
+            trained = time.perf_counter()
+            record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "processes": process.world_size, **train_metrics}
+            for split_name, split in (("val", self.splits.val), ("test", self.splits.test)):
+                if split is not None:
+                    accuracies = evaluate(self.model, split, config, self.device, process)
+                    record.update({f"{split_name}_{name}": value for name, value in accuracies.items()})
+            record["train_time_s"] = trained - started
+            record["eval_time_s"] = time.perf_counter() - trained
+            self.save_epoch(epoch + 1, record)
+            result.history.append(record)
+            if process.is_main and not config.quiet:
+                tqdm.write(_epoch_line(record, config), file=sys.stderr)
+        result.best_epoch, result.best_val_pgd_acc = self.best_epoch, self.best_val_pgd_acc
+        return result
+
+
+def _epoch_line(record: dict[str, Any], config: TrainConfig) -> str:
+    line = (f"epoch {record['epoch']}/{config.epochs}  loss {record['train_loss']:.4f}  "
+            f"val clean {100 * record['val_clean_acc']:.2f}%  val PGD-{config.eval_steps} "
+            f"{100 * record['val_pgd_acc']:.2f}%")
+    if "test_pgd_acc" in record:
+        line += (f"  test clean {100 * record['test_clean_acc']:.2f}%  "
+                 f"test PGD-{config.eval_steps} {100 * record['test_pgd_acc']:.2f}%")
+    return line + f"  lr {record['lr']:.4g}  {record['train_time_s'] + record['eval_time_s']:.0f}s"
+
+
+def train(config: TrainConfig, given: Iterable[str] = ()) -> TrainResult:
+    """Run (or, with ``config.resume``, continue) the training described by ``config``.
+
+    ``given`` names the options set explicitly on the command line; when resuming, those
+    must agree with the stored run. Every check that can fail on user input (the run
+    folder, the data, the word vectors, the batch split) happens before anything is
+    written. Under torchrun the process group is joined here and left at the end.
+    """
+    process = distributed.from_environment()
+    device = distributed.process_device(process, resolve_device(config.device))
+    run_dir = Path(config.out)
+    point = None
+    if config.resume:
+        point = rundir.read_resume_point(run_dir)
+        config = resumed_config(point.checkpoint.config, config, set(given))
+        if point.checkpoint.epoch >= config.epochs:
+            raise ConfigError(f"{run_dir} has already run {point.checkpoint.epoch} of {config.epochs} epochs; "
+                              "pass a larger --epochs to continue it")
+    else:
+        rundir.check_fresh(run_dir, config.overwrite)
+    if config.batch_size % process.world_size:
+        raise ConfigError(f"--batch-size {config.batch_size} must be divisible by the {process.world_size} processes")
+    splits = load_splits(config)
+    word_vectors = None
+    if config.method == "scarl" and config.embedding != LEARNED_EMBEDDING:
+        word_vectors = class_vectors(config.embedding, splits.train.classes, splits.train.phrases)
+    if config.method == "scarl" and config.c is None:
+        config.c = float(len(splits.train))
+    distributed.initialize(process, device)
+    try:
+        run = TrainingRun(config, process, device, splits, word_vectors)
+        if point is not None:
+            run.restore(point)
+        return run.run()
+    finally:
+        distributed.shutdown()

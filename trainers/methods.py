@@ -1,0 +1,216 @@
+"""One training step per method: craft the training inputs, run the network, return the loss.
+
+Every method is a function ``step(ctx, x, y, progress) -> StepResult``: ``ctx`` holds the
+network and the settings (:class:`StepContext`), ``x, y`` are this process's batch and
+``progress`` is the number of epochs done so far (fractional; SCARL's ramp-up uses it).
+The loss is a mean over the batch, so DDP's gradient average is the global-batch mean.
+
+==============  ==================================================================
+``natural``     CE(f(x), y)
+``fgsm``        CE(f(x'), y), x' = one FGSM step of 1.25 eps from a uniform random
+                start (FGSM-AT with random start, Wong et al. 2020; SCARL's ``*``)
+``pgd_at``      CE(f(x'), y), x' = PGD-CE (Madry et al. 2018)
+``trades``      CE(f(x), y) + beta KL(P(x) || P(x')), x' = PGD-KL (Zhang et al. 2019)
+``mart``        BCE(f(x'), y) + beta KL(P(x) || P(x')) (1 - p_y(x)) (Wang et al. 2020)
+``tla``         CE(f(x'), y) + w triplet(x', x, mined negative) (Mao et al. 2019)
+``scarl``       L_adv + lambda_1(t) L_info + lambda_2(t) L_struc (SCARL eq. 15)
+``spat_*``      Madry / TRADES / MART with x' = PGD-LS(alpha) (SPAT section 3.3)
+==============  ==================================================================
+
+The attacks run on the bare classifier in eval mode (as the TRADES and MART code do),
+through :func:`semprobe.attacks.pgd`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from semprobe import attacks
+from semprobe.losses import cross_entropy, info_loss, info_nce_loss, kl_from_natural
+from trainers import losses
+from trainers.config import TrainConfig
+from trainers.network import WordCentres
+
+
+def _identity(tensor: Tensor) -> Tensor:
+    return tensor
+
+
+@dataclass
+class StepContext:
+    """What a method step needs besides the batch.
+
+    ``network`` is the :class:`~trainers.network.TrainingNetwork` (or its DDP wrapper) the
+    loss runs through; ``model`` the bare classifier the attack runs on; ``generator``
+    draws the attack's random start. ``reduce`` and ``gather`` are differentiable
+    sum / concatenation over processes (identity for one process), used by the losses
+    defined on a whole batch (SCARL's class centres, TLA's negatives).
+    """
+
+    config: TrainConfig
+    network: nn.Module
+    model: nn.Module
+    num_classes: int
+    generator: torch.Generator | None = None
+    word_centres: WordCentres | None = None
+    reduce: Callable[[Tensor], Tensor] = _identity
+    gather: Callable[[Tensor], Tensor] = _identity
+    surrogate: attacks.Surrogate | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.surrogate = training_surrogate(self.config)
+
+    def attack(self, x: Tensor, y: Tensor) -> Tensor:
+        """The training adversarial examples of ``x`` (the method's attack, eval mode)."""
+        config = self.config
+        return attacks.pgd(
+            self.model, x, y, eps=config.eps, step_size=config.step_size, steps=config.steps,
+            loss=self.surrogate, random_start_kind=config.random_start, generator=self.generator,
+        )
+
+
+@dataclass
+class StepResult:
+    """The loss to minimise, its terms (for the logs) and the logits the loss trains."""
+
+    loss: Tensor
+    terms: dict[str, Tensor | float]
+    logits: Tensor
+
+
+def training_surrogate(config: TrainConfig) -> attacks.Surrogate | None:
+    """The loss the training attack maximises: CE, the TRADES KL, PGD-LS, or none."""
+    attack = config.base if config.method == "scarl" else config.method
+    if attack == "natural":
+        return None
+    if attack == "trades":
+        return attacks.kl()
+    if config.alpha is not None:
+        return attacks.ls(config.alpha, config.ls_parametrization)
+    return attacks.ce()
+
+
+def natural(ctx: StepContext, x: Tensor, y: Tensor, progress: float) -> StepResult:
+    """Standard training: ``CE(f(x), y)``."""
+    logits = ctx.network(natural=x)["logits_nat"]
+    ce = cross_entropy(logits, y).mean()
+    return StepResult(ce, {"ce": ce}, logits)
+
+
+def adversarial_ce(ctx: StepContext, x: Tensor, y: Tensor, progress: float) -> StepResult:
+    """Adversarial training (SCARL eq. 1, Madry et al. 2018): ``CE(f(x'), y)``.
+
+    x' is FGSM with random start (``fgsm``), PGD-CE (``pgd_at``) or PGD-LS
+    (``spat_madry``, SPAT section 3.3: "Madry + SPAT").
+    """
+    logits = ctx.network(adversarial=ctx.attack(x, y))["logits_adv"]
+    ce_adv = cross_entropy(logits, y).mean()
+    return StepResult(ce_adv, {"ce_adv": ce_adv}, logits)
+
+
+def trades(ctx: StepContext, x: Tensor, y: Tensor, progress: float) -> StepResult:
+    """TRADES (Zhang et al. 2019; SPAT section 3.3): ``CE(f(x), y) + beta KL(P(x) || P(x'))``.
+
+    The KL is :func:`semprobe.losses.kl_from_natural` (the TRADES code's direction);
+    x' is PGD-KL for ``trades`` and PGD-LS for ``spat_trades`` ("TRADES + SPAT").
+    """
+    outputs = ctx.network(natural=x, adversarial=ctx.attack(x, y))
+    ce = cross_entropy(outputs["logits_nat"], y).mean()
+    kl = kl_from_natural(outputs["logits_adv"], F.softmax(outputs["logits_nat"], dim=1)).mean()
+    return StepResult(ce + ctx.config.beta * kl, {"ce": ce, "kl": kl}, outputs["logits_adv"])
+
+
+def mart(ctx: StepContext, x: Tensor, y: Tensor, progress: float) -> StepResult:
+    """MART (Wang et al. 2020; SPAT section 3.3): ``BCE(f(x'), y) + beta KL(P(x) || P(x')) (1 - p_y(x))``.
+
+    x' is PGD-CE for ``mart`` and PGD-LS for ``spat_mart`` ("MART + SPAT").
+    """
+    outputs = ctx.network(natural=x, adversarial=ctx.attack(x, y))
+    bce = losses.boosted_cross_entropy(outputs["logits_adv"], y).mean()
+    robust = losses.mart_kl(outputs["logits_adv"], outputs["logits_nat"], y).mean()
+    return StepResult(bce + ctx.config.beta * robust, {"bce": bce, "mart_kl": robust}, outputs["logits_adv"])
+
+
+def tla(ctx: StepContext, x: Tensor, y: Tensor, progress: float) -> StepResult:
+    """TLA (Mao et al. 2019): ``CE(f(x'), y) + w * triplet`` on the penultimate features.
+
+    Anchor: the features of x' (PGD-CE); positive: the clean features of the same image;
+    negative: the clean features of another class closest to the anchor, mined in the
+    global batch (:func:`trainers.losses.triplet_loss`). The defaults, angular distance
+    with margin 0.03 and weight w = 2, are the authors' CIFAR-10 configuration; their
+    small extra penalty on the embedding norms is left out.
+    """
+    outputs = ctx.network(natural=x, adversarial=ctx.attack(x, y))
+    ce_adv = cross_entropy(outputs["logits_adv"], y).mean()
+    candidates, candidate_labels = ctx.gather(outputs["features_nat"]), ctx.gather(y)
+    triplet = losses.triplet_loss(
+        outputs["features_adv"], outputs["features_nat"], y, candidates, candidate_labels, ctx.config.tla_margin
+    ).mean()
+    return StepResult(ce_adv + ctx.config.tla_weight * triplet, {"ce_adv": ce_adv, "triplet": triplet},
+                      outputs["logits_adv"])
+
+
+def scarl(ctx: StepContext, x: Tensor, y: Tensor, progress: float) -> StepResult:
+    """SCARL eq. 15: ``L_adv + lambda_1(t) L_info + lambda_2(t) L_struc``.
+
+    - L_adv (``--base``): ``trades`` is eq. 12, ``CE(f(x'), y) + beta KL(P(x) || P(x'))``
+      with x' from PGD-KL (the KL in the TRADES code's direction: the paper's text writes
+      KL(P(x') || P(x))); ``pgd_at`` is ``CE(f(x'), y)`` with PGD-CE; ``natural`` is
+      ``CE(f(x), y)`` and the semantic terms then use the natural features (Table 2).
+    - L_info (eq. 13, Lemma 2.1) on g_s(F(x')) against g_t of all K class vectors:
+      :func:`semprobe.losses.info_loss`, or InfoNCE with ``--info infonce`` (Table 4).
+    - L_struc = L_D + L_A (eq. 8-11, 14) between the batch's image centres (eq. 7) and
+      the word centres after this step's momentum update (eq. 6), over the classes
+      present in the (global) batch.
+    - lambda(t) = lambda * exp(-5 (1 - t/T)^2), t in epochs, T = ``--ramp-epochs``.
+    """
+    config = ctx.config
+    x_adv = None if config.base == "natural" else ctx.attack(x, y)
+    natural_input = x if config.base in ("trades", "natural") else None
+    outputs = ctx.network(natural=natural_input, adversarial=x_adv)
+    terms: dict[str, Tensor | float] = {}
+    if config.base == "trades":
+        terms["ce_adv"] = cross_entropy(outputs["logits_adv"], y).mean()
+        terms["kl"] = kl_from_natural(outputs["logits_adv"], F.softmax(outputs["logits_nat"], dim=1)).mean()
+        loss = terms["ce_adv"] + config.beta * terms["kl"]
+    elif config.base == "pgd_at":
+        loss = terms["ce_adv"] = cross_entropy(outputs["logits_adv"], y).mean()
+    else:
+        loss = terms["ce"] = cross_entropy(outputs["logits_nat"], y).mean()
+    images, words = outputs["image_proj"], outputs["word_proj"]
+    if config.use_info:
+        if config.info == "infonce":
+            terms["info"] = info_nce_loss(images, words, y, config.tau).mean()
+        else:
+            terms["info"] = info_loss(images, words, y, config.tau, config.c).mean()
+        terms["lambda1"] = losses.gaussian_ramp(progress, config.ramp_epochs, config.lambda1)
+        loss = loss + terms["lambda1"] * terms["info"]
+    if config.use_struc:
+        word_centres = ctx.word_centres.update(words)
+        image_centres, classes = losses.class_centres(images, y, ctx.num_classes, ctx.reduce)
+        terms["struc_distance"] = losses.distance_matching_loss(image_centres, word_centres[classes])
+        terms["struc_angle"] = losses.angle_matching_loss(image_centres, word_centres[classes])
+        terms["struc"] = terms["struc_distance"] + terms["struc_angle"]
+        terms["lambda2"] = losses.gaussian_ramp(progress, config.ramp_epochs, config.lambda2)
+        loss = loss + terms["lambda2"] * terms["struc"]
+    logits = outputs["logits_nat"] if x_adv is None else outputs["logits_adv"]
+    return StepResult(loss, terms, logits)
+
+
+METHOD_STEPS: dict[str, Callable[[StepContext, Tensor, Tensor, float], StepResult]] = {
+    "natural": natural,
+    "fgsm": adversarial_ce,
+    "pgd_at": adversarial_ce,
+    "trades": trades,
+    "mart": mart,
+    "tla": tla,
+    "scarl": scarl,
+    "spat_madry": adversarial_ce,
+    "spat_trades": trades,
+    "spat_mart": mart,
+}
