@@ -1,0 +1,230 @@
+"""Figures of the semantic diagnostics: each renderer takes result objects and returns a Figure.
+
+* :func:`cca_grid` -- SCARL Fig. 1 / Fig. 5: a row per checkpoint, a column per image
+  kind (natural, adversarial, ...), each panel the first canonical variates of the
+  image side against the word side.
+* :func:`similarity_grid` -- SCARL Fig. 2: class-similarity heatmaps of features and of
+  word vectors on one colour scale, plus the RSA scatter of their entries.
+
+matplotlib is imported inside the functions with the non-interactive Agg backend, so
+importing this module is cheap and rendering works without a display. Save a figure with
+``fig.savefig("cca.png", dpi=150)`` (PNG) or ``fig.savefig("cca.pdf")``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Mapping, Sequence
+
+import numpy as np
+
+from semprobe.errors import ConfigError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from semprobe.stats.cca import CanonicalVariates, CCAReport
+    from semprobe.stats.similarity import SimilarityReport
+
+# Up to this many classes the class colours get a legend of class names.
+MAX_LEGEND_CLASSES = 20
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _class_colours(n_classes: int) -> np.ndarray:
+    """(K, 4) RGBA colours: tab10 / tab20 up to 20 classes, evenly spaced turbo beyond."""
+    import matplotlib
+
+    if n_classes <= 10:
+        return np.asarray(matplotlib.colormaps["tab10"].colors)[:n_classes]
+    if n_classes <= 20:
+        return np.asarray(matplotlib.colormaps["tab20"].colors)[:n_classes]
+    return matplotlib.colormaps["turbo"](np.linspace(0.0, 1.0, n_classes))
+
+
+def _tick_size(n_classes: int) -> float:
+    return float(min(8.0, 240.0 / max(n_classes, 1)))
+
+
+def _panel_text(report: CCAReport | CanonicalVariates, column: str) -> tuple[CanonicalVariates, str, list[str]]:
+    """Variates to draw, the panel title and the trap notes for one panel."""
+    from semprobe.stats.cca import CCAReport
+
+    if not isinstance(report, CCAReport):
+        return report, f"{column}\nr = {report.r:.2f} ({report.description})", []
+    in_sample, held_out = report.in_sample, report.held_out
+    diagnostics = in_sample.diagnostics
+    ci = f" [{held_out.ci[0]:.2f}, {held_out.ci[1]:.2f}]" if held_out.ci is not None else ""
+    title = (
+        f"{column}\nr = {in_sample.r:.2f} in sample (chance {diagnostics.chance_level:.2f})"
+        f"\nheld-out r = {held_out.r:.2f}{ci}"
+    )
+    notes = []
+    if diagnostics.saturated:
+        notes.append(f"n = {diagnostics.n} <= dim_x + dim_y: in-sample r = 1 by construction")
+    if diagnostics.labels_only:
+        notes.append(f"word side has {diagnostics.n_distinct_y} distinct rows spanning the labels:\nr measures class separability, not semantics")
+    return in_sample.variates, title, notes
+
+
+def cca_grid(
+    reports_by_checkpoint: Mapping[str, Mapping[str, CCAReport | CanonicalVariates]],
+    class_names: Sequence[str],
+    *,
+    jitter: float = 0.3,
+    random_state: int = 0,
+) -> Figure:
+    """SCARL Fig. 1 / Fig. 5: first canonical variates, image side against word side.
+
+    Args:
+        reports_by_checkpoint: ``{checkpoint: {column: report}}``, e.g.
+            ``{"pgd_at": {"natural": r1, "adversarial": r2}}``. A value is a
+            :class:`~semprobe.stats.cca.CCAReport` (its in-sample variates are drawn; the
+            title gives the in-sample r with the chance level and the held-out r with its
+            CI; the saturation and one-hot-equivalence traps are noted on the panel) or
+            :class:`~semprobe.stats.cca.CanonicalVariates` (e.g. adversarial features
+            projected with natural weights, :meth:`CCAReport.project`).
+        class_names: the K class names, in class-index order (colours and legend).
+        jitter: vertical jitter, as a fraction of the mean spacing between the K word-side
+            values (the word side takes one value per class).
+        random_state: seed of the jitter.
+
+    Returns:
+        A figure with one axes per (checkpoint, column) cell, rows in the order of the
+        mapping, columns in order of first appearance; an empty cell's axes is hidden.
+        The class legend is shown for up to :data:`MAX_LEGEND_CLASSES` classes.
+    """
+    rows = list(reports_by_checkpoint)
+    columns = list(dict.fromkeys(col for row in rows for col in reports_by_checkpoint[row]))
+    if not rows or not columns:
+        raise ConfigError("cca_grid needs at least one checkpoint with one report")
+    n_classes = len(class_names)
+    plt = _pyplot()
+    colours = _class_colours(n_classes)
+    rng = np.random.default_rng(random_state)
+    fig, axes = plt.subplots(
+        len(rows), len(columns), figsize=(4.3 * len(columns) + 2.0, 4.0 * len(rows)), squeeze=False, layout="constrained"
+    )
+    for i, row in enumerate(rows):
+        for j, column in enumerate(columns):
+            ax = axes[i, j]
+            if column not in reports_by_checkpoint[row]:
+                ax.set_visible(False)
+                continue
+            variates, title, notes = _panel_text(reports_by_checkpoint[row][column], column)
+            if variates.labels.size and variates.labels.max() >= n_classes:
+                raise ConfigError(f"{row}/{column}: labels go up to {variates.labels.max()}, but only {n_classes} class names")
+            levels = np.unique(variates.y)
+            spacing = (levels[-1] - levels[0]) / (levels.size - 1) if levels.size > 1 else 1.0
+            y = variates.y + jitter * spacing * rng.uniform(-0.5, 0.5, size=variates.y.size)
+            ax.scatter(variates.x, y, c=colours[variates.labels], s=9, alpha=0.7, linewidths=0)
+            ax.set_title(title, fontsize=9)
+            if notes:
+                ax.text(
+                    0.02, 0.98, "\n".join(notes), transform=ax.transAxes, va="top", ha="left", fontsize=6.5, color="darkred",
+                    bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
+                )
+            if i == len(rows) - 1:
+                ax.set_xlabel("image-side canonical variate 1")
+            if j == 0:
+                ax.set_ylabel(f"{row}\nword-side canonical variate 1 (jittered)")
+    if n_classes <= MAX_LEGEND_CLASSES:
+        from matplotlib.lines import Line2D
+
+        handles = [Line2D([], [], marker="o", linestyle="", color=colours[k], label=name) for k, name in enumerate(class_names)]
+        fig.legend(handles=handles, loc="outside right center", fontsize=8, title="class")
+    return fig
+
+
+def _unique_matrix(matrices: list[np.ndarray], what: str) -> np.ndarray:
+    first = matrices[0]
+    if any(not np.array_equal(first, m, equal_nan=True) for m in matrices[1:]):
+        raise ConfigError(f"the reports disagree on the {what}; one checkpoint / embedding must give one matrix")
+    return first
+
+
+def similarity_grid(
+    reports: Mapping[str, Mapping[str, SimilarityReport]],
+    class_names: Sequence[str],
+    *,
+    cmap: str = "viridis",
+    max_columns: int = 4,
+) -> Figure:
+    """SCARL Fig. 2: class-similarity heatmaps and the RSA scatter.
+
+    Args:
+        reports: ``{checkpoint: {embedding: SimilarityReport}}``. Each checkpoint's feature
+            matrix and each embedding's word matrix is drawn once (all reports of a
+            checkpoint must share its feature matrix, all reports of an embedding its word
+            matrix).
+        class_names: the K class names in class-index order: the tick labels of every
+            heatmap, which all use this one order.
+        cmap: colour map (brighter = more similar with the default, as in the paper).
+        max_columns: panels per row.
+
+    Returns:
+        A figure with one heatmap axes per checkpoint (features) and per embedding
+        (words), all on one colour scale with one colour bar (an axes of its own), and a
+        last panel scattering every feature-matrix entry against the matching
+        word-matrix entry (off-diagonal pairs), one series per (checkpoint, embedding) with
+        its RSA, CI and relabelling p-value in the legend. NaN entries are grey.
+    """
+    checkpoints = list(reports)
+    embeddings = list(dict.fromkeys(e for c in checkpoints for e in reports[c]))
+    if not checkpoints or not embeddings:
+        raise ConfigError("similarity_grid needs at least one checkpoint with one report")
+    n_classes = len(class_names)
+    feature = {c: _unique_matrix([r.feature_matrix for r in reports[c].values()], f"feature matrix of {c}") for c in checkpoints}
+    word = {
+        e: _unique_matrix([reports[c][e].word_matrix for c in checkpoints if e in reports[c]], f"word matrix of {e}")
+        for e in embeddings
+    }
+    panels = [(f"features: {c}", m) for c, m in feature.items()] + [(f"words: {e}", m) for e, m in word.items()]
+    if any(m.shape != (n_classes, n_classes) for _, m in panels):
+        raise ConfigError(f"every matrix must be {n_classes} x {n_classes}, one row per class name")
+    values = np.concatenate([m[np.isfinite(m)] for _, m in panels])
+    vmin, vmax = float(values.min()), float(values.max())
+
+    plt = _pyplot()
+    import matplotlib
+
+    colour_map = matplotlib.colormaps[cmap].with_extremes(bad="lightgrey")
+    n_panels = len(panels) + 1
+    n_cols = min(n_panels, max_columns)
+    n_rows = -(-n_panels // n_cols)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols + 1.0, 4.0 * n_rows), squeeze=False, layout="constrained")
+    flat = list(axes.ravel())
+    for ax in flat[n_panels:]:
+        fig.delaxes(ax)
+    ticks = np.arange(n_classes)
+    size = _tick_size(n_classes)
+    image = None
+    for ax, (title, matrix) in zip(flat, panels):
+        image = ax.imshow(matrix, vmin=vmin, vmax=vmax, cmap=colour_map, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks(ticks, class_names, rotation=90, fontsize=size)
+        ax.set_yticks(ticks, class_names, fontsize=size)
+    fig.colorbar(image, ax=flat[: len(panels)], shrink=0.8, label="similarity")
+
+    scatter = flat[len(panels)]
+    rows, cols = np.triu_indices(n_classes, k=1)
+    for c in checkpoints:
+        for e, report in reports[c].items():
+            ci = f" [{report.rsa_ci[0]:.2f}, {report.rsa_ci[1]:.2f}]" if report.rsa_ci is not None else ""
+            p = f", p = {report.relabel.p_value:.3g}" if report.relabel is not None else ""
+            scatter.scatter(
+                report.word_matrix[rows, cols], report.feature_matrix[rows, cols], s=10, alpha=0.7,
+                label=f"{c} vs {e}: RSA {report.rsa:.2f}{ci}{p}",
+            )
+    scatter.set_xlabel("word similarity (cosine)")
+    scatter.set_ylabel("feature similarity")
+    scatter.set_title("off-diagonal entries (RSA = Spearman)", fontsize=9)
+    scatter.legend(fontsize=7)
+    return fig
