@@ -43,12 +43,13 @@ def class_pairs(n_per_class, n_classes, p, q, signal, seed=0):
     return features, labels, words
 
 
-@pytest.mark.parametrize("method", ["svd", "cov"])
+@pytest.mark.parametrize("method", ["svd", "cov", "cholesky"])
 def test_closed_form_equals_qr_algorithm(method):
     X, Y = correlated_pairs(400, 8, 5, 0.7)
     model = CCA(method=method).fit(X, Y)
     np.testing.assert_allclose(model.canonical_correlations_, qr_cca(X, Y), atol=1e-10)
     x_var, y_var = model.transform(X, Y)
+    np.testing.assert_allclose(CCA(method=method).fit_transform(X, Y)[0], x_var)
     # Canonical variates: unit variance, uncorrelated within a side, cross-covariance diag(rho).
     np.testing.assert_allclose(x_var.T @ x_var / 399, np.eye(5), atol=1e-9)
     np.testing.assert_allclose(y_var.T @ y_var / 399, np.eye(5), atol=1e-9)
@@ -69,19 +70,22 @@ def test_rank_deficient_inputs_report_their_ranks():
     base = rng.standard_normal((60, 5))
     X = np.hstack([base, base @ rng.standard_normal((5, 95))])  # 100 columns of rank 5
     Y = rng.standard_normal((60, 3))
-    for method in ("svd", "cov"):
+    for method in ("svd", "cov", "cholesky"):
         model = CCA(method=method).fit(X, Y)
         d = model.diagnostics_
         assert (d.rank_x, d.rank_y, d.dim_x, d.p) == (5, 3, 5, 100)
         np.testing.assert_allclose(model.canonical_correlations_, qr_cca(base, Y), atol=1e-7)
     wide = rng.standard_normal((30, 80))  # n < p: rank n - 1 after centring
-    assert CCA().fit(wide, Y[:30]).diagnostics_.rank_x == 29
+    for method in ("svd", "cov", "cholesky"):
+        assert CCA(method=method).fit(wide, Y[:30]).diagnostics_.rank_x == 29
 
 
 def test_ridge_matches_the_regularised_eigenproblem_and_ledoit_wolf():
     X, Y = correlated_pairs(300, 6, 4, 0.5, seed=3)
     c_x, c_y = 0.3, 0.1
     model = CCA(ridge=(c_x, c_y)).fit(X, Y)
+    cholesky = CCA(ridge=(c_x, c_y), method="cholesky").fit(X, Y)
+    np.testing.assert_allclose(cholesky.canonical_correlations_, model.canonical_correlations_, atol=1e-10)
 
     def shrunk(S, c):
         return (1 - c) * S + c * np.trace(S) / S.shape[0] * np.eye(S.shape[0])
@@ -91,9 +95,10 @@ def test_ridge_matches_the_regularised_eigenproblem_and_ledoit_wolf():
     rho2 = scipy.linalg.eigh(sxy @ np.linalg.solve(syy, sxy.T), sxx, eigvals_only=True)[::-1][:4]
     np.testing.assert_allclose(model.canonical_correlations_**2, rho2, atol=1e-10)
 
-    auto = CCA(ridge="auto").fit(X, Y).diagnostics_
-    assert auto.shrinkage_x == pytest.approx(ledoit_wolf_shrinkage(X - X.mean(0), assume_centered=True), abs=1e-10)
-    assert auto.shrinkage_y == pytest.approx(ledoit_wolf_shrinkage(Y - Y.mean(0), assume_centered=True), abs=1e-10)
+    for method in ("svd", "cholesky"):
+        auto = CCA(ridge="auto", method=method).fit(X, Y).diagnostics_
+        assert auto.shrinkage_x == pytest.approx(ledoit_wolf_shrinkage(X - X.mean(0), assume_centered=True), abs=1e-10)
+        assert auto.shrinkage_y == pytest.approx(ledoit_wolf_shrinkage(Y - Y.mean(0), assume_centered=True), abs=1e-10)
 
 
 def test_pca_equals_cca_on_principal_component_scores():
@@ -117,11 +122,14 @@ def test_same_data_same_weights_and_validation():
     with pytest.raises(ConfigError, match="ridge"):
         CCA(ridge=1.5).fit(X, Y)
     with pytest.raises(ConfigError, match="method"):
-        CCA(method="cholesky").fit(X, Y)
+        CCA(method="qr").fit(X, Y)
     with pytest.raises(ConfigError, match="n_components"):
         CCA(n_components=4).fit(X, Y)
-    with pytest.raises(DataError, match="no variance"):
-        CCA().fit(X, np.ones((100, 2)))
+    with pytest.raises(ConfigError, match="pca needs"):
+        CCA(method="cholesky", pca=2).fit(X, Y)
+    for method in ("svd", "cov", "cholesky"):
+        with pytest.raises(DataError, match="no variance"):
+            CCA(method=method).fit(X, np.ones((100, 2)))
 
 
 def test_chance_level_matches_simulated_null_for_class_word_vectors():
@@ -140,7 +148,7 @@ def test_permutation_nulls_equal_refitting_from_scratch():
     X, Y = correlated_pairs(80, 6, 3, 0.4, seed=6)
     model = CCA(ridge=(0.2, "auto"), pca=(5, None)).fit(X, Y)
     sx, sy = model._whitenings
-    values = _pair_shuffle_in_sample(sx.whitened, sy.whitened, 5, np.random.default_rng(0))
+    values = _pair_shuffle_in_sample(sx.apply(X), sy.apply(Y), 5, np.random.default_rng(0))
     rng = np.random.default_rng(0)
     brute = [CCA(ridge=(0.2, "auto"), pca=(5, None)).fit(X, Y[rng.permutation(80)]).canonical_correlations_[0] for _ in range(5)]
     np.testing.assert_allclose(values, brute, atol=1e-10)
@@ -148,7 +156,7 @@ def test_permutation_nulls_equal_refitting_from_scratch():
     train, test = np.arange(50), np.arange(50, 80)
     fit = CCA(n_components=1, ridge=0.1).fit(X[train], Y[train])
     fx, fy = fit._whitenings
-    held = _pair_shuffle_held_out((fx.whitened, fy.whitened), (fx.apply(X[test]), fy.apply(Y[test])), 4, np.random.default_rng(1))
+    held = _pair_shuffle_held_out((fx.apply(X[train]), fy.apply(Y[train])), (fx.apply(X[test]), fy.apply(Y[test])), 4, np.random.default_rng(1))
     rng = np.random.default_rng(1)  # one block: the four training shuffles are drawn first
     train_shuffles = [rng.permutation(50) for _ in range(4)]
     test_shuffles = [rng.permutation(30) for _ in range(4)]
@@ -229,6 +237,9 @@ def test_k_distinct_warning_for_word_vectors_not_for_continuous_y():
     assert any("one-hot" in w for w in CCA().fit(features, words[labels]).diagnostics_.warnings)
     continuous = words[labels] + np.random.default_rng(0).standard_normal((labels.size, 10))
     assert not CCA().fit(features, continuous).diagnostics_.labels_only
+    signed_zero = words[labels].copy()
+    signed_zero[labels == 0, 1] = np.where(np.arange(30) % 2, 0.0, -0.0)  # one value, two bit patterns
+    assert CCA().fit(features, signed_zero).diagnostics_.n_distinct_y == 6
     narrow = class_pairs(30, 6, 8, 3, signal=1.0, seed=13)[2]  # rank 3 < K-1 = 5
     diagnostics = CCA().fit(features, narrow[labels]).diagnostics_
     assert diagnostics.n_distinct_y == 6 and not diagnostics.labels_only
@@ -260,6 +271,8 @@ def test_report_refuses_bad_input():
         cca_report(features, labels, words, n_pairs=None, held_out_fraction=1.0)
     with pytest.raises(ConfigError, match="pca"):
         cca_report(features, labels, words, n_pairs=None, pca=0)
+    with pytest.raises(ConfigError, match="pca needs"):
+        cca_report(features, labels, words, n_pairs=None, pca=3, method="cholesky")
 
 
 def test_pair_shuffle_test_is_small_for_associated_and_uniformish_for_independent_data():

@@ -2,7 +2,8 @@
 
 Both sides of :class:`semprobe.stats.cca.CCA` are whitened the same way. With the centred
 data ``Xc = U diag(s) V^T`` (n x p) and ``lambda_j = s_j^2 / (n - 1)`` the eigenvalues of
-the covariance ``Sigma = Xc^T Xc / (n - 1)``:
+the covariance ``Sigma = Xc^T Xc / (n - 1)`` (``method="svd"``: SVD of Xc; ``"cov"``:
+eigendecomposition of Sigma):
 
 1. **rank**: the components with ``s_j > tol * s_1`` (a relative tolerance);
 2. **PCA** (optional, SVCCA style, Raghu et al. 2017): keep the first ``k`` of them;
@@ -17,6 +18,13 @@ the covariance ``Sigma = Xc^T Xc / (n - 1)``:
 Components outside the data's range carry no variance, so they never enter the
 cross-covariance and are dropped; the ranks are reported.
 
+``method="cholesky"`` needs neither: a pivoted Cholesky factorisation of Sigma
+(``Pi^T Sigma Pi = L L^T``, LAPACK ``dpstrf``) reveals the rank r, and
+``Pi[:, :r] L_11^(-T)`` whitens (any W with ``W^T Sigma W = I`` gives the same canonical
+correlations). With ridge the shrunk Sigma_c is positive definite and its plain Cholesky
+factor whitens all p coordinates. It has no PCA, and the Ledoit-Wolf moments come from
+the Gram matrix instead of the spectrum.
+
 :func:`whiten_class_rows` does the same for data whose rows take only K distinct values
 (class word vectors repeated per image), from a K x K Gram matrix and batched over many
 relabellings, which is what makes the class-relabelling null cheap.
@@ -30,6 +38,7 @@ from typing import Any, Literal, Union
 
 import numpy as np
 import scipy.linalg
+import scipy.linalg.lapack
 
 from semprobe.errors import ConfigError, DataError
 
@@ -37,7 +46,7 @@ Shrinkage = Union[float, Literal["auto"]]
 RidgeSpec = Union[None, float, Literal["auto"], tuple]
 PcaSpec = Union[None, int, tuple]
 
-METHODS = ("svd", "cov")
+METHODS = ("svd", "cov", "cholesky")
 _EPS = np.finfo(np.float64).eps
 
 
@@ -45,8 +54,8 @@ def default_tol(method: str, n: int, p: int) -> float:
     """The default relative rank tolerance on singular values for ``method``.
 
     ``"svd"`` resolves singular values down to ``max(n, p) * eps`` of the largest (numpy's
-    ``matrix_rank`` rule); ``"cov"`` works on their squares, which are only accurate to
-    ``max(n, p) * eps`` of the largest eigenvalue, hence ``sqrt(max(n, p) * eps)``.
+    ``matrix_rank`` rule); ``"cov"`` and ``"cholesky"`` work on their squares, which are
+    only accurate to ``max(n, p) * eps`` of the largest, hence ``sqrt(max(n, p) * eps)``.
     """
     return max(n, p) * _EPS if method == "svd" else float(np.sqrt(max(n, p) * _EPS))
 
@@ -87,7 +96,7 @@ def parse_pca(pca: PcaSpec) -> tuple[int | None, int | None]:
     return side(pca), side(pca)
 
 
-def ledoit_wolf_intensity(sum_fourth: np.ndarray, squared_singular: np.ndarray, n: int, dim: np.ndarray | int) -> np.ndarray:
+def ledoit_wolf_intensity(sum_fourth: np.ndarray, gram_trace: np.ndarray, gram_square_trace: np.ndarray, n: int, dim: np.ndarray | int) -> np.ndarray:
     """Ledoit-Wolf shrinkage intensity c in [0, 1] towards ``tr(S)/d I`` (batched).
 
     Ledoit & Wolf (2004), Lemmas 3.2-3.4 with the normalised Frobenius norm
@@ -97,15 +106,16 @@ def ledoit_wolf_intensity(sum_fourth: np.ndarray, squared_singular: np.ndarray, 
     ``c = min(b^2, delta^2) / delta^2`` (0 when ``delta^2 = 0``: S is already isotropic).
 
     Args:
-        sum_fourth: ``sum_i ||y_i||^4`` (shape (...)).
-        squared_singular: squared singular values of the centred data, ``(..., r)``.
+        sum_fourth: ``sum_i ||y_i||^4``.
+        gram_trace: ``tr(Y^T Y)`` (the sum of the squared singular values).
+        gram_square_trace: ``tr((Y^T Y)^2)`` (the sum of their fourth powers).
         n: number of rows.
-        dim: the dimension d of the target (broadcast against ``sum_fourth``).
+        dim: the dimension d of the target (all arrays broadcast together).
     """
-    trace = squared_singular.sum(axis=-1) / n
-    trace_sq = (squared_singular**2).sum(axis=-1) / n**2
+    trace = gram_trace / n
+    trace_sq = gram_square_trace / n**2
     mean = trace / dim
-    delta = trace_sq / dim - mean**2
+    delta = np.asarray(trace_sq / dim - mean**2, dtype=np.float64)
     beta = (sum_fourth / n - trace_sq) / (n * dim)
     ratio = np.divide(np.clip(beta, 0.0, None), delta, out=np.zeros_like(delta), where=delta > 0)
     return np.minimum(ratio, 1.0)
@@ -117,22 +127,21 @@ class Whitening:
 
     Attributes:
         mean: the training mean, shape (p,).
-        projection: (p, dim) map from centred data to whitened coordinates.
-        whitened: the training data in whitened coordinates, (n, dim).
+        projection: (p, m) map from centred data to whitened coordinates; ``m = dim``,
+            except for ``"cholesky"`` with ridge, which whitens all p coordinates.
         rank: numerical rank of the centred training data.
-        dim: number of whitened coordinates (the rank, or fewer after PCA).
+        dim: whitened dimensions that carry the data's variance (the rank, or fewer after PCA).
         shrinkage: the ridge intensity c actually used (0 without ridge).
     """
 
     mean: np.ndarray
     projection: np.ndarray
-    whitened: np.ndarray
     rank: int
     dim: int
     shrinkage: float
 
     def apply(self, data: np.ndarray) -> np.ndarray:
-        """``data`` (m x p) in this side's whitened coordinates (m x dim)."""
+        """``data`` (m x p) in this side's whitened coordinates."""
         return (data - self.mean) @ self.projection
 
 
@@ -154,6 +163,33 @@ def _spectrum(centred: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray,
     return s, v, u
 
 
+def _row_fourth_powers(rows: np.ndarray) -> float:
+    return float(np.sum(np.einsum("ij,ij->i", rows, rows) ** 2))
+
+
+def _cholesky_whitening(centred: np.ndarray, mean: np.ndarray, shrinkage: Shrinkage, tol: float, side: str) -> Whitening:
+    """Whitening from the pivoted Cholesky factor of the covariance (module docstring)."""
+    n, p = centred.shape
+    gram = centred.T @ centred
+    covariance = gram / (n - 1)
+    largest = float(np.max(np.diag(covariance)))
+    if largest <= 0.0:
+        raise DataError(f"the {side} side has no variance (every sample is the same); CCA is undefined")
+    factor, pivots, rank, _ = scipy.linalg.lapack.dpstrf(covariance, tol=tol**2 * largest, lower=1)
+    if shrinkage == "auto":
+        c = float(ledoit_wolf_intensity(_row_fourth_powers(centred), np.trace(gram), np.sum(gram**2), n, p))
+    else:
+        c = float(shrinkage)
+    if c == 0.0:
+        projection = np.zeros((p, rank))
+        projection[pivots[:rank] - 1] = scipy.linalg.solve_triangular(factor[:rank, :rank], np.eye(rank), lower=True).T
+    else:
+        shrunk = (1.0 - c) * covariance + (c * np.trace(covariance) / p) * np.eye(p)
+        lower = scipy.linalg.cholesky(shrunk, lower=True, check_finite=False)
+        projection = scipy.linalg.solve_triangular(lower, np.eye(p), lower=True).T
+    return Whitening(mean=mean, projection=projection, rank=int(rank), dim=int(rank), shrinkage=c)
+
+
 def whiten(data: np.ndarray, *, side: str, method: str, shrinkage: Shrinkage, n_components: int | None, tol: float | None) -> Whitening:
     """Whiten ``data`` (n x p, float64): the steps 1-4 of the module docstring.
 
@@ -162,24 +198,24 @@ def whiten(data: np.ndarray, *, side: str, method: str, shrinkage: Shrinkage, n_
     n, p = data.shape
     mean = data.mean(axis=0)
     centred = data - mean
-    s, v, u = _spectrum(centred, method)
     tolerance = default_tol(method, n, p) if tol is None else tol
+    if method == "cholesky":  # callers refuse PCA with this method up front
+        return _cholesky_whitening(centred, mean, shrinkage, tolerance, side)
+    s, v, u = _spectrum(centred, method)
     if s[0] <= 0.0:
         raise DataError(f"the {side} side has no variance (every sample is the same); CCA is undefined")
     rank = int(np.count_nonzero(s > tolerance * s[0]))
     dim = rank if n_components is None else min(n_components, rank)
     s, v = s[:dim], v[:, :dim]
-    scores = u[:, :dim] * s if u is not None else centred @ v
     target_dim = p if n_components is None else dim
     if shrinkage == "auto":
-        sum_fourth = np.sum(np.einsum("ij,ij->i", scores, scores) ** 2)
-        c = float(ledoit_wolf_intensity(sum_fourth, s**2, n, target_dim))
+        rows = centred if n_components is None else (u[:, :dim] * s if u is not None else centred @ v)
+        c = float(ledoit_wolf_intensity(_row_fourth_powers(rows), np.sum(s**2), np.sum(s**4), n, target_dim))
     else:
         c = float(shrinkage)
     variances = s**2 / (n - 1)
     shrunk = (1.0 - c) * variances + c * variances.sum() / target_dim
-    scale = 1.0 / np.sqrt(shrunk)
-    return Whitening(mean=mean, projection=v * scale, whitened=scores * scale, rank=rank, dim=dim, shrinkage=c)
+    return Whitening(mean=mean, projection=v / np.sqrt(shrunk), rank=rank, dim=dim, shrinkage=c)
 
 
 def whiten_class_rows(
@@ -218,7 +254,7 @@ def whiten_class_rows(
     target_dim = n_features if n_components is None else dim
     if shrinkage == "auto":
         sum_fourth = np.einsum("k,bk->b", counts.astype(np.float64), np.einsum("bkj,bkj->bk", scores, scores) ** 2)
-        c = ledoit_wolf_intensity(sum_fourth, squared, n, target_dim)
+        c = ledoit_wolf_intensity(sum_fourth, squared.sum(axis=1), (squared**2).sum(axis=1), n, target_dim)
     else:
         c = np.full(grams.shape[0], float(shrinkage))
     variances = squared / (n - 1)
