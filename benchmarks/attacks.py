@@ -6,8 +6,9 @@ For each model (small CNN on 1x28x28, PreAct ResNet-18 on 3x32x32), batch 128, e
 - ours: ``semprobe.attacks.pgd`` with 20 steps (CE, uniform start, step eps/4);
 - torchattacks: ``torchattacks.PGD`` with the same eps, step, steps and random start.
 
-The three are timed interleaved, round after round, and the medians compared:
-``ours / (20 * floor)`` (target <= 1.05) and ``ours / torchattacks`` (target <= 1).
+The three are timed interleaved, round after round (ours and torchattacks in alternating
+order), and the medians of the per-round ratios reported: ``ours / (20 * floor)``
+(target <= 1.05) and ``ours / torchattacks`` (target <= 1).
 torchattacks is only needed here: ``pip install --no-deps torchattacks``.
 
     .venv/bin/python benchmarks/attacks.py [--rounds 5] [--device cpu] [--models small_cnn preact_resnet18]
@@ -45,7 +46,7 @@ def timed(fn, device: torch.device) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--models", nargs="+", default=list(SETTINGS))
@@ -82,19 +83,29 @@ def main() -> None:
         for fn in (floor, ours) + ((theirs,) if theirs else ()):
             fn()  # warm-up
         times = {"floor": [], "ours": [], "torchattacks": []}
-        for _ in range(args.rounds):
-            times["floor"].append(statistics.median(timed(floor, device) for _ in range(5)))
-            times["ours"].append(timed(ours, device))
+        ratios = {"floor": [], "torchattacks": []}
+        for round_index in range(args.rounds):
+            # Alternate the order of ours and torchattacks round by round, and compare the
+            # two inside each round, so that a slow spell of the VM hits both alike.
+            floor_s = statistics.median(timed(floor, device) for _ in range(5))
+            pair = [("ours", ours)] + ([("torchattacks", theirs)] if theirs else [])
+            if round_index % 2:
+                pair.reverse()
+            round_times = {key: timed(fn, device) for key, fn in pair}
+            times["floor"].append(floor_s)
+            for key, value in round_times.items():
+                times[key].append(value)
+            ratios["floor"].append(round_times["ours"] / (STEPS * floor_s))
             if theirs:
-                times["torchattacks"].append(timed(theirs, device))
+                ratios["torchattacks"].append(round_times["ours"] / round_times["torchattacks"])
         floor_s, ours_s = statistics.median(times["floor"]), statistics.median(times["ours"])
         line = (f"{name:16s} floor {floor_s * 1000:8.1f} ms  PGD-{STEPS} ours {ours_s:7.3f} s  "
-                f"ours/(20*floor) {ours_s / (STEPS * floor_s):5.3f}")
+                f"ours/(20*floor) {statistics.median(ratios['floor']):5.3f}")
         if theirs:
             theirs_s = statistics.median(times["torchattacks"])
-            line += f"  torchattacks {theirs_s:7.3f} s  ours/torchattacks {ours_s / theirs_s:5.3f}"
+            line += (f"  torchattacks {theirs_s:7.3f} s  ours/torchattacks {statistics.median(ratios['torchattacks']):5.3f}"
+                     f"  (per-round ratios {min(ratios['torchattacks']):.3f}..{max(ratios['torchattacks']):.3f})")
         print(line, flush=True)
-
 
 if __name__ == "__main__":
     main()

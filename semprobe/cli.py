@@ -14,7 +14,7 @@ import sys
 import click
 
 from semprobe import __version__
-from semprobe.commands import alpha_curve, embed, evaluate, info
+from semprobe.commands import alpha_curve, cca, embed, evaluate, info, simmatrix
 from semprobe.commands.common import CONTEXT_SETTINGS
 from semprobe.errors import SemprobeError
 
@@ -41,6 +41,8 @@ cli.add_command(info.info)
 cli.add_command(embed.embed)
 cli.add_command(evaluate.evaluate_command)
 cli.add_command(alpha_curve.alpha_curve_command)
+cli.add_command(cca.cca_command)
+cli.add_command(simmatrix.simmatrix_command)
 
 
 def _one_line(message: str) -> str:

@@ -45,3 +45,29 @@ def digits_model():
             F.cross_entropy(model(x_train[batch]), y_train[batch]).backward()
             optimizer.step()
     return model.eval(), x_test, y_test
+
+
+DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+
+
+@pytest.fixture(scope="session")
+def digits_ckpt(digits_model, tmp_path_factory):
+    """The ``digits_model`` saved as a semprobe checkpoint (dataset digits, class names zero..nine)."""
+    from semprobe.checkpoint import save_checkpoint
+
+    return save_checkpoint(tmp_path_factory.mktemp("ck") / "digits.pt", digits_model[0], dataset="digits",
+                           classes=DIGIT_NAMES)
+
+
+@pytest.fixture
+def run_cli(capsys):
+    """Run the ``semprobe`` console entry point; returns ``(exit code, stdout, stderr)``."""
+    from semprobe.cli import main
+
+    def run(args):
+        with pytest.raises(SystemExit) as exit_info:
+            main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return exit_info.value.code, captured.out, captured.err
+
+    return run

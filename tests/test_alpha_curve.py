@@ -5,10 +5,8 @@ import json
 import pytest
 
 from semprobe.alpha_curves import alpha_curve, matching_alpha
-from semprobe.checkpoint import save_checkpoint
 from semprobe.cli import main
 
-DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 # PGD-LS success may rise by at most this many percentage points from one alpha to the next
 # (sampling noise of a few hundred images on a briefly trained model).
 MONOTONE_TOLERANCE = 3.0
@@ -40,12 +38,6 @@ def test_matching_alpha_interpolates_a_synthetic_curve():
     assert matching_alpha([0.0, 0.5], [40.0, 60.0], 60.0)["alpha"] == 0.5
     missing = matching_alpha([0.0, 1.0], [40.0, 45.0], 90.0)
     assert missing["alpha"] is None and "below" in missing["reason"]
-
-
-@pytest.fixture(scope="module")
-def digits_ckpt(digits_model, tmp_path_factory):
-    return save_checkpoint(tmp_path_factory.mktemp("ck") / "digits.pt", digits_model[0], dataset="digits",
-                           classes=DIGITS)
 
 
 def test_alpha_curve_command(digits_ckpt, tmp_path, capsys):

@@ -26,12 +26,6 @@ def run_cli(args, capsys):
 
 
 @pytest.fixture(scope="module")
-def digits_ckpt(digits_model, tmp_path_factory):
-    model, _, _ = digits_model
-    return save_checkpoint(tmp_path_factory.mktemp("ck") / "digits.pt", model, dataset="digits", classes=DIGITS)
-
-
-@pytest.fixture(scope="module")
 def scarl_like_ckpt(digits_model, tmp_path_factory):
     model, _, _ = digits_model
     words = class_vectors("random:16:0", DIGITS)

@@ -14,13 +14,14 @@ def command(**kwargs):
     return click.command(context_settings=CONTEXT_SETTINGS, **kwargs)
 
 
-def checkpoint_options(multiple: bool = False):
+def checkpoint_options(multiple: bool = False, required: bool = True):
     """The options that identify checkpoints, ours or foreign (``--arch`` and friends).
 
-    With ``multiple``, ``--ckpt`` may be repeated and the foreign options apply to each.
+    With ``multiple``, ``--ckpt`` may be repeated and the foreign options apply to each;
+    ``required=False`` when a command has another source (``--features``).
     """
     options = [
-        click.option("--ckpt", "ckpt", required=True, multiple=multiple,
+        click.option("--ckpt", "ckpt", required=required, multiple=multiple,
                      type=click.Path(dir_okay=False, path_type=Path),
                      help="Checkpoint file (semprobe's, or a foreign state_dict with --arch)"
                           + (" ; repeat for several." if multiple else ".")),
@@ -89,11 +90,12 @@ def out_options(func):
     func = click.option("--overwrite", is_flag=True, help="Replace files of an earlier run in --out.")(func)
     return click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
                         help="Directory for the results (JSON, tables, figures).")(func)
-def load_images(dataset: str, split: str, n: int | None, seed: int, data_dir=None):
+def load_images(dataset: str, split: str, n: int | None, seed: int, data_dir=None, option_name: str = "--n"):
     """``(ImageDataset, images, labels, indices)``: ``n`` images of the split (all when None).
 
     A subset is drawn at random with ``seed`` (indices kept sorted) so that it is a
-    fair sample of every class; ``n`` larger than the split is refused.
+    fair sample of every class; ``n`` larger than the split is refused (the error names
+    ``option_name``, the option the user set).
     """
     import torch
 
@@ -103,13 +105,39 @@ def load_images(dataset: str, split: str, n: int | None, seed: int, data_dir=Non
     data = load_dataset(dataset, split, data_dir=data_dir)
     total = len(data)
     if n is not None and n > total:
-        raise ConfigError(f"--n {n} is larger than the {split} split of {dataset} ({total} images)")
+        raise ConfigError(f"{option_name} {n} is larger than the {split} split of {dataset} ({total} images)")
     if n is None or n == total:
         indices = torch.arange(total)
     else:
         indices = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
     images, labels = data.tensors(indices)
     return data, images, labels, indices
+
+
+def attack_contexts(checkpoints: dict, specs, info_tau=None, info_c=None) -> dict:
+    """Per checkpoint label, the :class:`AttackContext` its attacks need (SCARL heads, word
+    vectors, L_info's tau and c); refuses attacks a checkpoint cannot run, before any work."""
+    import torch
+
+    from semprobe.errors import ConfigError
+    from semprobe.evaluation import AttackContext
+
+    needs_heads = [s.name for s in specs if s.needs_heads]
+    contexts = {}
+    for label, loaded in checkpoints.items():
+        if needs_heads and (loaded.heads is None or loaded.word_vectors is None):
+            raise ConfigError(f"{', '.join(needs_heads)} needs SCARL projection heads and word vectors, "
+                              f"which {label} does not carry")
+        tau = info_tau if info_tau is not None else loaded.config.get("tau")
+        c = info_c if info_c is not None else loaded.config.get("c")
+        if needs_heads and (tau is None or c is None):
+            raise ConfigError(f"{label} does not record L_info's tau and c; pass --info-tau and --info-c")
+        contexts[label] = AttackContext(
+            heads=loaded.heads,
+            word_vectors=torch.tensor(loaded.word_vectors.vectors) if loaded.word_vectors is not None else None,
+            info_tau=tau, info_c=c,
+        )
+    return contexts
 
 
 def check_model_fits_data(label: str, checkpoint, data) -> None:

@@ -8,7 +8,7 @@ import io
 import click
 
 from semprobe.commands.common import (
-    check_model_fits_data, checkpoint_options, command, common_run_options, load_checkpoints, load_images,
+    attack_contexts, check_model_fits_data, checkpoint_options, command, common_run_options, load_checkpoints, load_images,
     out_options, progress_factory,
 )
 
@@ -84,12 +84,10 @@ def evaluate_command(ckpt, arch, num_classes, in_channels, normalization, datase
       semprobe eval --ckpt a.pt --ckpt b.pt --dataset cifar10 --attacks pgd-ce,pgd-kl,pgd-info --out table3/
       semprobe eval --ckpt a.pt --attacks natural --sweep-eps 0,2/255,4/255,8/255 --sweep-steps 1,10,100 --out fig4/
     """
-    import torch
-
     from semprobe.attack_specs import parse_attack_list
     from semprobe.curves import accuracy_vs_eps, accuracy_vs_steps
     from semprobe.errors import ConfigError
-    from semprobe.evaluation import AttackContext, evaluate
+    from semprobe.evaluation import evaluate
     from semprobe.options import parse_eps, parse_int_list, parse_step_size, resolve_device, seed_everything
     from semprobe.outputs import OutputDir, run_metadata
 
@@ -114,21 +112,7 @@ def evaluate_command(ckpt, arch, num_classes, in_channels, normalization, datase
         raise ConfigError(f"the checkpoints were trained on different datasets ({', '.join(sorted(datasets))}); "
                           "pass --dataset")
     dataset_name = datasets.pop()
-    contexts = {}
-    for label, loaded in checkpoints.items():
-        needs_heads = [s.name for s in specs if s.needs_heads]
-        if needs_heads and (loaded.heads is None or loaded.word_vectors is None):
-            raise ConfigError(f"{', '.join(needs_heads)} needs SCARL projection heads and word vectors, "
-                              f"which {label} does not carry")
-        tau = info_tau if info_tau is not None else loaded.config.get("tau")
-        c = info_c if info_c is not None else loaded.config.get("c")
-        if needs_heads and (tau is None or c is None):
-            raise ConfigError(f"{label} does not record L_info's tau and c; pass --info-tau and --info-c")
-        contexts[label] = AttackContext(
-            heads=loaded.heads,
-            word_vectors=torch.tensor(loaded.word_vectors.vectors) if loaded.word_vectors is not None else None,
-            info_tau=tau, info_c=c,
-        )
+    contexts = attack_contexts(checkpoints, specs, info_tau, info_c)
     data, images, labels, indices = load_images(dataset_name, split, n_images, seed, data_dir)
     for label, loaded in checkpoints.items():
         check_model_fits_data(label, loaded, data)
