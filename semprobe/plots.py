@@ -226,5 +226,5 @@ def similarity_grid(
     scatter.set_xlabel("word similarity (cosine)")
     scatter.set_ylabel("feature similarity")
     scatter.set_title("off-diagonal entries (RSA = Spearman)", fontsize=9)
-    scatter.legend(fontsize=7)
+    scatter.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2))  # below: never over the points
     return fig

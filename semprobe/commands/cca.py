@@ -154,7 +154,7 @@ def _reports(sources, class_vectors, n_pairs, held_out_fraction, n_boot, n_perm,
             reports[source.label][column] = report
             entry["columns"][column] = report.to_dict()
             rows.append(_summary_row(source.label, column, report))
-            warnings += [f"{source.label} {column}: {w}" for w in report.warnings]
+            warnings += [(f"{source.label} {column}", w) for w in report.warnings]
         if project_adversarial and features.features_adv is not None:
             natural = reports[source.label]["natural"]
             projected = natural.project(features.features_adv[natural.test], features.labels[natural.test],
@@ -162,7 +162,7 @@ def _reports(sources, class_vectors, n_pairs, held_out_fraction, n_boot, n_perm,
             reports[source.label][PROJECTED] = projected
             entry["columns"][PROJECTED] = projected.to_dict()
         elif project_adversarial:
-            warnings.append(f"{source.label}: no adversarial features, nothing to project")
+            warnings.append((source.label, "no adversarial features, nothing to project"))
         results[source.label] = entry
     return reports, results, rows, warnings
 
@@ -170,10 +170,21 @@ def _reports(sources, class_vectors, n_pairs, held_out_fraction, n_boot, n_perm,
 def _print_summary(rows, warnings, sources) -> None:
     from semprobe.tables import format_table
 
-    click.echo(format_table(["source", "images", "n pairs", "r in sample", "chance", "held-out r [CI]",
+    click.echo(format_table(["source", "features", "n pairs", "r in sample", "chance", "held-out r [CI]",
                              "p pair-shuffle", "p relabel"], rows))
     for source in sources:
         if not source.has_adversarial:
             click.echo(f"note: {source.label} has no adversarial features (natural only)")
-    for warning in dict.fromkeys(warnings):
-        click.echo(f"warning: {warning}")
+    for message, places in _group_warnings(warnings).items():
+        click.echo(f"warning ({'; '.join(places)}): {message}")
+
+
+def _group_warnings(warnings) -> dict:
+    """``{message: [where, ...]}``: each distinct warning once, with every fit it concerns."""
+    grouped: dict = {}
+    for where, text in warnings:
+        fit, separator, message = text.partition(" fit: ")
+        if separator:
+            where, text = f"{where} {fit}", message
+        grouped.setdefault(text, []).append(where)
+    return grouped
