@@ -2,7 +2,8 @@
 
 ``semprobe.alpha_curves.alpha_curve`` over A alphas runs A PGD-LS attacks plus PGD-CE and
 PGD-KL; the bare cost is A + 2 calls of ``attacks.pgd`` with the same settings on the same
-images. Target: curve / bare <= 1.1. Timed interleaved, medians of ``--rounds``.
+images. Target: curve / bare <= 1.1. Timed interleaved (alternating which goes first),
+medians of ``--rounds``.
 
     .venv/bin/python benchmarks/alpha_curve.py [--rounds 3] [--model small_cnn] [--alphas 11]
 """
@@ -46,8 +47,9 @@ def main() -> None:
             attacks.pgd(model, x, y, eps=EPS, step_size=EPS / 10, steps=STEPS, loss=loss)
 
     times = {"curve": [], "bare": []}
-    for _ in range(args.rounds):
-        for name, fn in (("curve", curve), ("bare", bare)):
+    for round_index in range(args.rounds):
+        order = [("curve", curve), ("bare", bare)]
+        for name, fn in order[::-1] if round_index % 2 else order:  # alternate who goes first
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
