@@ -14,7 +14,7 @@ import sys
 import click
 
 from semprobe import __version__
-from semprobe.commands import alpha_curve, cca, embed, evaluate, info, simmatrix
+from semprobe.commands import alpha_curve, cca, embed, evaluate, figures, info, simmatrix
 from semprobe.commands.common import CONTEXT_SETTINGS
 from semprobe.errors import SemprobeError
 
@@ -43,6 +43,7 @@ cli.add_command(evaluate.evaluate_command)
 cli.add_command(alpha_curve.alpha_curve_command)
 cli.add_command(cca.cca_command)
 cli.add_command(simmatrix.simmatrix_command)
+cli.add_command(figures.figures_command)
 
 
 def _one_line(message: str) -> str:

@@ -1,0 +1,239 @@
+"""``semprobe figures``: the papers' figures that the given checkpoints and runs allow, each with its JSON.
+
+Made in this version (see figures/README.md for the full map):
+
+=========================  =========================================================
+``scarl_fig1_cca``         CCA grid of the natural, FGSM and robust checkpoints
+``scarl_fig5_cca``         CCA grid of the robust (AT) and SCARL checkpoints
+``scarl_fig2_simmatrix``   class-similarity matrices of natural and robust features vs GloVe
+``scarl_fig4a_epochs``     validation PGD accuracy per epoch of each ``--runs`` folder
+``scarl_fig4b_eps``        PGD-10 accuracy vs eps of the robust, TRADES and SCARL checkpoints
+``scarl_fig4c_steps``      PGD accuracy vs steps (up to ``--max-steps``) of the same
+``scarl_fig4d_batch``      final PGD accuracy vs batch size of runs that differ in it
+``spat_fig4_alpha``        PGD-LS success vs alpha of the natural and robust checkpoints
+=========================  =========================================================
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from semprobe.commands.common import command, common_run_options, out_options
+
+ROLES = ("natural", "fgsm", "robust", "trades", "scarl")
+FIGURES = ("scarl_fig1_cca", "scarl_fig5_cca", "scarl_fig2_simmatrix", "scarl_fig4a_epochs", "scarl_fig4b_eps",
+           "scarl_fig4c_steps", "scarl_fig4d_batch", "spat_fig4_alpha")
+
+
+def _role_options(func):
+    for role in reversed(ROLES):
+        func = click.option(f"--{role}", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                            help=f"The {role} checkpoint.")(func)
+    return func
+
+
+@command(name="figures")
+@_role_options
+@click.option("--runs", "run_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A training run folder (metrics.jsonl, config.json); repeat for several.")
+@click.option("--dataset", default=None, help="Dataset (default: the one the checkpoints record).")
+@click.option("--n", "n_images", type=click.IntRange(min=20), default=1000, show_default=True,
+              help="Test images for the similarity matrices and the curves (a seeded random sample).")
+@click.option("--n-pairs", type=click.IntRange(min=20), default=500, show_default=True,
+              help="Image/word pairs of the CCA figures.")
+@click.option("--eps", "eps_text", default="8/255", show_default=True, help="L-inf budget of the attacks.")
+@click.option("--eps-sweep", default="0,2/255,4/255,8/255,16/255", show_default=True,
+              help="The eps of Fig. 4 b.")
+@click.option("--max-steps", type=click.IntRange(min=1), default=500, show_default=True,
+              help="Largest PGD step count of Fig. 4 c.")
+@click.option("--alphas", "alpha_text", default="0:1:0.1", show_default=True, help="The alphas of SPAT Fig. 4.")
+@click.option("--n-boot", type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option("--n-perm", type=click.IntRange(min=0), default=1000, show_default=True)
+@common_run_options
+@out_options
+def figures_command(natural, fgsm, robust, trades, scarl, run_dirs, dataset, n_images, n_pairs, eps_text, eps_sweep,
+                    max_steps, alpha_text, n_boot, n_perm, data_dir, batch_size, seed, device, quiet, out,
+                    overwrite) -> None:
+    """The SCARL and SPAT figures that the given checkpoints and runs allow.
+
+    Each figure is written as NAME.png, NAME.pdf and NAME.json (the numbers behind it);
+    a figure whose inputs are missing is skipped with one line that says what it needs.
+    Pass checkpoints by role (--natural, --fgsm, --robust for Madry AT, --trades, --scarl)
+    and training runs with --runs.
+
+    \b
+    Examples:
+      semprobe figures --natural runs/natural/best.pt --robust runs/pgd_at/best.pt --scarl runs/scarl/best.pt \\
+          --trades runs/trades/best.pt --runs runs/trades --runs runs/scarl --eps 0.1 --out figures/demo
+    """
+    from semprobe.errors import ConfigError
+    from semprobe.options import parse_alphas, parse_eps, resolve_device, seed_everything
+    from semprobe.outputs import OutputDir, run_metadata
+    from semprobe.run_metrics import read_run
+
+    eps = parse_eps(eps_text)
+    if eps == 0:
+        raise ConfigError("--eps must be > 0")
+    eps_values = [parse_eps(v) for v in eps_sweep.split(",") if v.strip()]
+    alphas = parse_alphas(alpha_text)
+    given = {role: path for role, path in zip(ROLES, (natural, fgsm, robust, trades, scarl)) if path is not None}
+    if not given and not run_dirs:
+        raise ConfigError("pass checkpoints (--natural, --fgsm, --robust, --trades, --scarl) or --runs")
+    runs = {str(d): read_run(d) for d in run_dirs}  # refuses a folder that is not a run, before any work
+    torch_device = resolve_device(device)
+    output = OutputDir(out, overwrite=overwrite, expected=[f"{f}.{e}" for f in FIGURES for e in ("png", "pdf", "json")])
+
+    from semprobe.checkpoint import load_checkpoint
+    from semprobe.commands.common import check_model_fits_data, load_images
+
+    checkpoints = {role: load_checkpoint(path, device=torch_device) for role, path in given.items()}
+    names = {dataset or c.dataset for c in checkpoints.values()}
+    if checkpoints and (None in names or len(names) > 1):
+        raise ConfigError("pass --dataset: the checkpoints do not record one common dataset")
+    dataset_name = names.pop() if checkpoints else dataset
+    settings = dict(dataset=dataset_name, n=n_images, n_pairs=n_pairs, eps=eps, eps_sweep=eps_values,
+                    max_steps=max_steps, alphas=alphas, n_boot=n_boot, n_perm=n_perm, seed=seed,
+                    checkpoints={role: str(path) for role, path in given.items()}, runs=list(runs))
+    made, skipped = {}, []
+    seed_everything(seed)
+    if checkpoints:
+        data, images, labels, _ = load_images(dataset_name, "test", max(n_images, n_pairs), seed, data_dir)
+        for role, loaded in checkpoints.items():
+            check_model_fits_data(f"--{role}", loaded, data)
+        context = _Context(checkpoints, data, images, labels, eps, batch_size, torch_device, seed, n_images, n_pairs)
+        _checkpoint_figures(context, made, skipped, eps_values, max_steps, alphas, n_boot, n_perm)
+    else:
+        skipped += [(f, "checkpoints") for f in FIGURES if f not in ("scarl_fig4a_epochs", "scarl_fig4d_batch")]
+    _run_figures(runs, made, skipped)
+
+    for name, reason in skipped:
+        click.echo(f"skipped {name}: needs {reason}")
+    with output:
+        for name, (figure, document) in made.items():
+            output.write_json(f"{name}.json", {"metadata": run_metadata(**settings), **document})
+            output.save_figure(name, figure)
+    click.echo(f"wrote {len(made)} figure(s) to {out}: {', '.join(made) or 'none'}")
+
+
+class _Context:
+    """What every checkpoint figure shares: the models, the sampled images, the attack budget."""
+
+    def __init__(self, checkpoints, data, images, labels, eps, batch_size, device, seed, n_images, n_pairs):
+        self.checkpoints, self.data, self.eps = checkpoints, data, eps
+        self.images, self.labels = images, labels
+        self.batch_size, self.device, self.seed = batch_size, device, seed
+        self.n_images, self.n_pairs = n_images, n_pairs
+        self._features = {}
+
+    def features(self, role: str):
+        """Natural and PGD-20 features of the first max(n, n_pairs) images (computed once per role)."""
+        if role not in self._features:
+            from semprobe.attack_specs import parse_attack
+            from semprobe.features import extract_features
+
+            self._features[role] = extract_features(
+                self.checkpoints[role].model, self.images, self.labels, attack=parse_attack("pgd20"), eps=self.eps,
+                step_size=self.eps / 4, batch_size=self.batch_size, device=self.device, seed=self.seed)
+        return self._features[role]
+
+
+def _cca_figure(context, roles, n_boot, n_perm):
+    from semprobe.plots import cca_grid
+    from semprobe.stats import cca_report
+    from semprobe.words import class_vectors
+
+    words = class_vectors("glove", context.data.classes, context.data.phrases).vectors
+    reports = {}
+    for role in roles:
+        features = context.features(role)
+        reports[role] = {column: cca_report(matrix, features.labels, words, n_pairs=context.n_pairs, n_boot=n_boot,
+                                            n_perm=n_perm, random_state=context.seed)
+                         for column, matrix in (("natural", features.features), ("adversarial", features.features_adv))}
+    document = {"classes": list(context.data.classes),
+                "reports": {role: {c: r.to_dict() for c, r in cols.items()} for role, cols in reports.items()}}
+    return cca_grid(reports, list(context.data.classes), random_state=context.seed), document
+
+
+def _checkpoint_figures(context, made, skipped, eps_values, max_steps, alphas, n_boot, n_perm) -> None:
+    from semprobe.alpha_curves import alpha_curve
+    from semprobe.curve_plots import alpha_curve_figure, curves_figure
+    from semprobe.curves import accuracy_vs_eps, accuracy_vs_steps
+
+    have = [role for role in ROLES if role in context.checkpoints]
+    fig1 = [r for r in ("natural", "fgsm", "robust") if r in have]
+    if fig1:
+        made["scarl_fig1_cca"] = _cca_figure(context, fig1, n_boot, n_perm)
+    else:
+        skipped.append(("scarl_fig1_cca", "--natural, --fgsm or --robust"))
+    fig5 = [r for r in ("robust", "scarl") if r in have]
+    if "scarl" in have and len(fig5) == 2:
+        made["scarl_fig5_cca"] = _cca_figure(context, fig5, n_boot, n_perm)
+    else:
+        skipped.append(("scarl_fig5_cca", "--robust and --scarl"))
+    sim_roles = [r for r in ("natural", "robust", "trades", "scarl") if r in have]
+    if sim_roles:
+        made["scarl_fig2_simmatrix"] = _similarity_figure(context, sim_roles, n_boot, n_perm)
+    else:
+        skipped.append(("scarl_fig2_simmatrix", "--natural, --robust, --trades or --scarl"))
+    robust_roles = [r for r in ("robust", "trades", "scarl") if r in have]
+    images, labels = context.images[: context.n_images], context.labels[: context.n_images]
+    if robust_roles:
+        common = dict(batch_size=context.batch_size, device=context.device, seed=context.seed)
+        eps_curves = [accuracy_vs_eps(context.checkpoints[r].model, images, labels, eps_values, steps=10, label=r,
+                                      **common) for r in robust_roles]
+        made["scarl_fig4b_eps"] = (curves_figure(eps_curves, title="PGD-10 accuracy vs eps"),
+                                   {"curves": [c.to_dict() for c in eps_curves]})
+        counts = sorted({s for s in (1, 5, 10, 20, 50, 100, 200, 500, max_steps) if s <= max_steps})
+        step_curves = [accuracy_vs_steps(context.checkpoints[r].model, images, labels, counts, eps=context.eps,
+                                         step_size=context.eps / 4, label=r, **common) for r in robust_roles]
+        made["scarl_fig4c_steps"] = (curves_figure(step_curves, title=f"PGD accuracy vs steps (eps {context.eps:.4g})"),
+                                     {"curves": [c.to_dict() for c in step_curves]})
+    else:
+        skipped += [("scarl_fig4b_eps", "--robust, --trades or --scarl"),
+                    ("scarl_fig4c_steps", "--robust, --trades or --scarl")]
+    alpha_roles = [r for r in ("natural", "robust") if r in have]
+    if alpha_roles:
+        curves = [alpha_curve(context.checkpoints[r].model, images, labels, alphas, eps=context.eps,
+                              step_size=context.eps / 10, steps=20, batch_size=context.batch_size,
+                              device=context.device, seed=context.seed, label=r) for r in alpha_roles]
+        made["spat_fig4_alpha"] = (alpha_curve_figure(curves, title="PGD-LS success vs alpha"),
+                                   {"curves": [c.to_dict() for c in curves]})
+    else:
+        skipped.append(("spat_fig4_alpha", "--natural or --robust"))
+
+
+def _similarity_figure(context, roles, n_boot, n_perm):
+    from semprobe.plots import similarity_grid
+    from semprobe.stats import similarity_report
+    from semprobe.words import class_vectors
+
+    words = class_vectors("glove", context.data.classes, context.data.phrases).vectors
+    reports = {}
+    for role in roles:
+        features = context.features(role)
+        reports[role] = {"glove": similarity_report(features.features[: context.n_images],
+                                                    features.labels[: context.n_images], words, n_boot=n_boot,
+                                                    n_perm=n_perm, random_state=context.seed)}
+    document = {"classes": list(context.data.classes),
+                "reports": {role: {e: r.to_dict() for e, r in cols.items()} for role, cols in reports.items()}}
+    return similarity_grid(reports, list(context.data.classes)), document
+
+
+def _run_figures(runs: dict, made: dict, skipped: list) -> None:
+    from semprobe.curve_plots import curves_figure
+    from semprobe.run_metrics import accuracy_vs_batch_size, accuracy_vs_epoch
+
+    if not runs:
+        skipped += [("scarl_fig4a_epochs", "--runs"), ("scarl_fig4d_batch", "--runs")]
+        return
+    curves = [accuracy_vs_epoch(run) for run in runs]
+    made["scarl_fig4a_epochs"] = (curves_figure(curves, title="validation PGD accuracy per epoch"),
+                                  {"curves": [c.to_dict() for c in curves]})
+    batch_curves = accuracy_vs_batch_size(list(runs))
+    if any(len(c.points) > 1 for c in batch_curves):
+        made["scarl_fig4d_batch"] = (curves_figure(batch_curves, title="final PGD accuracy vs batch size"),
+                                     {"curves": [c.to_dict() for c in batch_curves]})
+    else:
+        skipped.append(("scarl_fig4d_batch", "--runs of one method trained with different batch sizes"))

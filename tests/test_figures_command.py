@@ -1,0 +1,53 @@
+"""`semprobe figures`: every figure the inputs allow, with valid JSON; the rest skipped with a reason."""
+
+import json
+
+import pytest
+
+from semprobe.run_metrics import accuracy_vs_batch_size, accuracy_vs_epoch
+
+
+def _run(folder, method, batch_size, pgd_accuracies):
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps({"method": method, "batch_size": batch_size}))
+    (folder / "metrics.jsonl").write_text("".join(
+        json.dumps({"epoch": e + 1, "val_clean_acc": 0.9, "val_pgd_acc": a}) + "\n" for e, a in enumerate(pgd_accuracies)))
+    return folder
+
+
+def test_run_curves(tmp_path):
+    run = _run(tmp_path / "a", "trades", 64, [0.3, 0.4])
+    curve = accuracy_vs_epoch(run)
+    assert [p.x for p in curve.points] == [1, 2] and [p.accuracy for p in curve.points] == pytest.approx([30, 40])
+    curves = accuracy_vs_batch_size([run, _run(tmp_path / "b", "trades", 256, [0.2])])
+    assert [(p.x, p.accuracy) for p in curves[0].points] == [(64, pytest.approx(40)), (256, pytest.approx(20))]
+
+
+def test_figures_from_checkpoints_and_runs(digits_ckpt, tmp_path, run_cli):
+    runs = [_run(tmp_path / "r1", "trades", 64, [0.3, 0.4]), _run(tmp_path / "r2", "trades", 128, [0.35])]
+    out = tmp_path / "figs"
+    code, stdout, err = run_cli(["figures", "--natural", digits_ckpt, "--robust", digits_ckpt, "--runs", runs[0],
+                                 "--runs", runs[1], "--n", 120, "--n-pairs", 120, "--eps", 0.1, "--max-steps", 5,
+                                 "--eps-sweep", "0,0.1", "--alphas", "0,1", "--n-boot", 20, "--n-perm", 20,
+                                 "--quiet", "--out", out])
+    assert code == 0, err
+    made = {"scarl_fig1_cca", "scarl_fig2_simmatrix", "scarl_fig4a_epochs", "scarl_fig4b_eps", "scarl_fig4c_steps",
+            "scarl_fig4d_batch", "spat_fig4_alpha"}
+    for name in made:
+        assert (out / f"{name}.png").stat().st_size > 0 and (out / f"{name}.pdf").stat().st_size > 0
+        assert json.loads((out / f"{name}.json").read_text())["metadata"]["settings"]["n"] == 120
+    assert "skipped scarl_fig5_cca: needs --robust and --scarl" in stdout
+    assert not (out / "scarl_fig5_cca.png").exists()
+
+
+@pytest.mark.parametrize("args, fragment", [
+    ([], "pass checkpoints"),
+    (["--runs", "nowhere"], "not a training run"),
+    (["--natural", "missing.pt"], "missing.pt"),
+    (["--alphas", "0:2:0.5", "--runs", "x"], "alpha"),
+])
+def test_bad_input(tmp_path, run_cli, args, fragment, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run_cli(["figures", "--out", tmp_path / "never"] + args)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
+    assert not (tmp_path / "never").exists()
