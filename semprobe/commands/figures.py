@@ -127,15 +127,18 @@ class _Context:
         self.n_images, self.n_pairs = n_images, n_pairs
         self._features = {}
 
-    def features(self, role: str):
-        """Natural and PGD-20 features of the first max(n, n_pairs) images (computed once per role)."""
-        if role not in self._features:
+    def features(self, role: str, adversarial: bool = True):
+        """Natural (and, with ``adversarial``, PGD-20) features of the first max(n, n_pairs) images,
+        computed once per role: natural-only features are reused, never the attack rerun."""
+        cached = self._features.get(role)
+        if cached is None or (adversarial and cached.features_adv is None):
             from semprobe.attack_specs import parse_attack
             from semprobe.features import extract_features
 
             self._features[role] = extract_features(
-                self.checkpoints[role].model, self.images, self.labels, attack=parse_attack("pgd20"), eps=self.eps,
-                step_size=self.eps / 4, batch_size=self.batch_size, device=self.device, seed=self.seed)
+                self.checkpoints[role].model, self.images, self.labels,
+                attack=parse_attack("pgd20") if adversarial else None, eps=self.eps, step_size=self.eps / 4,
+                batch_size=self.batch_size, device=self.device, seed=self.seed)
         return self._features[role]
 
 
@@ -212,7 +215,7 @@ def _similarity_figure(context, roles, n_boot, n_perm):
     words = class_vectors("glove", context.data.classes, context.data.phrases).vectors
     reports = {}
     for role in roles:
-        features = context.features(role)
+        features = context.features(role, adversarial=False)
         reports[role] = {"glove": similarity_report(features.features[: context.n_images],
                                                     features.labels[: context.n_images], words, n_boot=n_boot,
                                                     n_perm=n_perm, random_state=context.seed)}
