@@ -60,3 +60,20 @@ def accuracy_vs_batch_size(run_dirs, key: str = "val_pgd_acc") -> list[Curve]:
         by_method.setdefault(str(config.get("method")), []).append(_flat_point(config["batch_size"], last[key]))
     return [Curve(method, "batch size", {"metric": key, "epoch": "last", "interval": "none recorded"},
                   sorted(points, key=lambda p: p.x)) for method, points in by_method.items()]
+
+
+def accuracy_vs_alpha(run_dirs) -> list[Curve]:
+    """Last-epoch clean and PGD accuracy (%) against the runs' alpha, a curve per training eps
+    and accuracy (SPAT Fig. 5, from a sweep of spat_* runs); runs without an alpha are left out."""
+    curves: dict[tuple[str, float], list[CurvePoint]] = {}
+    for run_dir in run_dirs:
+        config, lines = read_run(run_dir)
+        if config.get("alpha") is None:
+            continue
+        for key, name in (("val_clean_acc", "clean"), ("val_pgd_acc", "PGD")):
+            if lines[-1].get(key) is not None:
+                eps = float(config.get("eps", float("nan")))
+                curves.setdefault((name, eps), []).append(_flat_point(config["alpha"], lines[-1][key]))
+    return [Curve(f"{name}, trained at eps {eps:.4g}", "alpha", {"metric": name, "train_eps": eps, "epoch": "last",
+                                                                 "interval": "none recorded"},
+                  sorted(points, key=lambda p: p.x)) for (name, eps), points in sorted(curves.items())]

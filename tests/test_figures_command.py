@@ -4,12 +4,14 @@ import json
 
 import pytest
 
-from semprobe.run_metrics import accuracy_vs_batch_size, accuracy_vs_epoch
+from semprobe.example_grids import attack_columns, spat_fig2_attacks, spat_fig3_attacks
+from semprobe.run_metrics import accuracy_vs_alpha, accuracy_vs_batch_size, accuracy_vs_epoch
 
 
-def _run(folder, method, batch_size, pgd_accuracies):
+def _run(folder, method, batch_size, pgd_accuracies, alpha=None, eps=0.1):
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text(json.dumps({"method": method, "batch_size": batch_size}))
+    (folder / "config.json").write_text(json.dumps({"method": method, "batch_size": batch_size, "alpha": alpha,
+                                                    "eps": eps}))
     (folder / "metrics.jsonl").write_text("".join(
         json.dumps({"epoch": e + 1, "val_clean_acc": 0.9, "val_pgd_acc": a}) + "\n" for e, a in enumerate(pgd_accuracies)))
     return folder
@@ -23,16 +25,38 @@ def test_run_curves(tmp_path):
     assert [(p.x, p.accuracy) for p in curves[0].points] == [(64, pytest.approx(40)), (256, pytest.approx(20))]
 
 
+def test_alpha_sweep_curves(tmp_path):
+    runs = [_run(tmp_path / f"s{a}", "spat_madry", 128, [0.5 - a / 4], alpha=a) for a in (0.8, 0.2)]
+    runs.append(_run(tmp_path / "plain", "pgd_at", 128, [0.9]))  # no alpha: left out
+    curves = {c.label: c for c in accuracy_vs_alpha(runs)}
+    assert set(curves) == {"PGD, trained at eps 0.1", "clean, trained at eps 0.1"}
+    assert [(p.x, p.accuracy) for p in curves["PGD, trained at eps 0.1"].points] == [
+        (0.2, pytest.approx(45.0)), (0.8, pytest.approx(30.0))]
+
+
+def test_example_columns_stay_in_the_ball(digits_model):
+    model, x, y = digits_model
+    x, y = x[:4], y[:4]
+    columns = attack_columns(model, x, y, {**spat_fig2_attacks(steps=3), **spat_fig3_attacks(steps=3)})
+    assert [c.name for c in columns][:2] == ["natural", "CW-inf eps 8/255"] and len(columns) == 7
+    assert columns[0].predictions == model(x).argmax(1).tolist()
+    for column, eps in zip(columns[1:], (8 / 255, 16 / 255, 32 / 255, 32 / 255, 32 / 255, 32 / 255)):
+        assert (column.images - x).abs().max() <= eps + 1e-6
+        assert column.images.min() >= 0 and column.images.max() <= 1
+
+
 def test_figures_from_checkpoints_and_runs(digits_ckpt, tmp_path, run_cli):
-    runs = [_run(tmp_path / "r1", "trades", 64, [0.3, 0.4]), _run(tmp_path / "r2", "trades", 128, [0.35])]
+    runs = [_run(tmp_path / "r1", "trades", 64, [0.3, 0.4]), _run(tmp_path / "r2", "trades", 128, [0.35]),
+            _run(tmp_path / "r3", "spat_madry", 128, [0.3], alpha=0.2), _run(tmp_path / "r4", "spat_madry", 128,
+                                                                           [0.32], alpha=0.8)]
     out = tmp_path / "figs"
-    code, stdout, err = run_cli(["figures", "--natural", digits_ckpt, "--robust", digits_ckpt, "--runs", runs[0],
-                                 "--runs", runs[1], "--n", 120, "--n-pairs", 120, "--eps", 0.1, "--max-steps", 5,
+    code, stdout, err = run_cli(["figures", "--natural", digits_ckpt, "--robust", digits_ckpt]
+                                + [a for run in runs for a in ("--runs", run)] + ["--n", 120, "--n-pairs", 120, "--eps", 0.1, "--max-steps", 5,
                                  "--eps-sweep", "0,0.1", "--alphas", "0,1", "--n-boot", 20, "--n-perm", 20,
                                  "--quiet", "--out", out])
     assert code == 0, err
     made = {"scarl_fig1_cca", "scarl_fig2_simmatrix", "scarl_fig4a_epochs", "scarl_fig4b_eps", "scarl_fig4c_steps",
-            "scarl_fig4d_batch", "spat_fig4_alpha"}
+            "scarl_fig4d_batch", "spat_fig4_alpha", "spat_fig2_examples", "spat_fig3_examples", "spat_fig5_alpha_sweep"}
     for name in made:
         assert (out / f"{name}.png").stat().st_size > 0 and (out / f"{name}.pdf").stat().st_size > 0
         assert json.loads((out / f"{name}.json").read_text())["metadata"]["settings"]["n"] == 120

@@ -11,6 +11,9 @@ Made in this version (see figures/README.md for the full map):
 ``scarl_fig4c_steps``      PGD accuracy vs steps (up to ``--max-steps``) of the same
 ``scarl_fig4d_batch``      final PGD accuracy vs batch size of runs that differ in it
 ``spat_fig4_alpha``        PGD-LS success vs alpha of the natural and robust checkpoints
+``spat_fig2_examples``     CW-inf adversarial examples of the robust checkpoint at eps 8, 16, 32/255
+``spat_fig3_examples``     PGD-CE vs PGD-LS (alpha 0.2, 0.8) examples of the robust checkpoint, eps 32/255
+``spat_fig5_alpha_sweep``  last-epoch clean and PGD accuracy vs alpha of a sweep of spat_* runs
 =========================  =========================================================
 """
 
@@ -24,7 +27,10 @@ from semprobe.commands.common import command, common_run_options, out_options
 
 ROLES = ("natural", "fgsm", "robust", "trades", "scarl")
 FIGURES = ("scarl_fig1_cca", "scarl_fig5_cca", "scarl_fig2_simmatrix", "scarl_fig4a_epochs", "scarl_fig4b_eps",
-           "scarl_fig4c_steps", "scarl_fig4d_batch", "spat_fig4_alpha")
+           "scarl_fig4c_steps", "scarl_fig4d_batch", "spat_fig4_alpha", "spat_fig2_examples", "spat_fig3_examples",
+           "spat_fig5_alpha_sweep")
+RUN_FIGURES = ("scarl_fig4a_epochs", "scarl_fig4d_batch", "spat_fig5_alpha_sweep")
+EXAMPLE_IMAGES = 6
 
 
 def _role_options(func):
@@ -105,7 +111,7 @@ def figures_command(natural, fgsm, robust, trades, scarl, run_dirs, dataset, n_i
         context = _Context(checkpoints, data, images, labels, eps, batch_size, torch_device, seed, n_images, n_pairs)
         _checkpoint_figures(context, made, skipped, eps_values, max_steps, alphas, n_boot, n_perm)
     else:
-        skipped += [(f, "checkpoints") for f in FIGURES if f not in ("scarl_fig4a_epochs", "scarl_fig4d_batch")]
+        skipped += [(f, "checkpoints") for f in FIGURES if f not in RUN_FIGURES]
     _run_figures(runs, made, skipped)
 
     for name, reason in skipped:
@@ -205,6 +211,26 @@ def _checkpoint_figures(context, made, skipped, eps_values, max_steps, alphas, n
                                    {"curves": [c.to_dict() for c in curves]})
     else:
         skipped.append(("spat_fig4_alpha", "--natural or --robust"))
+    if "robust" in have:
+        _example_figures(context, made)
+    else:
+        skipped += [("spat_fig2_examples", "--robust"), ("spat_fig3_examples", "--robust")]
+
+
+def _example_figures(context, made) -> None:
+    from semprobe.example_grids import attack_columns, example_grid, spat_fig2_attacks, spat_fig3_attacks
+
+    model = context.checkpoints["robust"].model.to(context.device)
+    images = context.images[:EXAMPLE_IMAGES].to(context.device)
+    labels = context.labels[:EXAMPLE_IMAGES].to(context.device)
+    classes = list(context.data.classes)
+    for name, attack_fns, title in (
+        ("spat_fig2_examples", spat_fig2_attacks(), "CW-inf adversarial examples of the robust model"),
+        ("spat_fig3_examples", spat_fig3_attacks(), "PGD-CE vs PGD-LS examples of the robust model (eps 32/255)"),
+    ):
+        columns = attack_columns(model, images, labels, attack_fns)
+        made[name] = (example_grid(columns, labels, classes, title=title),
+                      {"labels": [classes[int(k)] for k in labels], "columns": [c.to_dict(classes) for c in columns]})
 
 
 def _similarity_figure(context, roles, n_boot, n_perm):
@@ -226,10 +252,10 @@ def _similarity_figure(context, roles, n_boot, n_perm):
 
 def _run_figures(runs: dict, made: dict, skipped: list) -> None:
     from semprobe.curve_plots import curves_figure
-    from semprobe.run_metrics import accuracy_vs_batch_size, accuracy_vs_epoch
+    from semprobe.run_metrics import accuracy_vs_alpha, accuracy_vs_batch_size, accuracy_vs_epoch
 
     if not runs:
-        skipped += [("scarl_fig4a_epochs", "--runs"), ("scarl_fig4d_batch", "--runs")]
+        skipped += [(name, "--runs") for name in RUN_FIGURES]
         return
     curves = [accuracy_vs_epoch(run) for run in runs]
     made["scarl_fig4a_epochs"] = (curves_figure(curves, title="validation PGD accuracy per epoch"),
@@ -240,3 +266,9 @@ def _run_figures(runs: dict, made: dict, skipped: list) -> None:
                                      {"curves": [c.to_dict() for c in batch_curves]})
     else:
         skipped.append(("scarl_fig4d_batch", "--runs of one method trained with different batch sizes"))
+    alpha_curves = accuracy_vs_alpha(list(runs))
+    if any(len(c.points) > 1 for c in alpha_curves):
+        made["spat_fig5_alpha_sweep"] = (curves_figure(alpha_curves, title="last-epoch accuracy vs training alpha"),
+                                         {"curves": [c.to_dict() for c in alpha_curves]})
+    else:
+        skipped.append(("spat_fig5_alpha_sweep", "--runs of spat_* trained with different alphas"))
