@@ -75,3 +75,31 @@ def test_bad_input(tmp_path, run_cli, args, fragment, monkeypatch):
     code, _, err = run_cli(["figures", "--out", tmp_path / "never"] + args)
     assert code == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
     assert not (tmp_path / "never").exists()
+
+
+def test_manifest_names_the_inputs(digits_ckpt, tmp_path, run_cli):
+    run = _run(tmp_path / "runs" / "trades", "trades", 64, [0.3, 0.4])
+    manifest = tmp_path / "paper.yaml"
+    manifest.write_text(f"dataset: digits\neps: 0.1\ncheckpoints:\n  natural: {digits_ckpt}\nruns:\n  - runs/trades\n")
+    out = tmp_path / "figs"
+    code, stdout, err = run_cli(["figures", "--manifest", manifest, "--n", 40, "--n-pairs", 40, "--max-steps", 2,
+                                 "--alphas", "0,1", "--n-boot", 0, "--n-perm", 0, "--quiet", "--out", out])
+    assert code == 0, err
+    assert (out / "scarl_fig1_cca.png").exists() and (out / "scarl_fig4a_epochs.png").exists()
+    settings = json.loads((out / "scarl_fig1_cca.json").read_text())["metadata"]["settings"]
+    assert settings["eps"] == 0.1 and settings["runs"] == [str(run)]
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("checkpoints:\n  natural: nowhere.pt\n", "missing files"),
+    ("runs:\n  - no_such_run\n", "missing files"),
+    ("checkpoints:\n  teacher: a.pt\n", "roles"),
+    ("colour: red\n", "keys"),
+    ("checkpoints: [\n", "YAML"),
+])
+def test_bad_manifest(tmp_path, run_cli, text, fragment):
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(text)
+    code, _, err = run_cli(["figures", "--manifest", manifest, "--out", tmp_path / "never"])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
+    assert not (tmp_path / "never").exists()

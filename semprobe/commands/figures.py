@@ -40,7 +40,38 @@ def _role_options(func):
     return func
 
 
+def read_manifest(path: Path) -> dict:
+    """A figures manifest (YAML): ``dataset``, ``eps``, ``checkpoints`` (role -> file) and ``runs``
+    (folders), paths relative to the manifest's folder; every named file must exist."""
+    import yaml
+
+    from semprobe.errors import ConfigError
+
+    if not path.is_file():
+        raise ConfigError(f"manifest {path} does not exist")
+    try:
+        manifest = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"manifest {path} is not valid YAML ({' '.join(str(exc).split())})") from None
+    allowed = {"dataset", "eps", "checkpoints", "runs"}
+    if not isinstance(manifest, dict) or set(manifest) - allowed:
+        raise ConfigError(f"manifest {path}: expected a mapping with keys {', '.join(sorted(allowed))}")
+    checkpoints = manifest.get("checkpoints") or {}
+    if not isinstance(checkpoints, dict) or set(checkpoints) - set(ROLES):
+        raise ConfigError(f"manifest {path}: checkpoints maps roles ({', '.join(ROLES)}) to files")
+    base = path.parent
+    resolved = {role: base / str(file) for role, file in checkpoints.items()}
+    runs = [base / str(folder) for folder in manifest.get("runs") or []]
+    missing = [str(p) for p in resolved.values() if not p.is_file()] + [str(p) for p in runs if not p.is_dir()]
+    if missing:
+        raise ConfigError(f"manifest {path} names missing files: {', '.join(missing)}")
+    return {"dataset": manifest.get("dataset"), "eps": manifest.get("eps"), "checkpoints": resolved, "runs": runs}
+
+
 @command(name="figures")
+@click.option("--manifest", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="YAML naming the checkpoints by role, the runs, dataset and eps (see figures/paper.yaml); "
+                   "options given on the command line win.")
 @_role_options
 @click.option("--runs", "run_dirs", multiple=True, type=click.Path(file_okay=False, path_type=Path),
               help="A training run folder (metrics.jsonl, config.json); repeat for several.")
@@ -49,7 +80,7 @@ def _role_options(func):
               help="Test images for the similarity matrices and the curves (a seeded random sample).")
 @click.option("--n-pairs", type=click.IntRange(min=20), default=500, show_default=True,
               help="Image/word pairs of the CCA figures.")
-@click.option("--eps", "eps_text", default="8/255", show_default=True, help="L-inf budget of the attacks.")
+@click.option("--eps", "eps_text", default=None, help="L-inf budget of the attacks (default: the manifest's, else 8/255).")
 @click.option("--eps-sweep", default="0,2/255,4/255,8/255,16/255", show_default=True,
               help="The eps of Fig. 4 b.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=500, show_default=True,
@@ -59,7 +90,7 @@ def _role_options(func):
 @click.option("--n-perm", type=click.IntRange(min=0), default=1000, show_default=True)
 @common_run_options
 @out_options
-def figures_command(natural, fgsm, robust, trades, scarl, run_dirs, dataset, n_images, n_pairs, eps_text, eps_sweep,
+def figures_command(manifest, natural, fgsm, robust, trades, scarl, run_dirs, dataset, n_images, n_pairs, eps_text, eps_sweep,
                     max_steps, alpha_text, n_boot, n_perm, data_dir, batch_size, seed, device, quiet, out,
                     overwrite) -> None:
     """The SCARL and SPAT figures that the given checkpoints and runs allow.
@@ -79,12 +110,18 @@ def figures_command(natural, fgsm, robust, trades, scarl, run_dirs, dataset, n_i
     from semprobe.outputs import OutputDir, run_metadata
     from semprobe.run_metrics import read_run
 
-    eps = parse_eps(eps_text)
+    given = {role: path for role, path in zip(ROLES, (natural, fgsm, robust, trades, scarl)) if path is not None}
+    if manifest is not None:
+        listed = read_manifest(manifest)
+        given = {**listed["checkpoints"], **given}
+        run_dirs = tuple(run_dirs) or tuple(listed["runs"])
+        dataset = dataset or listed["dataset"]
+        eps_text = eps_text or (str(listed["eps"]) if listed["eps"] is not None else None)
+    eps = parse_eps(eps_text or "8/255")
     if eps == 0:
         raise ConfigError("--eps must be > 0")
     eps_values = [parse_eps(v) for v in eps_sweep.split(",") if v.strip()]
     alphas = parse_alphas(alpha_text)
-    given = {role: path for role, path in zip(ROLES, (natural, fgsm, robust, trades, scarl)) if path is not None}
     if not given and not run_dirs:
         raise ConfigError("pass checkpoints (--natural, --fgsm, --robust, --trades, --scarl) or --runs")
     runs = {str(d): read_run(d) for d in run_dirs}  # refuses a folder that is not a run, before any work
@@ -99,7 +136,7 @@ def figures_command(natural, fgsm, robust, trades, scarl, run_dirs, dataset, n_i
     if checkpoints and (None in names or len(names) > 1):
         raise ConfigError("pass --dataset: the checkpoints do not record one common dataset")
     dataset_name = names.pop() if checkpoints else dataset
-    settings = dict(dataset=dataset_name, n=n_images, n_pairs=n_pairs, eps=eps, eps_sweep=eps_values,
+    settings = dict(manifest=str(manifest) if manifest else None, dataset=dataset_name, n=n_images, n_pairs=n_pairs, eps=eps, eps_sweep=eps_values,
                     max_steps=max_steps, alphas=alphas, n_boot=n_boot, n_perm=n_perm, seed=seed,
                     checkpoints={role: str(path) for role, path in given.items()}, runs=list(runs))
     made, skipped = {}, []
