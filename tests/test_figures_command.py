@@ -61,6 +61,7 @@ def test_figures_from_checkpoints_and_runs(digits_ckpt, tmp_path, run_cli):
         assert (out / f"{name}.png").stat().st_size > 0 and (out / f"{name}.pdf").stat().st_size > 0
         assert json.loads((out / f"{name}.json").read_text())["metadata"]["settings"]["n"] == 120
     assert "skipped scarl_fig5_cca: needs --robust and --scarl" in stdout
+    assert "skipped the CLIP panels of scarl_fig2_simmatrix: needs --clip" in stdout
     assert not (out / "scarl_fig5_cca.png").exists()
 
 
@@ -83,11 +84,14 @@ def test_manifest_names_the_inputs(digits_ckpt, tmp_path, run_cli):
     manifest.write_text(f"dataset: digits\neps: 0.1\ncheckpoints:\n  natural: {digits_ckpt}\nruns:\n  - runs/trades\n")
     out = tmp_path / "figs"
     code, stdout, err = run_cli(["figures", "--manifest", manifest, "--n", 40, "--n-pairs", 40, "--max-steps", 2,
+                                 "--clip", "clip:ViT-S-32-alt:none",
                                  "--alphas", "0,1", "--n-boot", 0, "--n-perm", 0, "--quiet", "--out", out])
     assert code == 0, err
     assert (out / "scarl_fig1_cca.png").exists() and (out / "scarl_fig4a_epochs.png").exists()
     settings = json.loads((out / "scarl_fig1_cca.json").read_text())["metadata"]["settings"]
     assert settings["eps"] == 0.1 and settings["runs"] == [str(run)]
+    reports = json.loads((out / "scarl_fig2_simmatrix.json").read_text())["reports"]["natural"]
+    assert set(reports) == {"glove", "clip:ViT-S-32-alt:none"}  # CLIP built with pretrained=None, offline
 
 
 @pytest.mark.parametrize("text, fragment", [

@@ -5,7 +5,7 @@ Made in this version (see figures/README.md for the full map):
 =========================  =========================================================
 ``scarl_fig1_cca``         CCA grid of the natural, FGSM and robust checkpoints
 ``scarl_fig5_cca``         CCA grid of the robust (AT) and SCARL checkpoints
-``scarl_fig2_simmatrix``   class-similarity matrices of natural and robust features vs GloVe
+``scarl_fig2_simmatrix``   class-similarity matrices of natural and robust features vs GloVe (and CLIP)
 ``scarl_fig4a_epochs``     validation PGD accuracy per epoch of each ``--runs`` folder
 ``scarl_fig4b_eps``        PGD-10 accuracy vs eps of the robust, TRADES and SCARL checkpoints
 ``scarl_fig4c_steps``      PGD accuracy vs steps (up to ``--max-steps``) of the same
@@ -86,12 +86,14 @@ def read_manifest(path: Path) -> dict:
 @click.option("--max-steps", type=click.IntRange(min=1), default=500, show_default=True,
               help="Largest PGD step count of Fig. 4 c.")
 @click.option("--alphas", "alpha_text", default="0:1:0.1", show_default=True, help="The alphas of SPAT Fig. 4.")
+@click.option("--clip", "clip_spec", default=None,
+              help="CLIP word vectors for Fig. 2 beside GloVe: clip:MODEL:PRETRAINED (a tag or a local weights file).")
 @click.option("--n-boot", type=click.IntRange(min=0), default=1000, show_default=True)
 @click.option("--n-perm", type=click.IntRange(min=0), default=1000, show_default=True)
 @common_run_options
 @out_options
 def figures_command(manifest, natural, fgsm, robust, trades, scarl, run_dirs, dataset, n_images, n_pairs, eps_text, eps_sweep,
-                    max_steps, alpha_text, n_boot, n_perm, data_dir, batch_size, seed, device, quiet, out,
+                    max_steps, alpha_text, clip_spec, n_boot, n_perm, data_dir, batch_size, seed, device, quiet, out,
                     overwrite) -> None:
     """The SCARL and SPAT figures that the given checkpoints and runs allow.
 
@@ -117,6 +119,8 @@ def figures_command(manifest, natural, fgsm, robust, trades, scarl, run_dirs, da
         run_dirs = tuple(run_dirs) or tuple(listed["runs"])
         dataset = dataset or listed["dataset"]
         eps_text = eps_text or (str(listed["eps"]) if listed["eps"] is not None else None)
+    if clip_spec is not None and not clip_spec.startswith("clip:"):
+        raise ConfigError(f"--clip takes clip:MODEL:PRETRAINED, got {clip_spec!r}")
     eps = parse_eps(eps_text or "8/255")
     if eps == 0:
         raise ConfigError("--eps must be > 0")
@@ -145,8 +149,15 @@ def figures_command(manifest, natural, fgsm, robust, trades, scarl, run_dirs, da
         data, images, labels, _ = load_images(dataset_name, "test", max(n_images, n_pairs), seed, data_dir)
         for role, loaded in checkpoints.items():
             check_model_fits_data(f"--{role}", loaded, data)
+        from semprobe.words import class_vectors
+
         context = _Context(checkpoints, data, images, labels, eps, batch_size, torch_device, seed, n_images, n_pairs)
+        # Word vectors before any compute: a missing CLIP weights file fails at once.
+        context.words = {e: class_vectors(e, data.classes, data.phrases).vectors
+                         for e in ["glove"] + ([clip_spec] if clip_spec else [])}
         _checkpoint_figures(context, made, skipped, eps_values, max_steps, alphas, n_boot, n_perm)
+        if not clip_spec and "scarl_fig2_simmatrix" in made:
+            skipped.append(("the CLIP panels of scarl_fig2_simmatrix", "--clip clip:MODEL:PRETRAINED"))
     else:
         skipped += [(f, "checkpoints") for f in FIGURES if f not in RUN_FIGURES]
     _run_figures(runs, made, skipped)
@@ -169,6 +180,7 @@ class _Context:
         self.batch_size, self.device, self.seed = batch_size, device, seed
         self.n_images, self.n_pairs = n_images, n_pairs
         self._features = {}
+        self.words: dict = {}  # embedding spec -> (K, d) class vectors, set before any compute
 
     def features(self, role: str, adversarial: bool = True):
         """Natural (and, with ``adversarial``, PGD-20) features of the first max(n, n_pairs) images,
@@ -188,9 +200,8 @@ class _Context:
 def _cca_figure(context, roles, n_boot, n_perm):
     from semprobe.plots import cca_grid
     from semprobe.stats import cca_report
-    from semprobe.words import class_vectors
 
-    words = class_vectors("glove", context.data.classes, context.data.phrases).vectors
+    words = context.words["glove"]
     reports = {}
     for role in roles:
         features = context.features(role)
@@ -273,15 +284,14 @@ def _example_figures(context, made) -> None:
 def _similarity_figure(context, roles, n_boot, n_perm):
     from semprobe.plots import similarity_grid
     from semprobe.stats import similarity_report
-    from semprobe.words import class_vectors
 
-    words = class_vectors("glove", context.data.classes, context.data.phrases).vectors
+    words = context.words
     reports = {}
     for role in roles:
         features = context.features(role, adversarial=False)
-        reports[role] = {"glove": similarity_report(features.features[: context.n_images],
-                                                    features.labels[: context.n_images], words, n_boot=n_boot,
-                                                    n_perm=n_perm, random_state=context.seed)}
+        natural, labels = features.features[: context.n_images], features.labels[: context.n_images]
+        reports[role] = {e: similarity_report(natural, labels, vectors, n_boot=n_boot, n_perm=n_perm,
+                                              random_state=context.seed) for e, vectors in words.items()}
     document = {"classes": list(context.data.classes),
                 "reports": {role: {e: r.to_dict() for e, r in cols.items()} for role, cols in reports.items()}}
     return similarity_grid(reports, list(context.data.classes)), document
