@@ -107,3 +107,28 @@ def test_bad_manifest(tmp_path, run_cli, text, fragment):
     code, _, err = run_cli(["figures", "--manifest", manifest, "--out", tmp_path / "never"])
     assert code == 2 and len(err.strip().splitlines()) == 1 and fragment in err, err
     assert not (tmp_path / "never").exists()
+
+
+def test_figures_from_runs_the_trainers_made(tmp_path, run_cli):
+    """Real run folders: two one-epoch spat_madry runs (alpha 0.2, 0.8) on 64 digits, and the
+    robust checkpoint of one of them."""
+    from trainers.__main__ import main as train
+
+    runs = []
+    for alpha in (0.2, 0.8):
+        out = tmp_path / f"spat_{alpha}"
+        assert train(["spat_madry", "--dataset", "digits", "--arch", "small_cnn", "--alpha", str(alpha),
+                      "--max-train-images", "64", "--batch-size", "32", "--eval-steps", "1", "--epochs", "1",
+                      "--quiet", "--out", str(out)]) == 0
+        runs.append(out)
+    out = tmp_path / "figs"
+    code, stdout, err = run_cli(["figures", "--robust", runs[0] / "best.pt", "--runs", runs[0], "--runs", runs[1],
+                                 "--n", 40, "--n-pairs", 40, "--eps", 0.1, "--eps-sweep", "0,0.1", "--max-steps", 2,
+                                 "--alphas", "0,1", "--n-boot", 0, "--n-perm", 0, "--quiet", "--out", out])
+    assert code == 0, err
+    sweep = json.loads((out / "spat_fig5_alpha_sweep.json").read_text())["curves"]
+    assert {tuple(p["x"] for p in c["points"]) for c in sweep} == {(0.2, 0.8)}
+    epochs = json.loads((out / "scarl_fig4a_epochs.json").read_text())["curves"]
+    assert [c["label"] for c in epochs] == ["spat_0.2: spat_madry (PGD)", "spat_0.8: spat_madry (PGD)"]
+    for name in ("spat_fig2_examples", "spat_fig3_examples", "scarl_fig1_cca", "scarl_fig4c_steps"):
+        assert (out / f"{name}.png").stat().st_size > 0
