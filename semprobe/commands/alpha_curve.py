@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from semprobe.commands.common import (
-    check_model_fits_data, checkpoint_options, command, common_run_options, load_checkpoints, load_images,
+    check_model_fits_data, checkpoint_options, common_dataset, command, common_run_options, load_checkpoints, load_images,
     out_options, progress_factory,
 )
 
@@ -58,10 +58,7 @@ def alpha_curve_command(ckpt, arch, num_classes, in_channels, normalization, dat
     torch_device = resolve_device(device)
     output = OutputDir(out, overwrite=overwrite, expected=[f"alpha_curve.{e}" for e in ("json", "png", "pdf")])
     checkpoints = load_checkpoints(ckpt, arch, num_classes, in_channels, normalization, device=torch_device)
-    names = {dataset or c.dataset for c in checkpoints.values()}
-    if None in names or len(names) > 1:
-        raise ConfigError("pass --dataset: the checkpoints do not record one common dataset")
-    dataset_name = names.pop()
+    dataset_name = common_dataset(checkpoints, dataset)
     data, images, labels, _ = load_images(dataset_name, split, n_images, seed, data_dir)
     for label, loaded in checkpoints.items():
         check_model_fits_data(label, loaded, data)

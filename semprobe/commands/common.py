@@ -114,6 +114,19 @@ def load_images(dataset: str, split: str, n: int | None, seed: int, data_dir=Non
     return data, images, labels, indices
 
 
+def common_dataset(checkpoints: dict, dataset: str | None) -> str:
+    """``--dataset`` if given, else the one dataset every checkpoint records; ConfigError otherwise."""
+    from semprobe.errors import ConfigError
+
+    names = {dataset or c.dataset for c in checkpoints.values()}
+    if None in names:
+        raise ConfigError("a checkpoint does not record its dataset; pass --dataset")
+    if len(names) > 1:
+        raise ConfigError(f"the checkpoints were trained on different datasets ({', '.join(sorted(names))}); "
+                          "pass --dataset")
+    return names.pop()
+
+
 def attack_contexts(checkpoints: dict, specs, info_tau=None, info_c=None) -> dict:
     """Per checkpoint label, the :class:`AttackContext` its attacks need (SCARL heads, word
     vectors, L_info's tau and c); refuses attacks a checkpoint cannot run, before any work."""

@@ -8,7 +8,7 @@ import io
 import click
 
 from semprobe.commands.common import (
-    attack_contexts, check_model_fits_data, checkpoint_options, command, common_run_options, load_checkpoints, load_images,
+    attack_contexts, check_model_fits_data, common_dataset, checkpoint_options, command, common_run_options, load_checkpoints, load_images,
     out_options, progress_factory,
 )
 
@@ -105,13 +105,7 @@ def evaluate_command(ckpt, arch, num_classes, in_channels, normalization, datase
     output = OutputDir(out, overwrite=overwrite, expected=expected)
 
     checkpoints = load_checkpoints(ckpt, arch, num_classes, in_channels, normalization, device=torch_device)
-    datasets = {dataset or c.dataset for c in checkpoints.values()}
-    if None in datasets:
-        raise ConfigError("a checkpoint does not record its dataset; pass --dataset")
-    if len(datasets) > 1:
-        raise ConfigError(f"the checkpoints were trained on different datasets ({', '.join(sorted(datasets))}); "
-                          "pass --dataset")
-    dataset_name = datasets.pop()
+    dataset_name = common_dataset(checkpoints, dataset)
     contexts = attack_contexts(checkpoints, specs, info_tau, info_c)
     data, images, labels, indices = load_images(dataset_name, split, n_images, seed, data_dir)
     for label, loaded in checkpoints.items():

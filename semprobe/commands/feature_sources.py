@@ -158,7 +158,7 @@ def _check_same_classes(sources: list[FeatureSource]) -> None:
 def _checkpoint_sources(ckpt, arch, num_classes, in_channels, normalization, dataset, split, layer, n_images, attack,
                         aliases, data_dir, batch_size, seed, device, quiet, min_images, files) -> list[FeatureSource]:
     from semprobe.commands.common import (
-        attack_contexts, check_model_fits_data, load_checkpoints, load_images, progress_factory,
+        attack_contexts, check_model_fits_data, common_dataset, load_checkpoints, load_images, progress_factory,
     )
     from semprobe.data import dataset_info
     from semprobe.errors import ConfigError
@@ -167,13 +167,7 @@ def _checkpoint_sources(ckpt, arch, num_classes, in_channels, normalization, dat
 
     torch_device = resolve_device(device)
     checkpoints = load_checkpoints(ckpt, arch, num_classes, in_channels, normalization, device=torch_device)
-    names = {dataset or c.dataset for c in checkpoints.values()}
-    if None in names:
-        raise ConfigError("a checkpoint does not record its dataset; pass --dataset")
-    if len(names) > 1:
-        raise ConfigError(f"the checkpoints were trained on different datasets ({', '.join(sorted(names))}); "
-                          "pass --dataset")
-    dataset_name = names.pop()
+    dataset_name = common_dataset(checkpoints, dataset)
     for loaded in checkpoints.values():
         check_layer(loaded.model, layer)
     specs = [attack.spec] if attack.spec is not None else []

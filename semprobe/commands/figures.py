@@ -133,13 +133,10 @@ def figures_command(manifest, natural, fgsm, robust, trades, scarl, run_dirs, da
     output = OutputDir(out, overwrite=overwrite, expected=[f"{f}.{e}" for f in FIGURES for e in ("png", "pdf", "json")])
 
     from semprobe.checkpoint import load_checkpoint
-    from semprobe.commands.common import check_model_fits_data, load_images
+    from semprobe.commands.common import check_model_fits_data, common_dataset, load_images
 
     checkpoints = {role: load_checkpoint(path, device=torch_device) for role, path in given.items()}
-    names = {dataset or c.dataset for c in checkpoints.values()}
-    if checkpoints and (None in names or len(names) > 1):
-        raise ConfigError("pass --dataset: the checkpoints do not record one common dataset")
-    dataset_name = names.pop() if checkpoints else dataset
+    dataset_name = common_dataset(checkpoints, dataset) if checkpoints else dataset
     settings = dict(manifest=str(manifest) if manifest else None, dataset=dataset_name, n=n_images, n_pairs=n_pairs, eps=eps, eps_sweep=eps_values,
                     max_steps=max_steps, alphas=alphas, n_boot=n_boot, n_perm=n_perm, seed=seed,
                     checkpoints={role: str(path) for role, path in given.items()}, runs=list(runs))
