@@ -65,11 +65,27 @@ def test_figures_from_checkpoints_and_runs(digits_ckpt, tmp_path, run_cli):
     assert not (out / "scarl_fig5_cca.png").exists()
 
 
+def test_only_makes_the_named_figures(digits_ckpt, tmp_path, run_cli):
+    run = _run(tmp_path / "r1", "trades", 64, [0.3, 0.4])
+    out = tmp_path / "figs"
+    code, stdout, err = run_cli(["figures", "--robust", digits_ckpt, "--runs", run, "--only",
+                                 "scarl_fig4a_epochs,spat_fig2_examples,scarl_fig5_cca", "--n", 100, "--n-pairs", 100, "--eps", 0.1,
+                                 "--quiet",
+                                 "--out", out])
+    assert code == 0, err
+    assert sorted(p.stem for p in out.glob("*.png")) == ["scarl_fig4a_epochs", "spat_fig2_examples"]
+    assert "skipped scarl_fig5_cca: needs --robust and --scarl" in stdout
+    assert "spat_fig3_examples" not in stdout and "scarl_fig4b_eps" not in stdout
+    settings = json.loads((out / "spat_fig2_examples.json").read_text())["metadata"]["settings"]
+    assert settings["only"] == ["scarl_fig4a_epochs", "scarl_fig5_cca", "spat_fig2_examples"]
+
+
 @pytest.mark.parametrize("args, fragment", [
     ([], "pass checkpoints"),
     (["--runs", "nowhere"], "not a training run"),
     (["--natural", "missing.pt"], "missing.pt"),
     (["--alphas", "0:2:0.5", "--runs", "x"], "alpha"),
+    (["--only", "scarl_fig9", "--runs", "x"], "unknown figure(s) scarl_fig9"),
 ])
 def test_bad_input(tmp_path, run_cli, args, fragment, monkeypatch):
     monkeypatch.chdir(tmp_path)

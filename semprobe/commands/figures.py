@@ -88,12 +88,14 @@ def read_manifest(path: Path) -> dict:
 @click.option("--alphas", "alpha_text", default="0:1:0.1", show_default=True, help="The alphas of SPAT Fig. 4.")
 @click.option("--clip", "clip_spec", default=None,
               help="CLIP word vectors for Fig. 2 beside GloVe: clip:MODEL:PRETRAINED (a tag or a local weights file).")
+@click.option("--only", "only_text", default=None,
+              help="Make only these figures, a comma list of names (e.g. scarl_fig4b_eps,spat_fig2_examples).")
 @click.option("--n-boot", type=click.IntRange(min=0), default=1000, show_default=True)
 @click.option("--n-perm", type=click.IntRange(min=0), default=1000, show_default=True)
 @common_run_options
 @out_options
 def figures_command(manifest, natural, fgsm, robust, trades, scarl, run_dirs, dataset, n_images, n_pairs, eps_text, eps_sweep,
-                    max_steps, alpha_text, clip_spec, n_boot, n_perm, data_dir, batch_size, seed, device, quiet, out,
+                    max_steps, alpha_text, clip_spec, only_text, n_boot, n_perm, data_dir, batch_size, seed, device, quiet, out,
                     overwrite) -> None:
     """The SCARL and SPAT figures that the given checkpoints and runs allow.
 
@@ -126,6 +128,7 @@ def figures_command(manifest, natural, fgsm, robust, trades, scarl, run_dirs, da
         raise ConfigError("--eps must be > 0")
     eps_values = [parse_eps(v) for v in eps_sweep.split(",") if v.strip()]
     alphas = parse_alphas(alpha_text)
+    wanted = parse_figure_names(only_text)
     if not given and not run_dirs:
         raise ConfigError("pass checkpoints (--natural, --fgsm, --robust, --trades, --scarl) or --runs")
     runs = {str(d): read_run(d) for d in run_dirs}  # refuses a folder that is not a run, before any work
@@ -138,7 +141,7 @@ def figures_command(manifest, natural, fgsm, robust, trades, scarl, run_dirs, da
     checkpoints = {role: load_checkpoint(path, device=torch_device) for role, path in given.items()}
     dataset_name = common_dataset(checkpoints, dataset) if checkpoints else dataset
     settings = dict(manifest=str(manifest) if manifest else None, dataset=dataset_name, n=n_images, n_pairs=n_pairs, eps=eps, eps_sweep=eps_values,
-                    max_steps=max_steps, alphas=alphas, n_boot=n_boot, n_perm=n_perm, seed=seed,
+                    max_steps=max_steps, alphas=alphas, only=sorted(wanted), n_boot=n_boot, n_perm=n_perm, seed=seed,
                     checkpoints={role: str(path) for role, path in given.items()}, runs=list(runs))
     made, skipped = {}, []
     seed_everything(seed)
@@ -152,12 +155,14 @@ def figures_command(manifest, natural, fgsm, robust, trades, scarl, run_dirs, da
         # Word vectors before any compute: a missing CLIP weights file fails at once.
         context.words = {e: class_vectors(e, data.classes, data.phrases).vectors
                          for e in ["glove"] + ([clip_spec] if clip_spec else [])}
-        _checkpoint_figures(context, made, skipped, eps_values, max_steps, alphas, n_boot, n_perm)
+        _checkpoint_figures(context, made, skipped, eps_values, max_steps, alphas, n_boot, n_perm, wanted)
         if not clip_spec and "scarl_fig2_simmatrix" in made:
             skipped.append(("the CLIP panels of scarl_fig2_simmatrix", "--clip clip:MODEL:PRETRAINED"))
     else:
         skipped += [(f, "checkpoints") for f in FIGURES if f not in RUN_FIGURES]
-    _run_figures(runs, made, skipped)
+    _run_figures(runs, made, skipped, wanted)
+    made = {name: made[name] for name in made if name in wanted}  # run figures are cheap: made, then dropped
+    skipped = [(name, reason) for name, reason in skipped if name in wanted or name not in FIGURES]
 
     for name, reason in skipped:
         click.echo(f"skipped {name}: needs {reason}")
@@ -210,45 +215,68 @@ def _cca_figure(context, roles, n_boot, n_perm):
     return cca_grid(reports, list(context.data.classes), random_state=context.seed), document
 
 
-def _checkpoint_figures(context, made, skipped, eps_values, max_steps, alphas, n_boot, n_perm) -> None:
+def parse_figure_names(text: str | None) -> set[str]:
+    """The figures named by ``--only`` (a comma list), all of them when ``text`` is None."""
+    from semprobe.errors import ConfigError
+
+    if text is None:
+        return set(FIGURES)
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = sorted(names - set(FIGURES))
+    if unknown or not names:
+        raise ConfigError(f"--only: unknown figure(s) {', '.join(unknown) or '(none given)'}; "
+                          f"choose from {', '.join(FIGURES)}")
+    return names
+
+
+def _checkpoint_figures(context, made, skipped, eps_values, max_steps, alphas, n_boot, n_perm, wanted) -> None:
     from semprobe.alpha_curves import alpha_curve
     from semprobe.curve_plots import alpha_curve_figure, curves_figure
     from semprobe.curves import accuracy_vs_eps, accuracy_vs_steps
 
     have = [role for role in ROLES if role in context.checkpoints]
     fig1 = [r for r in ("natural", "fgsm", "robust") if r in have]
-    if fig1:
+    if "scarl_fig1_cca" not in wanted:
+        pass
+    elif fig1:
         made["scarl_fig1_cca"] = _cca_figure(context, fig1, n_boot, n_perm)
     else:
         skipped.append(("scarl_fig1_cca", "--natural, --fgsm or --robust"))
     fig5 = [r for r in ("robust", "scarl") if r in have]
-    if "scarl" in have and len(fig5) == 2:
+    if "scarl_fig5_cca" not in wanted:
+        pass
+    elif "scarl" in have and len(fig5) == 2:
         made["scarl_fig5_cca"] = _cca_figure(context, fig5, n_boot, n_perm)
     else:
         skipped.append(("scarl_fig5_cca", "--robust and --scarl"))
     sim_roles = [r for r in ("natural", "robust", "trades", "scarl") if r in have]
-    if sim_roles:
+    if "scarl_fig2_simmatrix" not in wanted:
+        pass
+    elif sim_roles:
         made["scarl_fig2_simmatrix"] = _similarity_figure(context, sim_roles, n_boot, n_perm)
     else:
         skipped.append(("scarl_fig2_simmatrix", "--natural, --robust, --trades or --scarl"))
     robust_roles = [r for r in ("robust", "trades", "scarl") if r in have]
     images, labels = context.images[: context.n_images], context.labels[: context.n_images]
-    if robust_roles:
-        common = dict(batch_size=context.batch_size, device=context.device, seed=context.seed)
+    common = dict(batch_size=context.batch_size, device=context.device, seed=context.seed)
+    if robust_roles and "scarl_fig4b_eps" in wanted:
         eps_curves = [accuracy_vs_eps(context.checkpoints[r].model, images, labels, eps_values, steps=10, label=r,
                                       **common) for r in robust_roles]
         made["scarl_fig4b_eps"] = (curves_figure(eps_curves, title="PGD-10 accuracy vs eps"),
                                    {"curves": [c.to_dict() for c in eps_curves]})
+    if robust_roles and "scarl_fig4c_steps" in wanted:
         counts = sorted({s for s in (1, 5, 10, 20, 50, 100, 200, 500, max_steps) if s <= max_steps})
         step_curves = [accuracy_vs_steps(context.checkpoints[r].model, images, labels, counts, eps=context.eps,
                                          step_size=context.eps / 4, label=r, **common) for r in robust_roles]
         made["scarl_fig4c_steps"] = (curves_figure(step_curves, title=f"PGD accuracy vs steps (eps {context.eps:.4g})"),
                                      {"curves": [c.to_dict() for c in step_curves]})
-    else:
+    if not robust_roles:
         skipped += [("scarl_fig4b_eps", "--robust, --trades or --scarl"),
                     ("scarl_fig4c_steps", "--robust, --trades or --scarl")]
     alpha_roles = [r for r in ("natural", "robust") if r in have]
-    if alpha_roles:
+    if "spat_fig4_alpha" not in wanted:
+        pass
+    elif alpha_roles:
         curves = [alpha_curve(context.checkpoints[r].model, images, labels, alphas, eps=context.eps,
                               step_size=context.eps / 10, steps=20, batch_size=context.batch_size,
                               device=context.device, seed=context.seed, label=r) for r in alpha_roles]
@@ -257,12 +285,12 @@ def _checkpoint_figures(context, made, skipped, eps_values, max_steps, alphas, n
     else:
         skipped.append(("spat_fig4_alpha", "--natural or --robust"))
     if "robust" in have:
-        _example_figures(context, made)
+        _example_figures(context, made, wanted)
     else:
         skipped += [("spat_fig2_examples", "--robust"), ("spat_fig3_examples", "--robust")]
 
 
-def _example_figures(context, made) -> None:
+def _example_figures(context, made, wanted) -> None:
     from semprobe.example_grids import attack_columns, example_grid, spat_fig2_attacks, spat_fig3_attacks
 
     model = context.checkpoints["robust"].model.to(context.device)
@@ -273,6 +301,8 @@ def _example_figures(context, made) -> None:
         ("spat_fig2_examples", spat_fig2_attacks(), "CW-inf adversarial examples of the robust model"),
         ("spat_fig3_examples", spat_fig3_attacks(), "PGD-CE vs PGD-LS examples of the robust model (eps 32/255)"),
     ):
+        if name not in wanted:
+            continue
         columns = attack_columns(model, images, labels, attack_fns)
         made[name] = (example_grid(columns, labels, classes, title=title),
                       {"labels": [classes[int(k)] for k in labels], "columns": [c.to_dict(classes) for c in columns]})
@@ -294,16 +324,17 @@ def _similarity_figure(context, roles, n_boot, n_perm):
     return similarity_grid(reports, list(context.data.classes)), document
 
 
-def _run_figures(runs: dict, made: dict, skipped: list) -> None:
+def _run_figures(runs: dict, made: dict, skipped: list, wanted: set[str]) -> None:
     from semprobe.curve_plots import curves_figure
     from semprobe.run_metrics import accuracy_vs_alpha, accuracy_vs_batch_size, accuracy_vs_epoch
 
     if not runs:
         skipped += [(name, "--runs") for name in RUN_FIGURES]
         return
-    curves = [accuracy_vs_epoch(run) for run in runs]
-    made["scarl_fig4a_epochs"] = (curves_figure(curves, title="validation PGD accuracy per epoch"),
-                                  {"curves": [c.to_dict() for c in curves]})
+    if "scarl_fig4a_epochs" in wanted:
+        curves = [accuracy_vs_epoch(run) for run in runs]
+        made["scarl_fig4a_epochs"] = (curves_figure(curves, title="validation PGD accuracy per epoch"),
+                                      {"curves": [c.to_dict() for c in curves]})
     batch_curves = accuracy_vs_batch_size(list(runs))
     if any(len(c.points) > 1 for c in batch_curves):
         made["scarl_fig4d_batch"] = (curves_figure(batch_curves, title="final PGD accuracy vs batch size"),
