@@ -1,0 +1,303 @@
+"""The embedded demo: train six small models, run every semprobe analysis, write figures/demo/.
+
+``make demo`` runs ``python figures/demo.py``. On Fashion-MNIST (the Debian files, else
+torchvision's download, else scikit-learn's digits, said in one line) it trains the small
+CNN at eps 0.1 with ``python -m trainers`` (natural, fgsm, pgd_at, trades, scarl and
+spat_madry with alpha 0.2), then runs ``semprobe eval``, ``cca``, ``simmatrix`` (GloVe),
+``alpha-curve`` and ``figures`` on the checkpoints, and writes every output, a
+``summary.md`` that tests the papers' findings (semprobe.findings), and ``commands.txt``
+(every command, as typed) into ``--out``.
+
+Trained runs are cached in ``--cache`` (default ``demo-cache/``, ignored by git) under
+the method's name, with the training command in ``demo-run.json``: a second run with the
+same settings reuses them and only redoes the analyses. The jobs run as separate
+processes, ``--jobs`` at a time (default: one per CPU core, one thread each), in
+dependency order. Everything is written into a staging folder and replaces ``--out``
+only when every job succeeded, so a failed demo leaves the previous outputs intact.
+
+    python figures/demo.py                      # the full demo (about 15 minutes on 2 CPU cores)
+    python figures/demo.py --profile smoke --out /tmp/demo --cache /tmp/demo-cache   # a 1-minute check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+METHODS = ("scarl", "trades", "pgd_at", "spat_madry", "fgsm", "natural")  # longest first
+EPS = "0.1"
+SPAT_ALPHA = "0.2"
+FIGURES_ONLY = "scarl_fig4a_epochs,scarl_fig4b_eps,scarl_fig4c_steps,spat_fig2_examples,spat_fig3_examples"
+SEMANTIC_COMPONENTS = 3  # GloVe principal components for the CCA whose relabelling null has power (< K-1)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How much of everything: training size and the sample size of each analysis."""
+
+    train_images: int | None  # None: the whole training split
+    epochs: int
+    train_steps: int          # PGD steps of the training attacks (step eps/4 ... see step_size)
+    train_step_size: str
+    val_size: int
+    eval_n: int               # natural, FGSM, PGD-20, CW-30 on every model
+    aa_n: int                 # AutoAttack (with natural and PGD-20 on the same images) on TRADES and SCARL
+    cca_pairs: int
+    sim_n: int
+    alpha_n: int
+    alphas: str
+    figures_n: int
+    max_steps: int
+    eps_sweep: str
+    n_boot: int
+    n_perm: int
+
+
+PROFILES = {
+    "full": Profile(train_images=10000, epochs=2, train_steps=5, train_step_size="eps/2", val_size=500,
+                    eval_n=500, aa_n=100, cca_pairs=500, sim_n=1000, alpha_n=300, alphas="0:1:0.1",
+                    figures_n=300, max_steps=50, eps_sweep="0,0.025,0.05,0.1,0.15,0.2", n_boot=1000, n_perm=1000),
+    "smoke": Profile(train_images=300, epochs=1, train_steps=2, train_step_size="eps/2", val_size=50,
+                     eval_n=60, aa_n=8, cca_pairs=60, sim_n=100, alpha_n=30, alphas="0:1:0.5",
+                     figures_n=30, max_steps=3, eps_sweep="0,0.1", n_boot=30, n_perm=30),
+}
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def choose_dataset(data_dir: str | None, allow_download: bool = True) -> tuple[str, str]:
+    """``(dataset, line)``: Fashion-MNIST where found or downloadable, else scikit-learn's digits."""
+    from semprobe.data import load_dataset
+    from semprobe.errors import SemprobeError
+
+    try:
+        load_dataset("fashion-mnist", "test", data_dir=data_dir)
+        return "fashion-mnist", "data: Fashion-MNIST, found on this machine"
+    except SemprobeError as not_here:
+        reason = str(not_here).splitlines()[0]
+    if allow_download:
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(20)  # a machine without a network must not hang here
+        try:
+            load_dataset("fashion-mnist", "test", data_dir=data_dir, download=True)
+            return "fashion-mnist", "data: Fashion-MNIST, downloaded with torchvision"
+        except SemprobeError as failed:
+            reason = str(failed).splitlines()[0]
+        finally:
+            socket.setdefaulttimeout(previous)
+    return "digits", f"data: Fashion-MNIST is not available ({reason}); the demo runs on scikit-learn's digits instead"
+
+
+@dataclass
+class Job:
+    """One command of the demo: its argument list, what it waits for, and where it logs."""
+
+    name: str
+    argv: list[str]             # after the program: ["-m", "trainers", ...] or ["-m", "semprobe", ...]
+    after: tuple[str, ...] = ()
+    display: str = ""           # the command as a user types it
+    done_marker: Path | None = None  # a cached training run: skip when it holds this job's command
+    seconds: float = 0.0
+    cached: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+def _typed(argv: list[str]) -> str:
+    program = "python -m trainers" if argv[:2] == ["-m", "trainers"] else "semprobe"
+    return " ".join([program] + [shlex.quote(a) for a in argv[2:]])
+
+
+def training_jobs(profile: Profile, dataset: str, cache: Path, data_dir: str | None) -> list[Job]:
+    """The six training runs (``python -m trainers METHOD ...``) into ``cache/METHOD``."""
+    jobs = []
+    for method in METHODS:
+        argv = ["-m", "trainers", method, "--dataset", dataset, "--arch", "small_cnn", "--eps", EPS,
+                "--epochs", str(profile.epochs), "--val-size", str(profile.val_size), "--quiet",
+                "--out", str(cache / method), "--overwrite"]
+        if method not in ("natural", "fgsm"):  # FGSM-AT takes one step of 1.25 eps (Wong et al. 2020)
+            argv += ["--steps", str(profile.train_steps), "--step-size", profile.train_step_size]
+        if profile.train_images is not None:
+            argv += ["--max-train-images", str(profile.train_images)]
+        if method == "spat_madry":
+            argv += ["--alpha", SPAT_ALPHA]
+        if data_dir:
+            argv += ["--data-dir", data_dir]
+        jobs.append(Job(f"train {method}", argv, display=_typed(argv), done_marker=cache / method / "demo-run.json"))
+    return jobs
+
+
+def analysis_jobs(profile: Profile, dataset: str, cache: Path, stage: Path, test_size: int,
+                  data_dir: str | None) -> list[Job]:
+    """eval, cca, simmatrix, alpha-curve and figures on the cached checkpoints, each into ``stage/NAME``."""
+    ckpt = {method: str(cache / method / "best.pt") for method in METHODS}
+    trained = {method: f"train {method}" for method in METHODS}
+    n = {key: min(value, test_size) for key, value in
+         dict(eval=profile.eval_n, aa=profile.aa_n, sim=profile.sim_n, alpha=profile.alpha_n,
+              figures=profile.figures_n, pairs=profile.cca_pairs).items()}
+    common = ["--eps", EPS, "--quiet", "--overwrite"] + (["--data-dir", data_dir] if data_dir else [])
+    stats = ["--n-boot", str(profile.n_boot), "--n-perm", str(profile.n_perm)]
+
+    def job(name, command, methods, options):
+        argv = ["-m", "semprobe", command] + [a for m in methods for a in ("--ckpt", ckpt[m])] + options + common \
+            + ["--out", str(stage / name)]
+        return Job(name, argv, tuple(trained[m] for m in methods), _typed(argv))
+
+    glove_pcs = stage / "cca_semantic" / f"glove_pc{SEMANTIC_COMPONENTS}.npy"
+    jobs = [
+        job("eval_aa", "eval", ["trades", "scarl"], ["--attacks", "natural,pgd20,aa", "--n", str(n["aa"])]),
+        job("eval", "eval", ["natural", "fgsm", "pgd_at", "trades", "scarl", "spat_madry"],
+            ["--attacks", "natural,fgsm,pgd20,cw30", "--n", str(n["eval"])]),
+        job("cca", "cca", ["natural", "fgsm", "pgd_at", "scarl"],
+            ["--n-pairs", str(n["pairs"]), "--project-adversarial"] + stats),
+        job("cca_semantic", "cca", ["natural", "pgd_at"],
+            ["--embedding", f"file:{glove_pcs}", "--n-pairs", str(n["pairs"])] + stats),
+        job("simmatrix", "simmatrix", ["natural", "pgd_at", "trades", "scarl"],
+            ["--embedding", "glove", "--adversarial", "--n", str(n["sim"])] + stats),
+        job("alpha_curve", "alpha-curve", ["natural", "pgd_at"],
+            ["--alphas", profile.alphas, "--n", str(n["alpha"])]),
+    ]
+    figures = ["-m", "semprobe", "figures", "--robust", ckpt["pgd_at"], "--trades", ckpt["trades"], "--scarl",
+               ckpt["scarl"]] + [a for m in ("pgd_at", "trades", "scarl", "spat_madry") for a in ("--runs", str(cache / m))] \
+        + ["--only", FIGURES_ONLY, "--n", str(max(n["figures"], 20)), "--n-pairs", str(max(n["pairs"], 20)),
+           "--max-steps", str(profile.max_steps), "--eps-sweep", profile.eps_sweep] + stats + common \
+        + ["--out", str(stage / "figures")]
+    jobs.append(Job("figures", figures, tuple(trained[m] for m in ("pgd_at", "trades", "scarl", "spat_madry")),
+                    _typed(figures)))
+    jobs[3].extra["word_pcs"] = glove_pcs
+    return jobs
+
+
+def write_word_components(path: Path, dataset: str, components: int) -> None:
+    """The class word vectors (GloVe) projected on their top principal components, as a K x c .npy."""
+    import numpy as np
+
+    from semprobe.data import dataset_info
+    from semprobe.words import class_vectors
+
+    info = dataset_info(dataset)
+    vectors = class_vectors("glove", info.classes, info.phrases).vectors
+    centred = vectors - vectors.mean(axis=0)
+    u, s, _ = np.linalg.svd(centred, full_matrices=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, (u[:, :components] * s[:components]).astype(np.float64))
+
+
+def _is_cached(job: Job) -> bool:
+    marker = job.done_marker
+    if marker is None or not marker.is_file() or not (marker.parent / "best.pt").is_file():
+        return False
+    try:
+        return json.loads(marker.read_text()).get("command") == job.display
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def run_jobs(jobs: list[Job], workers: int, logs: Path) -> None:
+    """Run ``jobs`` as subprocesses, ``workers`` at a time, each after the jobs it waits for.
+
+    With more than one worker every process gets one thread (OMP/MKL), which on a small
+    CPU gives more images per second than one process with all threads. A failure stops
+    the demo with the job's last log lines (SystemExit 1).
+    """
+    logs.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    if workers > 1:
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    pending, running, finished = list(jobs), {}, set()
+    for job in jobs:
+        if _is_cached(job):
+            job.cached = True
+            say(f"[cached] {job.name}: {job.done_marker.parent} (delete it to retrain)")
+            finished.add(job.name)
+    pending = [job for job in pending if not job.cached]
+    while pending or running:
+        for job in list(pending):
+            if len(running) >= workers:
+                break
+            if all(dep in finished for dep in job.after):
+                pending.remove(job)
+                if "word_pcs" in job.extra:
+                    write_word_components(job.extra["word_pcs"], job.extra["dataset"], SEMANTIC_COMPONENTS)
+                say(f"[start] {job.display}")
+                log = open(logs / f"{job.name.replace(' ', '_')}.log", "w")
+                process = subprocess.Popen([sys.executable] + job.argv, stdout=log, stderr=subprocess.STDOUT,
+                                           env=env, cwd=REPO)
+                running[job.name] = (job, process, log, time.monotonic())
+        time.sleep(0.2)
+        for name, (job, process, log, started) in list(running.items()):
+            if process.poll() is None:
+                continue
+            log.close()
+            del running[name]
+            job.seconds = time.monotonic() - started
+            if process.returncode != 0:
+                for _, (_, other, other_log, _) in running.items():
+                    other.kill()
+                    other_log.close()
+                tail = (logs / f"{name.replace(' ', '_')}.log").read_text().strip().splitlines()[-5:]
+                say(f"[failed] {name} (exit {process.returncode}):\n  " + "\n  ".join(tail))
+                raise SystemExit(1)
+            if job.done_marker is not None:
+                job.done_marker.write_text(json.dumps({"command": job.display, "seconds": job.seconds}, indent=1))
+            finished.add(name)
+            say(f"[done {job.seconds:5.0f} s] {name}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default=str(REPO / "figures" / "demo"), help="where the outputs go (replaced)")
+    parser.add_argument("--cache", default=str(REPO / "demo-cache"), help="where trained runs are kept")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
+    parser.add_argument("--aa-n", type=int, help="images for AutoAttack (default: the profile's)")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes at a time")
+    parser.add_argument("--data-dir", help="where the dataset files are (else $SEMPROBE_DATA, system folders)")
+    parser.add_argument("--no-download", action="store_true", help="never try torchvision's download")
+    args = parser.parse_args(argv)
+    profile = PROFILES[args.profile]
+    if args.aa_n is not None:
+        profile = replace(profile, aa_n=args.aa_n)
+    started = time.monotonic()
+    out, cache = Path(args.out).resolve(), Path(args.cache).resolve()
+    stage = out.parent / f".{out.name}.partial"
+    if stage.exists():
+        shutil.rmtree(stage)
+    stage.mkdir(parents=True)
+
+    from semprobe.data import load_dataset
+
+    dataset, data_line = choose_dataset(args.data_dir, allow_download=not args.no_download)
+    say(data_line)
+    test_size = len(load_dataset(dataset, "test", data_dir=args.data_dir))
+    train = training_jobs(profile, dataset, cache, args.data_dir)
+    analyses = analysis_jobs(profile, dataset, cache, stage, test_size, args.data_dir)
+    for job in analyses:
+        job.extra.setdefault("dataset", dataset)
+    run_jobs(train + analyses, max(1, args.jobs), cache / "logs")
+
+    from demo_summary import write_summary
+
+    elapsed = time.monotonic() - started
+    write_summary(stage, cache, dataset, data_line, profile, args.profile, train + analyses, elapsed)
+    (stage / "commands.txt").write_text("\n".join(job.display for job in train + analyses) + "\n")
+    if out.exists():
+        shutil.rmtree(out)
+    stage.rename(out)
+    say(f"wrote {out} in {elapsed / 60:.1f} min; see {out / 'summary.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

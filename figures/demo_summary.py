@@ -1,0 +1,101 @@
+"""``summary.md`` of the demo: the papers' findings (semprobe.findings) on the demo's outputs.
+
+Reads the JSON that ``semprobe eval``, ``cca``, ``simmatrix`` and ``alpha-curve`` wrote
+into the demo's folder and the training runs' ``metrics.jsonl``, and writes one Markdown
+page: how the models were made, a verdict per finding with its numbers and their
+uncertainty, the robust-accuracy tables and the list of figures.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+from semprobe.findings import accuracy_finding, alpha_finding, cca_finding, render_summary, rsa_finding
+
+FIGURE_CAPTIONS = {
+    "cca/cca.png": "SCARL Fig. 1 and 5: CCA of features (natural, adversarial, adversarial projected) with GloVe",
+    "cca_semantic/cca.png": "the same CCA against GloVe's top principal components (where relabelling can matter)",
+    "simmatrix/simmatrix.png": "SCARL Fig. 2: class-similarity matrices of features and of GloVe, with RSA",
+    "alpha_curve/alpha_curve.png": "SPAT Fig. 4: PGD-LS attack success vs alpha, PGD-CE and PGD-KL as references",
+    "figures/scarl_fig4a_epochs.png": "SCARL Fig. 4 a: validation PGD accuracy per epoch",
+    "figures/scarl_fig4b_eps.png": "SCARL Fig. 4 b: PGD-10 accuracy vs eps",
+    "figures/scarl_fig4c_steps.png": "SCARL Fig. 4 c: PGD accuracy vs steps",
+    "figures/spat_fig2_examples.png": "SPAT Fig. 2: CW-inf adversarial examples of the PGD-AT model",
+    "figures/spat_fig3_examples.png": "SPAT Fig. 3: PGD-CE vs PGD-LS examples of the PGD-AT model",
+}
+
+
+def _load(folder: Path, name: str) -> dict:
+    return json.loads((folder / name).read_text())
+
+
+def _label(method: str) -> str:
+    """How the commands name the checkpoint ``CACHE/METHOD/best.pt``."""
+    return f"{method}/best"
+
+
+def _first_table(markdown: str) -> str:
+    """The title and overall table of an eval.md, without the per-class tables."""
+    return markdown.split("\n## ", 1)[0].replace("# ", "#### ", 1).strip()
+
+
+def _training_lines(cache: Path, methods) -> list[str]:
+    rows = ["| method | epochs | validation clean % | validation PGD-10 % | training time |", "|---|---|---|---|---|"]
+    for method in methods:
+        lines = (cache / method / "metrics.jsonl").read_text().splitlines()
+        last = json.loads(lines[-1])
+        seconds = sum(json.loads(line).get("train_time_s", 0) + json.loads(line).get("eval_time_s", 0) for line in lines)
+        rows.append(f"| {method} | {last['epoch']} | {100 * last['val_clean_acc']:.1f} | "
+                    f"{100 * last['val_pgd_acc']:.1f} | {seconds / 60:.1f} min |")
+    return rows
+
+
+def write_summary(stage: Path, cache: Path, dataset: str, data_line: str, profile, profile_name: str, jobs,
+                  elapsed: float) -> Path:
+    """Compose ``stage/summary.md`` from the outputs in ``stage`` and the runs in ``cache``."""
+    config = json.loads((cache / "pgd_at" / "config.json").read_text())
+    cached = [job.name.removeprefix("train ") for job in jobs if job.cached]
+    natural, robust = _label("natural"), _label("pgd_at")
+    findings = [
+        cca_finding(_load(stage / "cca", "cca.json"), robust, natural,
+                    semantic=_load(stage / "cca_semantic", "cca.json")),
+        rsa_finding(_load(stage / "simmatrix", "simmatrix.json"), robust, natural),
+        accuracy_finding([_load(stage / "eval", "eval.json"), _load(stage / "eval_aa", "eval.json")],
+                         _label("scarl"), _label("trades")),
+        alpha_finding(_load(stage / "alpha_curve", "alpha_curve.json"), [natural, robust], robust),
+    ]
+    train_images = config.get("max_train_images") or "all"
+    preamble = [
+        f"Made by `make demo` (`python figures/demo.py --profile {profile_name}`) in {elapsed / 60:.1f} minutes on "
+        f"{platform.machine()} with {__import__('os').cpu_count()} CPU core(s)"
+        + (f"; the trained runs of {', '.join(cached)} came from the cache" if cached else "") + ".",
+        "",
+        f"- {data_line}.",
+        f"- Models: the small CNN, trained at eps {config['eps']:.3g} (L-inf, pixels in [0,1]) on {train_images} "
+        f"training images for {config['epochs']} epoch(s), training attack PGD-{config['steps']} with step "
+        f"{config['step_size']:.3g}; spat_madry with alpha {config.get('alpha') or 0.2}. The best epoch by "
+        "validation PGD-10 accuracy is the checkpoint. This is a small-scale check of the papers' claims on "
+        "another dataset, not a reproduction of their CIFAR numbers.",
+        f"- Analyses (every command is in [commands.txt](commands.txt)): eval on {profile.eval_n} test images, "
+        f"AutoAttack (standard) on {profile.aa_n}, CCA on {profile.cca_pairs} image/word pairs (half held out), "
+        f"similarity matrices on {profile.sim_n} images, alpha curves on {profile.alpha_n} images; bootstrap "
+        f"{profile.n_boot} replicates, permutation nulls {profile.n_perm}. Adversarial images: PGD-20 at eps 0.1, "
+        "step eps/4 (alpha curves: eps/10, as SPAT). All 95% intervals.",
+        "",
+        "Training (last epoch):",
+        "",
+    ] + _training_lines(cache, [m for m in ("natural", "fgsm", "pgd_at", "trades", "scarl", "spat_madry")])
+    tables = ["## Robust accuracy", "",
+              _first_table((stage / "eval" / "eval.md").read_text()), "",
+              _first_table((stage / "eval_aa" / "eval.md").read_text())]
+    figures = ["## Figures", ""] + [f"- [{path}]({path}): {caption}" for path, caption in FIGURE_CAPTIONS.items()
+                                    if (stage / path).is_file()]
+    text = render_summary(f"semprobe demo: SCARL and SPAT findings on {dataset}", preamble, findings,
+                          ["\n".join(tables), "\n".join(figures)])
+    path = stage / "summary.md"
+    path.write_text(text)
+    (stage / "findings.json").write_text(json.dumps(
+        [{"title": f.title, "verdict": f.verdict, "numbers": f.numbers} for f in findings], indent=1, default=str))
+    return path

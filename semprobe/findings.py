@@ -1,0 +1,271 @@
+"""The papers' findings, tested on the JSON that ``semprobe`` commands write.
+
+Each function takes the parsed output of one command and the labels of the checkpoints
+to compare, and returns a :class:`Finding`: the paper's claim, a verdict reached by a
+stated rule, and the numbers with their uncertainty. :func:`render_summary` writes them
+as Markdown (the demo's ``summary.md``). Nothing here computes features or attacks: a
+finding is only as good as the command outputs it reads.
+
+The claims:
+
+- SCARL Fig. 1 / Sec. 2: the features of an adversarially trained model correlate more
+  with the class word vectors than a natural model's, on adversarial images
+  (``cca.json``: held-out first canonical correlation, and the class-relabelling null);
+- SCARL Fig. 2: its class-similarity matrix is closer to the word vectors' (RSA,
+  ``simmatrix.json``);
+- SCARL Table 1: SCARL is more robust than TRADES (``eval.json``);
+- SPAT Fig. 4: PGD-LS attack success falls as alpha grows, and some alpha matches
+  PGD-KL (``alpha_curve.json``).
+
+A difference of two independent estimates gets a confidence interval by MOVER (Zou &
+Donner 2008: "method of variance estimates recovery"), which combines the two
+intervals; with Wilson intervals of two proportions it is Newcombe's (1998) method 10.
+It ignores that both models saw the same images, so it is conservative for them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE = "holds", "does not hold", "inconclusive", "cannot be tested here"
+
+
+@dataclass
+class Finding:
+    """One claim of a paper, what the numbers here say about it, and why."""
+
+    title: str
+    claim: str
+    verdict: str
+    details: list[str] = field(default_factory=list)
+    numbers: dict = field(default_factory=dict)
+
+    def to_markdown(self) -> str:
+        lines = [f"### {self.title}: **{self.verdict}**", "", f"*The paper:* {self.claim}", ""]
+        lines += [f"- {line}" for line in self.details]
+        return "\n".join(lines) + "\n"
+
+
+def mover_difference(estimate1: float, ci1, estimate2: float, ci2) -> tuple[float, float, float]:
+    """``(d, low, high)``: d = estimate1 - estimate2 and its MOVER interval from the two CIs.
+
+    low = d - sqrt((e1 - l1)^2 + (u2 - e2)^2), high = d + sqrt((u1 - e1)^2 + (e2 - l2)^2)
+    (Zou & Donner 2008, eq. 5; Newcombe 1998, method 10, for Wilson intervals).
+    """
+    (low1, high1), (low2, high2) = ci1, ci2
+    difference = estimate1 - estimate2
+    low = difference - math.sqrt((estimate1 - low1) ** 2 + (high2 - estimate2) ** 2)
+    high = difference + math.sqrt((high1 - estimate1) ** 2 + (estimate2 - low2) ** 2)
+    return difference, low, high
+
+
+def _verdict_from_interval(low: float, high: float) -> str:
+    """HOLDS when the whole interval of (claimed larger - claimed smaller) is above 0."""
+    if low > 0:
+        return HOLDS
+    if high < 0:
+        return OPPOSITE
+    return UNCLEAR
+
+
+def _fmt_ci(ci, digits: int = 3) -> str:
+    return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+
+
+def _p(value: float | None) -> str:
+    return "not computed" if value is None else f"{value:.3g}"
+
+
+def _lookup(mapping: dict, label: str, what: str) -> dict:
+    if label not in mapping:
+        raise KeyError(f"{what} has no entry {label!r}; it has {', '.join(mapping)}")
+    return mapping[label]
+
+
+def _relabel_is_degenerate(held_out: dict) -> bool:
+    """True when the word side spans the class labels (rank >= K-1): relabelling cannot change CCA."""
+    diagnostics = held_out.get("diagnostics", {})
+    distinct = diagnostics.get("n_distinct_y")
+    return distinct is not None and diagnostics.get("rank_y", 0) >= distinct - 1
+
+
+def cca_finding(cca: dict, robust: str, natural: str, column: str = "adversarial",
+                semantic: dict | None = None) -> Finding:
+    """SCARL Fig. 1: held-out CCA r of ``robust`` above ``natural`` on ``column`` features.
+
+    ``semantic``, optional, is a second ``cca.json`` whose word side has fewer dimensions
+    than K-1 (e.g. the top principal components of the word vectors), where the
+    class-relabelling null can tell semantics from class separability.
+    """
+    sources = cca["sources"]
+    held = {label: _lookup(sources, label, "cca.json")["columns"][column]["held_out"] for label in (robust, natural)}
+    r_rob, r_nat = held[robust]["r"], held[natural]["r"]
+    difference, low, high = mover_difference(r_rob, held[robust]["ci"], r_nat, held[natural]["ci"])
+    verdict = _verdict_from_interval(low, high)
+    pairs = held[robust]["diagnostics"].get("n")
+    details = [
+        f"held-out r on {column} images: {robust} {r_rob:.3f} {_fmt_ci(held[robust]['ci'])}, "
+        f"{natural} {r_nat:.3f} {_fmt_ci(held[natural]['ci'])} (bootstrap 95% CIs, {pairs} held-out pairs)",
+        f"difference {difference:+.3f}, 95% CI {_fmt_ci((low, high))}",
+    ]
+    numbers = {"r": {robust: r_rob, natural: r_nat}, "difference": [difference, low, high]}
+    relabel = {label: (held[label].get("relabel") or {}).get("p_value") for label in (robust, natural)}
+    numbers["relabel_p"] = relabel
+    if _relabel_is_degenerate(held[robust]):
+        details.append(
+            f"class-relabelling p-value {_p(relabel[robust])} ({robust}) and {_p(relabel[natural])} ({natural}): "
+            "the word vectors span the class labels (rank >= K-1), so every relabelling gives the same r and this "
+            "CCA measures class separability, not semantics (the null has no power here)")
+    else:
+        details.append(f"class-relabelling p-value {_p(relabel[robust])} ({robust}), {_p(relabel[natural])} ({natural})")
+    if semantic is not None:
+        semantic_held = {label: _lookup(semantic["sources"], label, "the semantic cca.json")["columns"][column]["held_out"]
+                         for label in (robust, natural)}
+        rank = semantic_held[robust]["diagnostics"].get("rank_y")
+        p_rob = (semantic_held[robust].get("relabel") or {}).get("p_value")
+        p_nat = (semantic_held[natural].get("relabel") or {}).get("p_value")
+        numbers["semantic"] = {"rank_y": rank, "r": {robust: semantic_held[robust]["r"], natural: semantic_held[natural]["r"]},
+                               "relabel_p": {robust: p_rob, natural: p_nat}}
+        details.append(
+            f"against the word vectors' top {rank} principal components (fewer than K-1, so relabelling matters): "
+            f"held-out r {robust} {semantic_held[robust]['r']:.3f}, {natural} {semantic_held[natural]['r']:.3f}; "
+            f"class-relabelling p-value {_p(p_rob)} ({robust}), {_p(p_nat)} ({natural})")
+    details.append("verdict rule: holds when the CI of the difference is above 0, does not hold when below, "
+                   "inconclusive otherwise")
+    claim = (f"on adversarial images, the robust model's features correlate more with their classes' word vectors "
+             f"than the natural model's (SCARL Fig. 1); compared here: {robust} vs {natural}")
+    return Finding("Robust features correlate more with word vectors (CCA)", claim, verdict, details, numbers)
+
+
+def rsa_finding(simmatrix: dict, robust: str, natural: str, embedding: str = "glove") -> Finding:
+    """SCARL Fig. 2: the RSA of ``robust``'s class-similarity matrix with the word vectors above ``natural``'s."""
+    features = simmatrix["features"]
+    reports = {label: _lookup(_lookup(features, label, "simmatrix.json")["embeddings"], embedding, label)
+               for label in (robust, natural)}
+    rsa = {label: reports[label]["rsa"] for label in reports}
+    ci = {label: reports[label]["rsa_ci"] for label in reports}
+    p = {label: (reports[label].get("relabel") or {}).get("p_value") for label in reports}
+    difference, low, high = mover_difference(rsa[robust], ci[robust], rsa[natural], ci[natural])
+    verdict = _verdict_from_interval(low, high)
+    details = [f"RSA (Spearman, off-diagonal) with {embedding}: {label} {rsa[label]:.3f} {_fmt_ci(ci[label])}, "
+               f"class-relabelling p = {_p(p[label])}" for label in (robust, natural)]
+    details.append(f"difference {difference:+.3f}, 95% CI {_fmt_ci((low, high))}")
+    for label in (robust, natural):
+        adversarial = features.get(f"{label} (adversarial)")
+        if adversarial and embedding in adversarial["embeddings"]:
+            report = adversarial["embeddings"][embedding]
+            details.append(f"on adversarial images, {label}: RSA {report['rsa']:.3f} {_fmt_ci(report['rsa_ci'])}, "
+                           f"p = {_p((report.get('relabel') or {}).get('p_value'))}")
+    details.append("verdict rule: holds when the CI of the difference is above 0, does not hold when below, "
+                   "inconclusive otherwise")
+    claim = (f"the robust model's class-similarity matrix is closer to the word vectors' than the natural model's "
+             f"(SCARL Fig. 2); compared here: {robust} vs {natural}, {embedding}")
+    return Finding("Robust class similarities are closer to the word vectors' (RSA)", claim, verdict, details,
+                   {"rsa": rsa, "ci": ci, "relabel_p": p, "difference": [difference, low, high]})
+
+
+def _eval_result(evaluation: dict, label: str, attack: str) -> dict | None:
+    for result in _lookup(evaluation["checkpoints"], label, "eval.json")["results"]:
+        if result["attack"]["name"] == attack:
+            return result
+    return None
+
+
+def accuracy_finding(evaluations: list[dict], better: str, baseline: str,
+                     attacks: tuple[str, ...] = ("pgd20", "aa")) -> Finding:
+    """SCARL Table 1: robust accuracy of ``better`` (SCARL) above ``baseline`` (TRADES), per attack.
+
+    ``evaluations`` are eval.json documents; each attack is read from the first that has it
+    for both checkpoints (so PGD-20 can come from a larger sample than AutoAttack).
+    """
+    details, numbers, verdicts = [], {}, []
+    for attack in attacks:
+        found = None
+        for evaluation in evaluations:
+            pair = [_eval_result(evaluation, label, attack) for label in (better, baseline)]
+            if all(pair):
+                found = pair
+                break
+        if found is None:
+            details.append(f"{attack}: not evaluated")
+            continue
+        ours, theirs = found
+        difference, low, high = mover_difference(ours["accuracy"], ours["ci95"], theirs["accuracy"], theirs["ci95"])
+        verdicts.append(_verdict_from_interval(low, high))
+        numbers[attack] = {"n": ours["n"], better: ours["accuracy"], baseline: theirs["accuracy"],
+                           "difference": [difference, low, high]}
+        details.append(f"{attack} on {ours['n']} test images: {better} {ours['accuracy']:.1f}% {_fmt_ci(ours['ci95'], 1)}, "
+                       f"{baseline} {theirs['accuracy']:.1f}% {_fmt_ci(theirs['ci95'], 1)}; difference "
+                       f"{difference:+.1f} points, 95% CI {_fmt_ci((low, high), 1)} (Wilson intervals, Newcombe difference)")
+    if not verdicts:
+        verdict = UNTESTABLE
+    elif all(v == HOLDS for v in verdicts):
+        verdict = HOLDS
+    elif all(v == OPPOSITE for v in verdicts):
+        verdict = OPPOSITE
+    else:
+        verdict = UNCLEAR
+    details.append("verdict rule: holds when every attack's difference CI is above 0, does not hold when every one "
+                   "is below, inconclusive otherwise")
+    claim = f"{better} is more robust than {baseline} (SCARL Table 1), under {', '.join(attacks)}"
+    return Finding("SCARL vs TRADES robust accuracy", claim, verdict, details, numbers)
+
+
+def _spearman_with_alpha(points: list[dict]) -> float:
+    """Spearman correlation between alpha and success over the curve's points (ties averaged)."""
+    from scipy.stats import spearmanr
+
+    alphas = [p["alpha"] for p in points]
+    success = [p["success_all"] for p in points]
+    if len(set(success)) < 2:
+        return 0.0
+    return float(spearmanr(alphas, success).statistic)
+
+
+def alpha_finding(alpha_curve: dict, labels: list[str], matched: str) -> Finding:
+    """SPAT Fig. 4: PGD-LS success falls as alpha grows on every model in ``labels``;
+    and the alpha at which PGD-LS matches PGD-KL on ``matched`` (the adversarially trained model)."""
+    curves = {curve["label"]: curve for curve in alpha_curve["curves"]}
+    details, numbers, verdicts = [], {}, []
+    for label in labels:
+        points = sorted(_lookup(curves, label, "alpha_curve.json")["points"], key=lambda p: p["alpha"])
+        first, last = points[0], points[-1]
+        rho = _spearman_with_alpha(points)
+        # success = 100 - robust accuracy, so its CI mirrors the robust accuracy's
+        ci = {id(p): (100 - p["robust_accuracy_ci95"][1], 100 - p["robust_accuracy_ci95"][0]) for p in (first, last)}
+        difference, low, high = mover_difference(first["success_all"], ci[id(first)], last["success_all"], ci[id(last)])
+        verdict = HOLDS if rho < 0 and low > 0 else OPPOSITE if rho > 0 and high < 0 else UNCLEAR
+        verdicts.append(verdict)
+        numbers[label] = {"spearman": rho, "success": {p["alpha"]: p["success_all"] for p in points},
+                          "drop": [difference, low, high]}
+        details.append(f"{label}: success {first['success_all']:.1f}% at alpha {first['alpha']:g} -> "
+                       f"{last['success_all']:.1f}% at alpha {last['alpha']:g} (drop {difference:+.1f} points, 95% CI "
+                       f"{_fmt_ci((low, high), 1)}; {first['n']} images); Spearman rho(alpha, success) = {rho:.2f}")
+    match = _lookup(curves, matched, "alpha_curve.json").get("alpha_matching_pgd_kl")
+    kl = curves[matched]["pgd_kl"]["success_all"]
+    if match and match.get("alpha") is not None:
+        bracket = match.get("bracket")
+        numbers["alpha_matching_pgd_kl"] = match["alpha"]
+        details.append(f"on {matched}, PGD-KL succeeds on {kl:.1f}% of the images; PGD-LS matches it at alpha "
+                       f"{match['alpha']:.3g} (linear interpolation between alphas {bracket[0]:g} and {bracket[1]:g})")
+    else:
+        numbers["alpha_matching_pgd_kl"] = None
+        details.append(f"on {matched}, PGD-KL succeeds on {kl:.1f}% of the images; no alpha in the range tried "
+                       "gives PGD-LS that success")
+    details.append("verdict rule: holds on a model when success falls from the smallest to the largest alpha (CI "
+                   "of the drop above 0) with a negative rank correlation; the finding holds when it holds on all")
+    verdict = HOLDS if all(v == HOLDS for v in verdicts) else OPPOSITE if all(v == OPPOSITE for v in verdicts) else UNCLEAR
+    claim = (f"PGD-LS attack success falls as the smoothing alpha grows, on natural and adversarially trained models, "
+             f"and some alpha matches PGD-KL (SPAT Fig. 4); models here: {', '.join(labels)}")
+    return Finding("PGD-LS success falls with alpha", claim, verdict, details, numbers)
+
+
+def render_summary(title: str, preamble: list[str], findings: list[Finding], appendix: list[str] = ()) -> str:
+    """Markdown: a title, the set-up lines, a verdict table, each finding, then ``appendix`` blocks."""
+    lines = [f"# {title}", ""] + list(preamble) + ["", "| finding | verdict |", "|---|---|"]
+    lines += [f"| {finding.title} | {finding.verdict} |" for finding in findings]
+    text = "\n".join(lines) + "\n\n" + "\n".join(finding.to_markdown() for finding in findings)
+    if appendix:
+        text += "\n" + "\n\n".join(appendix).rstrip() + "\n"
+    return text
