@@ -1,5 +1,6 @@
 # semprobe: the two set-up commands of the README, and their parts.
-#   make demo   install into .venv, then run the main job on the embedded default (Fashion-MNIST + GloVe)
+#   make demo   install into .venv, then run the main job on the embedded default (Fashion-MNIST + GloVe):
+#               train, evaluate, CCA, similarity matrices, alpha curves, figures -> figures/demo/summary.md
 #   make test   install into .venv, then run the test suite (offline, a few minutes on 2 CPU cores)
 
 PYTHON ?= python3
@@ -7,6 +8,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.semprobe-installed
 DEMO   ?= figures/demo
+DEMO_CACHE ?= demo-cache
 FASHION_MNIST_SYSTEM_DIR := /usr/share/datasets/fashion-mnist
 
 .PHONY: install data demo test clean-venv
@@ -26,9 +28,10 @@ data:
 		apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist; \
 	fi
 
+# trains six small CNNs (cached in $(DEMO_CACHE), reused while their settings stay the same), runs every
+# analysis and writes figures/demo/ with summary.md; see figures/demo.py
 demo: install data
-	mkdir -p $(DEMO)
-	$(BIN)/semprobe embed --dataset fashion-mnist --embedding glove --out $(DEMO)/glove_fashion-mnist.npy --overwrite
+	$(BIN)/python figures/demo.py --out $(DEMO) --cache $(DEMO_CACHE)
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -35,6 +35,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 METHODS = ("scarl", "trades", "pgd_at", "spat_madry", "fgsm", "natural")  # longest first
+# best.pt is the epoch of best validation PGD accuracy, which means nothing for a model trained
+# without attacks: the natural model is taken at its last epoch.
+CHECKPOINT_FILE = {method: "last.pt" if method == "natural" else "best.pt" for method in METHODS}
 EPS = "0.1"
 SPAT_ALPHA = "0.2"
 FIGURES_ONLY = "scarl_fig4a_epochs,scarl_fig4b_eps,scarl_fig4c_steps,spat_fig2_examples,spat_fig3_examples"
@@ -47,6 +50,7 @@ class Profile:
 
     train_images: int | None  # None: the whole training split
     epochs: int
+    natural_epochs: int       # natural training is cheap: more epochs (its checkpoint is last.pt)
     train_steps: int          # PGD steps of the training attacks (step eps/4 ... see step_size)
     train_step_size: str
     val_size: int
@@ -64,11 +68,11 @@ class Profile:
 
 
 PROFILES = {
-    "full": Profile(train_images=10000, epochs=2, train_steps=5, train_step_size="eps/2", val_size=500,
-                    eval_n=500, aa_n=100, cca_pairs=500, sim_n=1000, alpha_n=300, alphas="0:1:0.1",
-                    figures_n=300, max_steps=50, eps_sweep="0,0.025,0.05,0.1,0.15,0.2", n_boot=1000, n_perm=1000),
-    "smoke": Profile(train_images=300, epochs=1, train_steps=2, train_step_size="eps/2", val_size=50,
-                     eval_n=60, aa_n=8, cca_pairs=60, sim_n=100, alpha_n=30, alphas="0:1:0.5",
+    "full": Profile(train_images=3500, epochs=2, natural_epochs=4, train_steps=5, train_step_size="eps/2",
+                    val_size=250, eval_n=300, aa_n=30, cca_pairs=500, sim_n=300, alpha_n=200, alphas="0:1:0.2",
+                    figures_n=150, max_steps=50, eps_sweep="0,0.05,0.1,0.15,0.2", n_boot=500, n_perm=500),
+    "smoke": Profile(train_images=300, epochs=1, natural_epochs=2, train_steps=2, train_step_size="eps/2",
+                     val_size=50, eval_n=60, aa_n=8, cca_pairs=60, sim_n=100, alpha_n=30, alphas="0:1:0.5",
                      figures_n=30, max_steps=3, eps_sweep="0,0.1", n_boot=30, n_perm=30),
 }
 
@@ -124,7 +128,7 @@ def training_jobs(profile: Profile, dataset: str, cache: Path, data_dir: str | N
     jobs = []
     for method in METHODS:
         argv = ["-m", "trainers", method, "--dataset", dataset, "--arch", "small_cnn", "--eps", EPS,
-                "--epochs", str(profile.epochs), "--val-size", str(profile.val_size), "--quiet",
+                "--epochs", str(profile.natural_epochs if method == "natural" else profile.epochs), "--val-size", str(profile.val_size), "--quiet",
                 "--out", str(cache / method), "--overwrite"]
         if method not in ("natural", "fgsm"):  # FGSM-AT takes one step of 1.25 eps (Wong et al. 2020)
             argv += ["--steps", str(profile.train_steps), "--step-size", profile.train_step_size]
@@ -141,7 +145,7 @@ def training_jobs(profile: Profile, dataset: str, cache: Path, data_dir: str | N
 def analysis_jobs(profile: Profile, dataset: str, cache: Path, stage: Path, test_size: int,
                   data_dir: str | None) -> list[Job]:
     """eval, cca, simmatrix, alpha-curve and figures on the cached checkpoints, each into ``stage/NAME``."""
-    ckpt = {method: str(cache / method / "best.pt") for method in METHODS}
+    ckpt = {method: str(cache / method / CHECKPOINT_FILE[method]) for method in METHODS}
     trained = {method: f"train {method}" for method in METHODS}
     n = {key: min(value, test_size) for key, value in
          dict(eval=profile.eval_n, aa=profile.aa_n, sim=profile.sim_n, alpha=profile.alpha_n,
@@ -177,6 +181,16 @@ def analysis_jobs(profile: Profile, dataset: str, cache: Path, stage: Path, test
                     _typed(figures)))
     jobs[3].extra["word_pcs"] = glove_pcs
     return jobs
+
+
+def schedule(train: list[Job], analyses: list[Job]) -> list[Job]:
+    """Job order: every job waits for its inputs, and the first ready job in this order runs next.
+    AutoAttack, the longest analysis, comes as soon as its two models are trained."""
+    first = [job for job in analyses if job.name == "eval_aa"]
+    inputs = {name for job in first for name in job.after}
+    early = [job for job in train if job.name in inputs]
+    rest_train = [job for job in train if job.name not in inputs]
+    return early + first + rest_train + [job for job in analyses if job not in first]
 
 
 def write_word_components(path: Path, dataset: str, components: int) -> None:
@@ -265,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes at a time")
     parser.add_argument("--data-dir", help="where the dataset files are (else $SEMPROBE_DATA, system folders)")
     parser.add_argument("--no-download", action="store_true", help="never try torchvision's download")
+    parser.add_argument("--dataset", choices=("auto", "fashion-mnist", "digits"), default="auto",
+                        help="auto: Fashion-MNIST where found or downloadable, else digits")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
     if args.aa_n is not None:
@@ -278,19 +294,23 @@ def main(argv: list[str] | None = None) -> int:
 
     from semprobe.data import load_dataset
 
-    dataset, data_line = choose_dataset(args.data_dir, allow_download=not args.no_download)
+    if args.dataset == "auto":
+        dataset, data_line = choose_dataset(args.data_dir, allow_download=not args.no_download)
+    else:
+        dataset, data_line = args.dataset, f"data: {args.dataset}, as asked (--dataset)"
     say(data_line)
     test_size = len(load_dataset(dataset, "test", data_dir=args.data_dir))
     train = training_jobs(profile, dataset, cache, args.data_dir)
     analyses = analysis_jobs(profile, dataset, cache, stage, test_size, args.data_dir)
-    for job in analyses:
+    for job in train + analyses:  # the commands as a user would type them from the repository
         job.extra.setdefault("dataset", dataset)
-    run_jobs(train + analyses, max(1, args.jobs), cache / "logs")
+        job.display = job.display.replace(str(stage), str(out)).replace(f"{Path.cwd()}/", "")
+    run_jobs(schedule(train, analyses), max(1, args.jobs), cache / "logs")
 
     from demo_summary import write_summary
 
     elapsed = time.monotonic() - started
-    write_summary(stage, cache, dataset, data_line, profile, args.profile, train + analyses, elapsed)
+    write_summary(stage, cache, dataset, data_line, profile, args.profile, train + analyses, elapsed, CHECKPOINT_FILE)
     (stage / "commands.txt").write_text("\n".join(job.display for job in train + analyses) + "\n")
     if out.exists():
         shutil.rmtree(out)

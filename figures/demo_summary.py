@@ -31,9 +31,20 @@ def _load(folder: Path, name: str) -> dict:
     return json.loads((folder / name).read_text())
 
 
-def _label(method: str) -> str:
-    """How the commands name the checkpoint ``CACHE/METHOD/best.pt``."""
-    return f"{method}/best"
+def labels_by_path(document: dict) -> dict[Path, str]:
+    """The label each checkpoint has in a command's JSON, keyed by its resolved file path.
+
+    The commands label checkpoints by file name, or by folder/name when names repeat, so the
+    same checkpoint can be ``last`` in one output and ``natural/last`` in another.
+    """
+    if "sources" in document:  # cca.json
+        entries = {label: entry["source"].get("path") for label, entry in document["sources"].items()}
+    elif "features" in document:  # simmatrix.json, whose adversarial entries repeat a source
+        entries = {label: entry["source"].get("path") for label, entry in document["features"].items()
+                   if not label.endswith(" (adversarial)")}
+    else:  # eval.json, alpha_curve.json
+        entries = {label: entry.get("path") for label, entry in document["checkpoints"].items()}
+    return {Path(path).resolve(): label for label, path in entries.items() if path}
 
 
 def _first_table(markdown: str) -> str:
@@ -52,34 +63,56 @@ def _training_lines(cache: Path, methods) -> list[str]:
     return rows
 
 
+def name_by_method(document: dict, names: dict[str, str]) -> None:
+    """Rename, in place, a command JSON's checkpoint labels to the demo's method names."""
+    def renamed(mapping: dict) -> dict:
+        out = {}
+        for key, value in mapping.items():
+            base, suffix = (key[: -len(" (adversarial)")], " (adversarial)") if key.endswith(" (adversarial)") else (key, "")
+            out[names.get(base, base) + suffix] = value
+        return out
+
+    for key in ("sources", "features", "checkpoints"):
+        if key in document:
+            document[key] = renamed(document[key])
+    for curve in document.get("curves", []):
+        curve["label"] = names.get(curve["label"], curve["label"])
+
+
 def write_summary(stage: Path, cache: Path, dataset: str, data_line: str, profile, profile_name: str, jobs,
-                  elapsed: float) -> Path:
+                  elapsed: float, checkpoint_file: dict[str, str]) -> Path:
     """Compose ``stage/summary.md`` from the outputs in ``stage`` and the runs in ``cache``."""
+    outputs = {name: _load(stage / folder, file) for name, folder, file in (
+        ("cca", "cca", "cca.json"), ("semantic", "cca_semantic", "cca.json"), ("sim", "simmatrix", "simmatrix.json"),
+        ("eval", "eval", "eval.json"), ("eval_aa", "eval_aa", "eval.json"), ("alpha", "alpha_curve", "alpha_curve.json"))}
+
+    methods = {(cache / method / file).resolve(): method for method, file in checkpoint_file.items()}
+    for document in outputs.values():
+        name_by_method(document, {label: methods[path] for path, label in labels_by_path(document).items()})
     config = json.loads((cache / "pgd_at" / "config.json").read_text())
     cached = [job.name.removeprefix("train ") for job in jobs if job.cached]
-    natural, robust = _label("natural"), _label("pgd_at")
     findings = [
-        cca_finding(_load(stage / "cca", "cca.json"), robust, natural,
-                    semantic=_load(stage / "cca_semantic", "cca.json")),
-        rsa_finding(_load(stage / "simmatrix", "simmatrix.json"), robust, natural),
-        accuracy_finding([_load(stage / "eval", "eval.json"), _load(stage / "eval_aa", "eval.json")],
-                         _label("scarl"), _label("trades")),
-        alpha_finding(_load(stage / "alpha_curve", "alpha_curve.json"), [natural, robust], robust),
+        cca_finding(outputs["cca"], "pgd_at", "natural", semantic=outputs["semantic"]),
+        rsa_finding(outputs["sim"], "pgd_at", "natural"),
+        accuracy_finding([outputs["eval"], outputs["eval_aa"]], "scarl", "trades"),
+        alpha_finding(outputs["alpha"], ["natural", "pgd_at"], "pgd_at"),
     ]
     train_images = config.get("max_train_images") or "all"
     preamble = [
-        f"Made by `make demo` (`python figures/demo.py --profile {profile_name}`) in {elapsed / 60:.1f} minutes on "
+        f"Made by `python figures/demo.py --profile {profile_name}` (`make demo` runs the full profile) in "
+        f"{elapsed / 60:.1f} minutes on "
         f"{platform.machine()} with {__import__('os').cpu_count()} CPU core(s)"
         + (f"; the trained runs of {', '.join(cached)} came from the cache" if cached else "") + ".",
         "",
         f"- {data_line}.",
         f"- Models: the small CNN, trained at eps {config['eps']:.3g} (L-inf, pixels in [0,1]) on {train_images} "
-        f"training images for {config['epochs']} epoch(s), training attack PGD-{config['steps']} with step "
+        f"training images for {config['epochs']} epochs (natural: {profile.natural_epochs}), training attack PGD-{config['steps']} with step "
         f"{config['step_size']:.3g}; spat_madry with alpha {config.get('alpha') or 0.2}. The best epoch by "
-        "validation PGD-10 accuracy is the checkpoint. This is a small-scale check of the papers' claims on "
+        "validation PGD-10 accuracy is the checkpoint (the natural model: its last epoch). This is a small-scale check of the papers' claims on "
         "another dataset, not a reproduction of their CIFAR numbers.",
         f"- Analyses (every command is in [commands.txt](commands.txt)): eval on {profile.eval_n} test images, "
-        f"AutoAttack (standard) on {profile.aa_n}, CCA on {profile.cca_pairs} image/word pairs (half held out), "
+        f"AutoAttack (standard; about 10 s per robust image on one CPU core, so `--aa-n` sets how many) on "
+        f"{profile.aa_n}, CCA on {profile.cca_pairs} image/word pairs (half held out), "
         f"similarity matrices on {profile.sim_n} images, alpha curves on {profile.alpha_n} images; bootstrap "
         f"{profile.n_boot} replicates, permutation nulls {profile.n_perm}. Adversarial images: PGD-20 at eps 0.1, "
         "step eps/4 (alpha curves: eps/10, as SPAT). All 95% intervals.",

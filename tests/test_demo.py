@@ -1,0 +1,130 @@
+"""figures/demo.py: the job runner, the dataset fallback, the training cache, and a whole smoke run."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_SCRIPT = REPO / "figures" / "demo.py"
+
+
+@pytest.fixture(scope="module")
+def demo():
+    sys.path.insert(0, str(DEMO_SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location("semprobe_demo_script", DEMO_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+    sys.path.remove(str(DEMO_SCRIPT.parent))
+
+
+def _python_job(demo, name, code, after=()):
+    return demo.Job(name, ["-c", code], tuple(after), display=name)
+
+
+def test_jobs_run_after_what_they_wait_for(demo, tmp_path):
+    log = tmp_path / "order.txt"
+    append = "import time, sys; time.sleep({}); open(sys.argv[1], 'a').write('{}\\n')"
+    jobs = [_python_job(demo, "late", append.format(0, "late"), after=["slow"]),
+            _python_job(demo, "slow", append.format(0.5, "slow")),
+            _python_job(demo, "fast", append.format(0, "fast"))]
+    for job in jobs:
+        job.argv.append(str(log))
+    demo.run_jobs(jobs, workers=2, logs=tmp_path / "logs")
+    order = log.read_text().split()
+    assert order.index("slow") < order.index("late") and sorted(order) == ["fast", "late", "slow"]
+    assert all(job.seconds > 0 for job in jobs)
+
+
+def test_a_failing_job_stops_the_demo_with_its_last_lines(demo, tmp_path, capsys):
+    jobs = [_python_job(demo, "broken", "import sys; print('what went wrong'); sys.exit(3)"),
+            _python_job(demo, "never", "open('never-ran', 'w')", after=["broken"])]
+    with pytest.raises(SystemExit) as stopped:
+        demo.run_jobs(jobs, workers=1, logs=tmp_path / "logs")
+    assert stopped.value.code == 1
+    out = capsys.readouterr().out
+    assert "[failed] broken (exit 3)" in out and "what went wrong" in out
+    assert not (REPO / "never-ran").exists()
+
+
+def test_a_training_run_is_cached_by_its_command(demo, tmp_path):
+    job = demo.Job("train x", ["-c", "pass"], display="python -m trainers x --epochs 2",
+                   done_marker=tmp_path / "x" / "demo-run.json")
+    assert not demo._is_cached(job)
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "best.pt").write_bytes(b"")
+    job.done_marker.write_text(json.dumps({"command": job.display}))
+    assert demo._is_cached(job)
+    job.display = "python -m trainers x --epochs 3"
+    assert not demo._is_cached(job)
+
+
+def test_dataset_falls_back_to_digits_in_one_line(demo, monkeypatch):
+    import semprobe.data
+    from semprobe.errors import DataError
+
+    calls = []
+
+    def unavailable(name, split, data_dir=None, download=False, **kwargs):
+        calls.append(download)
+        raise DataError("fashion-mnist is not in any data folder\nsecond line")
+
+    monkeypatch.setattr(semprobe.data, "load_dataset", unavailable)
+    dataset, line = demo.choose_dataset(None)
+    assert dataset == "digits" and calls == [False, True]
+    assert "\n" not in line and "digits instead" in line and "second line" not in line
+    calls.clear()
+    assert demo.choose_dataset(None, allow_download=False)[0] == "digits" and calls == [False]
+
+
+def test_word_components_keep_the_geometry_they_can(demo, tmp_path):
+    import numpy as np
+
+    from semprobe.data import dataset_info
+    from semprobe.words import class_vectors
+
+    path = tmp_path / "pcs.npy"
+    demo.write_word_components(path, "digits", 3)
+    components = np.load(path)
+    info = dataset_info("digits")
+    vectors = class_vectors("glove", info.classes, info.phrases).vectors
+    centred = vectors - vectors.mean(axis=0)
+    assert components.shape == (10, 3)
+    # the top components are an orthogonal projection: their Gram matrix is the best rank-3 fit of the centred one
+    singular = np.linalg.svd(centred, compute_uv=False)
+    assert np.allclose(np.linalg.svd(components, compute_uv=False), singular[:3])
+    assert np.linalg.norm(centred @ centred.T - components @ components.T) == pytest.approx(
+        np.sqrt((singular[3:] ** 4).sum()), rel=1e-6)
+
+
+def test_smoke_demo_end_to_end_then_from_the_cache(tmp_path):
+    out, cache = tmp_path / "demo", tmp_path / "cache"
+    command = [sys.executable, str(DEMO_SCRIPT), "--profile", "smoke", "--dataset", "digits", "--out", str(out),
+               "--cache", str(cache), "--jobs", "2"]
+    first = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    summary = (out / "summary.md").read_text()
+    for title in ("(CCA)", "(RSA)", "SCARL vs TRADES robust accuracy", "PGD-LS success falls with alpha"):
+        assert title in summary
+    assert "data: digits, as asked" in summary
+    for name in ("cca/cca.png", "cca_semantic/cca.png", "simmatrix/simmatrix.png", "alpha_curve/alpha_curve.png",
+                 "eval/eval.json", "eval_aa/eval.json", "figures/scarl_fig4c_steps.png", "findings.json"):
+        assert (out / name).stat().st_size > 0, name
+    evaluated = json.loads((out / "eval" / "eval.json").read_text())["checkpoints"]
+    assert sorted(evaluated) == sorted(["natural/last"] + [f"{m}/best" for m in ("fgsm", "pgd_at", "trades", "scarl",
+                                                                                   "spat_madry")])
+    commands = (out / "commands.txt").read_text()
+    assert "python -m trainers spat_madry" in commands and "--alpha 0.2" in commands
+    assert ".partial" not in commands and "semprobe alpha-curve" in commands
+    assert not (tmp_path / ".demo.partial").exists()
+
+    second = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert second.stdout.count("[cached] train") == 6 and "[start] python -m trainers" not in second.stdout
+    assert "came from the cache" in (out / "summary.md").read_text()

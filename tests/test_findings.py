@@ -1,0 +1,171 @@
+"""semprobe.findings: the verdict rules, the MOVER interval, and findings on real command outputs."""
+
+import json
+import math
+
+import pytest
+
+from semprobe.evaluation import wilson_interval
+from semprobe.findings import (HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE, accuracy_finding, alpha_finding, cca_finding,
+                               mover_difference, rank_trend, render_summary, rsa_finding)
+
+
+def test_mover_is_newcombe_method_10_on_his_worked_example():
+    # Newcombe (1998), Stat. Med. 17:873, Table II example (a): 56/70 - 48/80, method 10: 0.0524 to 0.3339
+    difference, low, high = mover_difference(56 / 70, wilson_interval(56, 70), 48 / 80, wilson_interval(48, 80))
+    assert difference == pytest.approx(0.2)
+    assert (round(low, 4), round(high, 4)) == (0.0524, 0.3339)
+
+
+def test_mover_with_symmetric_intervals_adds_half_widths_in_quadrature():
+    difference, low, high = mover_difference(0.7, (0.6, 0.8), 0.5, (0.47, 0.53))
+    half = math.hypot(0.1, 0.03)
+    assert (difference, low, high) == pytest.approx((0.2, 0.2 - half, 0.2 + half))
+
+
+def _held_out(r, ci, p=1.0, rank_y=9, distinct=10):
+    return {"r": r, "ci": list(ci), "relabel": {"p_value": p},
+            "diagnostics": {"n": 250, "rank_y": rank_y, "n_distinct_y": distinct}}
+
+
+def _cca(values, column="adversarial", **kw):
+    return {"sources": {label: {"columns": {column: {"held_out": _held_out(r, ci, **kw)}}}
+                        for label, (r, ci) in values.items()}}
+
+
+@pytest.mark.parametrize("robust, natural, verdict", [
+    ((0.8, (0.75, 0.85)), (0.5, (0.4, 0.6)), HOLDS),
+    ((0.5, (0.4, 0.6)), (0.8, (0.75, 0.85)), OPPOSITE),
+    ((0.62, (0.5, 0.7)), (0.6, (0.5, 0.7)), UNCLEAR),
+])
+def test_cca_verdict_follows_the_interval_of_the_difference(robust, natural, verdict):
+    finding = cca_finding(_cca({"rob": robust, "nat": natural}), "rob", "nat")
+    assert finding.verdict == verdict
+    assert finding.numbers["r"] == {"rob": robust[0], "nat": natural[0]}
+
+
+def test_cca_says_when_the_relabelling_null_has_no_power():
+    spanning = cca_finding(_cca({"rob": (0.8, (0.7, 0.9)), "nat": (0.5, (0.4, 0.6))}), "rob", "nat")
+    assert any("no power" in line for line in spanning.details)
+    low_rank = _cca({"rob": (0.8, (0.7, 0.9)), "nat": (0.5, (0.4, 0.6))}, p=0.01, rank_y=3)
+    finding = cca_finding(low_rank, "rob", "nat", semantic=low_rank)
+    assert not any("no power" in line for line in finding.details)
+    assert finding.numbers["semantic"] == {"rank_y": 3, "r": {"rob": 0.8, "nat": 0.5},
+                                           "relabel_p": {"rob": 0.01, "nat": 0.01}}
+
+
+def test_cca_names_a_missing_checkpoint():
+    with pytest.raises(KeyError, match="has no entry 'other'"):
+        cca_finding(_cca({"rob": (0.8, (0.7, 0.9))}), "rob", "other")
+
+
+def _sim(values):
+    return {"features": {label: {"embeddings": {"glove": {"rsa": rsa, "rsa_ci": list(ci), "relabel": {"p_value": 0.01}}}}
+                         for label, (rsa, ci) in values.items()}}
+
+
+def test_rsa_verdicts():
+    assert rsa_finding(_sim({"rob": (0.6, (0.5, 0.7)), "nat": (0.2, (0.1, 0.3))}), "rob", "nat").verdict == HOLDS
+    assert rsa_finding(_sim({"rob": (0.2, (0.1, 0.3)), "nat": (0.6, (0.5, 0.7))}), "rob", "nat").verdict == OPPOSITE
+    assert rsa_finding(_sim({"rob": (0.3, (0.1, 0.5)), "nat": (0.2, (0.0, 0.4))}), "rob", "nat").verdict == UNCLEAR
+
+
+def _eval(rows):
+    def result(attack, correct, n):
+        low, high = wilson_interval(correct, n)
+        return {"attack": {"name": attack}, "n": n, "accuracy": 100 * correct / n, "ci95": [100 * low, 100 * high]}
+    return {"checkpoints": {label: {"results": [result(*row) for row in results]} for label, results in rows.items()}}
+
+
+def test_accuracy_reads_each_attack_from_the_first_evaluation_that_has_it():
+    big = _eval({"scarl": [("pgd20", 600, 1000)], "trades": [("pgd20", 500, 1000)]})
+    small = _eval({"scarl": [("pgd20", 30, 50), ("aa", 29, 50)], "trades": [("pgd20", 25, 50), ("aa", 24, 50)]})
+    finding = accuracy_finding([big, small], "scarl", "trades")
+    assert finding.numbers["pgd20"]["n"] == 1000 and finding.numbers["aa"]["n"] == 50
+    expected = mover_difference(60.0, [100 * v for v in wilson_interval(600, 1000)],
+                                50.0, [100 * v for v in wilson_interval(500, 1000)])
+    assert finding.numbers["pgd20"]["difference"] == pytest.approx(list(expected))
+    assert finding.verdict == UNCLEAR  # PGD-20 clearly better, AutoAttack on 50 images undecided
+
+
+def test_accuracy_verdicts_at_the_extremes():
+    better = _eval({"s": [("pgd20", 700, 1000), ("aa", 690, 1000)], "t": [("pgd20", 500, 1000), ("aa", 480, 1000)]})
+    assert accuracy_finding([better], "s", "t").verdict == HOLDS
+    assert accuracy_finding([better], "t", "s").verdict == OPPOSITE
+    assert accuracy_finding([_eval({"s": [], "t": []})], "s", "t").verdict == UNTESTABLE
+
+
+def _curve(label, successes, alphas=None, n=200, kl=None, match=None):
+    alphas = alphas or [i / (len(successes) - 1) for i in range(len(successes))]
+    points = []
+    for alpha, success in zip(alphas, successes):
+        robust = round(n * (1 - success / 100))
+        low, high = wilson_interval(robust, n)
+        points.append({"alpha": alpha, "n": n, "success_all": success, "robust_accuracy": 100 * robust / n,
+                       "robust_accuracy_ci95": [100 * low, 100 * high]})
+    return {"label": label, "points": points, "pgd_kl": {"success_all": kl if kl is not None else successes[0]},
+            "alpha_matching_pgd_kl": match}
+
+
+def test_rank_trend_counts_orderings_by_hand():
+    assert rank_trend([0, 1, 2, 3], [9, 7, 5, 1]) == pytest.approx((-1.0, 1 / 24, 1.0))
+    rho, falling, rising = rank_trend([0, 1, 2], [1, 3, 2])  # rho 0.5; of the 6 orderings 3 have rho >= 0.5
+    assert rho == pytest.approx(0.5) and rising == pytest.approx(3 / 6) and falling == pytest.approx(5 / 6)
+    assert rank_trend([0, 1, 2], [4, 4, 4]) == (0.0, 1.0, 1.0)
+    scipy_stats = pytest.importorskip("scipy.stats")
+    x, y = list(range(10)), [5, 3, 8, 1, 0, 2, 9, 4, 7, 6]
+    rho, falling, rising = rank_trend(x, y, n_perm=4000)
+    assert rho == pytest.approx(scipy_stats.spearmanr(x, y).statistic)
+    assert rising == pytest.approx(scipy_stats.spearmanr(x, y, alternative="greater").pvalue, abs=0.03)
+
+
+def test_alpha_falling_on_both_models_holds_and_reports_the_match():
+    document = {"curves": [_curve("nat", [90, 70, 50, 30]),
+                           _curve("at", [50, 40, 35, 20], kl=45, match={"alpha": 0.17, "bracket": [0, 1 / 3]})]}
+    finding = alpha_finding(document, ["nat", "at"], "at")
+    assert finding.verdict == HOLDS
+    assert finding.numbers["alpha_matching_pgd_kl"] == 0.17
+    assert finding.numbers["nat"]["spearman"] == pytest.approx(-1.0)
+    assert any("matches it at alpha 0.17" in line for line in finding.details)
+
+
+def test_alpha_flat_or_rising_curves():
+    flat = {"curves": [_curve("nat", [50, 50, 50]), _curve("at", [40, 41, 40])]}
+    assert alpha_finding(flat, ["nat", "at"], "at").verdict == UNCLEAR
+    rising = {"curves": [_curve("nat", [10, 40, 60, 70, 80]), _curve("at", [5, 30, 40, 50, 60])]}
+    finding = alpha_finding(rising, ["nat", "at"], "at")
+    assert finding.verdict == OPPOSITE
+    assert any("no alpha in the range" in line for line in finding.details)
+
+
+def test_render_summary_lists_every_verdict():
+    findings = [rsa_finding(_sim({"rob": (0.6, (0.5, 0.7)), "nat": (0.2, (0.1, 0.3))}), "rob", "nat")]
+    text = render_summary("Title", ["set-up line"], findings, ["## More\n\ntext"])
+    assert text.startswith("# Title\n\nset-up line\n")
+    assert "| Robust class similarities are closer to the word vectors' (RSA) | holds |" in text
+    assert "### Robust class similarities" in text and text.rstrip().endswith("text")
+
+
+def test_findings_on_real_command_outputs(digits_ckpt, tmp_path, run_cli):
+    """The JSON the commands write is what the findings read (the same checkpoint twice: no difference)."""
+    other = tmp_path / "copy" / "best.pt"
+    other.parent.mkdir()
+    other.write_bytes(digits_ckpt.read_bytes())
+    ckpts = ["--ckpt", digits_ckpt, "--ckpt", other]
+    common = ["--eps", 0.1, "--quiet", "--n-boot", 30, "--n-perm", 30]
+    assert run_cli(["cca", *ckpts, "--n-pairs", 120, *common, "--out", tmp_path / "cca"])[0] == 0
+    assert run_cli(["simmatrix", *ckpts, "--n", 120, *common, "--out", tmp_path / "sim"])[0] == 0
+    assert run_cli(["eval", *ckpts, "--attacks", "natural,pgd5", "--n", 60, "--eps", 0.1, "--quiet",
+                    "--out", tmp_path / "ev"])[0] == 0
+    assert run_cli(["alpha-curve", *ckpts, "--alphas", "0,0.5,1", "--n", 60, "--eps", 0.1, "--quiet",
+                    "--out", tmp_path / "al"])[0] == 0
+    load = lambda *parts: json.loads(tmp_path.joinpath(*parts).read_text())  # noqa: E731
+    second = "best"  # labels are file stems when those differ
+    first = next(label for label in load("cca", "cca.json")["sources"] if label != second)
+    cca = cca_finding(load("cca", "cca.json"), first, second)
+    assert cca.verdict == UNCLEAR and cca.numbers["difference"][0] == pytest.approx(0.0)
+    assert rsa_finding(load("sim", "simmatrix.json"), first, second).numbers["difference"][0] == pytest.approx(0.0)
+    accuracy = accuracy_finding([load("ev", "eval.json")], first, second, attacks=("pgd5",))
+    assert accuracy.verdict == UNCLEAR and accuracy.numbers["pgd5"]["n"] == 60
+    alpha = alpha_finding(load("al", "alpha_curve.json"), [first], first)
+    assert set(alpha.numbers[first]["success"]) == {0.0, 0.5, 1.0}
