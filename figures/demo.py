@@ -113,6 +113,7 @@ class Job:
     after: tuple[str, ...] = ()
     display: str = ""           # the command as a user types it
     done_marker: Path | None = None  # a cached training run: skip when it holds this job's command
+    output: Path | None = None       # an analysis: its output folder, kept in the cache for reuse
     seconds: float = 0.0
     cached: bool = False
     extra: dict = field(default_factory=dict)
@@ -156,7 +157,7 @@ def analysis_jobs(profile: Profile, dataset: str, cache: Path, stage: Path, test
     def job(name, command, methods, options):
         argv = ["-m", "semprobe", command] + [a for m in methods for a in ("--ckpt", ckpt[m])] + options + common \
             + ["--out", str(stage / name)]
-        return Job(name, argv, tuple(trained[m] for m in methods), _typed(argv))
+        return Job(name, argv, tuple(trained[m] for m in methods), _typed(argv), output=stage / name)
 
     glove_pcs = stage / "cca_semantic" / f"glove_pc{SEMANTIC_COMPONENTS}.npy"
     jobs = [
@@ -178,7 +179,7 @@ def analysis_jobs(profile: Profile, dataset: str, cache: Path, stage: Path, test
            "--max-steps", str(profile.max_steps), "--eps-sweep", profile.eps_sweep] + stats + common \
         + ["--out", str(stage / "figures")]
     jobs.append(Job("figures", figures, tuple(trained[m] for m in ("pgd_at", "trades", "scarl", "spat_madry")),
-                    _typed(figures)))
+                    _typed(figures), output=stage / "figures"))
     jobs[3].extra["word_pcs"] = glove_pcs
     return jobs
 
@@ -218,12 +219,65 @@ def _is_cached(job: Job) -> bool:
         return False
 
 
-def run_jobs(jobs: list[Job], workers: int, logs: Path) -> None:
+def _sha256_of(paths) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(str(path.name).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def input_key(job: Job) -> str:
+    """What an analysis' outputs depend on: its command, the bytes of every file and run folder it
+    names, and semprobe's own source code. Same key, same outputs (every command is seeded)."""
+    import semprobe
+
+    named = []
+    for token in job.argv:
+        path = Path(token.removeprefix("file:"))
+        if path == job.output:
+            continue
+        if path.is_file():
+            named.append(path)
+        elif path.is_dir():
+            named += sorted(f for f in path.iterdir() if f.is_file())
+    code = sorted(Path(semprobe.__file__).parent.rglob("*.py"))
+    return json.dumps({"command": job.display, "inputs": _sha256_of(named), "semprobe": _sha256_of(code)})
+
+
+def _reuse(job: Job, store: Path) -> bool:
+    """Copy an analysis' outputs from ``store`` when they were made from the same inputs."""
+    if job.output is None:
+        return False
+    key_file = store / f"{job.name}.key"
+    job.extra["key"] = input_key(job)  # taken before the job runs: _keep stores this one
+    if not key_file.is_file() or not (store / job.name).is_dir():
+        return False
+    if key_file.read_text() != job.extra["key"]:
+        return False
+    shutil.copytree(store / job.name, job.output, dirs_exist_ok=True)
+    return True
+
+
+def _keep(job: Job, store: Path) -> None:
+    """Keep a copy of an analysis' outputs, and the key of its inputs, for the next run."""
+    store.mkdir(parents=True, exist_ok=True)
+    if (store / job.name).exists():
+        shutil.rmtree(store / job.name)
+    shutil.copytree(job.output, store / job.name)
+    (store / f"{job.name}.key").write_text(job.extra.get("key") or input_key(job))
+
+
+def run_jobs(jobs: list[Job], workers: int, logs: Path, store: Path | None = None) -> None:
     """Run ``jobs`` as subprocesses, ``workers`` at a time, each after the jobs it waits for.
 
     With more than one worker every process gets one thread (OMP/MKL), which on a small
-    CPU gives more images per second than one process with all threads. A failure stops
-    the demo with the job's last log lines (SystemExit 1).
+    CPU gives more images per second than one process with all threads. With ``store``, an
+    analysis whose command, input files and semprobe code are those of its kept copy is
+    copied from there instead of run. A failure stops the demo with the job's last log
+    lines (SystemExit 1).
     """
     logs.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
@@ -244,6 +298,11 @@ def run_jobs(jobs: list[Job], workers: int, logs: Path) -> None:
                 pending.remove(job)
                 if "word_pcs" in job.extra:
                     write_word_components(job.extra["word_pcs"], job.extra["dataset"], SEMANTIC_COMPONENTS)
+                if store is not None and _reuse(job, store):
+                    job.cached = True
+                    finished.add(job.name)
+                    say(f"[reused] {job.name}: same command, inputs and semprobe code as its copy in {store}")
+                    continue
                 say(f"[start] {job.display}")
                 log = open(logs / f"{job.name.replace(' ', '_')}.log", "w")
                 process = subprocess.Popen([sys.executable] + job.argv, stdout=log, stderr=subprocess.STDOUT,
@@ -265,6 +324,8 @@ def run_jobs(jobs: list[Job], workers: int, logs: Path) -> None:
                 raise SystemExit(1)
             if job.done_marker is not None:
                 job.done_marker.write_text(json.dumps({"command": job.display, "seconds": job.seconds}, indent=1))
+            if store is not None and job.output is not None:
+                _keep(job, store)
             finished.add(name)
             say(f"[done {job.seconds:5.0f} s] {name}")
 
@@ -279,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes at a time")
     parser.add_argument("--data-dir", help="where the dataset files are (else $SEMPROBE_DATA, system folders)")
     parser.add_argument("--no-download", action="store_true", help="never try torchvision's download")
+    parser.add_argument("--recompute", action="store_true",
+                        help="rerun every analysis even when its inputs and semprobe's code are unchanged")
     parser.add_argument("--dataset", choices=("auto", "fashion-mnist", "digits"), default="auto",
                         help="auto: Fashion-MNIST where found or downloadable, else digits")
     args = parser.parse_args(argv)
@@ -305,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     for job in train + analyses:  # the commands as a user would type them from the repository
         job.extra.setdefault("dataset", dataset)
         job.display = job.display.replace(str(stage), str(out)).replace(f"{Path.cwd()}/", "")
-    run_jobs(schedule(train, analyses), max(1, args.jobs), cache / "logs")
+    run_jobs(schedule(train, analyses), max(1, args.jobs), cache / "logs",
+             store=None if args.recompute else cache / "analyses")
 
     from demo_summary import write_summary
 

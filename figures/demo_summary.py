@@ -90,7 +90,8 @@ def write_summary(stage: Path, cache: Path, dataset: str, data_line: str, profil
     for document in outputs.values():
         name_by_method(document, {label: methods[path] for path, label in labels_by_path(document).items()})
     config = json.loads((cache / "pgd_at" / "config.json").read_text())
-    cached = [job.name.removeprefix("train ") for job in jobs if job.cached]
+    cached = [job.name.removeprefix("train ") for job in jobs if job.cached and job.output is None]
+    reused = [job.name for job in jobs if job.cached and job.output is not None]
     findings = [
         cca_finding(outputs["cca"], "pgd_at", "natural", semantic=outputs["semantic"]),
         rsa_finding(outputs["sim"], "pgd_at", "natural"),
@@ -102,7 +103,9 @@ def write_summary(stage: Path, cache: Path, dataset: str, data_line: str, profil
         f"Made by `python figures/demo.py --profile {profile_name}` (`make demo` runs the full profile) in "
         f"{elapsed / 60:.1f} minutes on "
         f"{platform.machine()} with {__import__('os').cpu_count()} CPU core(s)"
-        + (f"; the trained runs of {', '.join(cached)} came from the cache" if cached else "") + ".",
+        + (f"; the trained runs of {', '.join(cached)} came from the cache" if cached else "")
+        + (f"; the outputs of {', '.join(reused)} were reused (same command, inputs and semprobe code)"
+           if reused else "") + ".",
         "",
         f"- {data_line}.",
         f"- Models: the small CNN, trained at eps {config['eps']:.3g} (L-inf, pixels in [0,1]) on {train_images} "

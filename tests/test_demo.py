@@ -126,5 +126,25 @@ def test_smoke_demo_end_to_end_then_from_the_cache(tmp_path):
 
     second = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert second.stdout.count("[cached] train") == 6 and "[start] python -m trainers" not in second.stdout
+    assert second.stdout.count("[cached] train") == 6 and second.stdout.count("[reused]") == 7
+    assert "[start]" not in second.stdout
     assert "came from the cache" in (out / "summary.md").read_text()
+    assert (out / "eval" / "eval.json").read_text() == (cache / "analyses" / "eval" / "eval.json").read_text()
+
+
+def test_analyses_are_reused_only_for_the_same_inputs(demo, tmp_path):
+    ckpt = tmp_path / "model.pt"
+    ckpt.write_bytes(b"one")
+    out = tmp_path / "out"
+    job = demo.Job("eval", ["-m", "semprobe", "eval", "--ckpt", str(ckpt)], display="semprobe eval", output=out)
+    store = tmp_path / "store"
+    out.mkdir()
+    (out / "eval.json").write_text("{}")
+    demo._keep(job, store)
+    (out / "eval.json").unlink()
+    assert demo._reuse(job, store) and (out / "eval.json").read_text() == "{}"
+    ckpt.write_bytes(b"two")
+    assert not demo._reuse(job, store)
+    ckpt.write_bytes(b"one")
+    job.display = "semprobe eval --n 10"
+    assert not demo._reuse(job, store)

@@ -160,7 +160,7 @@ def test_findings_on_real_command_outputs(digits_ckpt, tmp_path, run_cli):
     assert run_cli(["alpha-curve", *ckpts, "--alphas", "0,0.5,1", "--n", 60, "--eps", 0.1, "--quiet",
                     "--out", tmp_path / "al"])[0] == 0
     load = lambda *parts: json.loads(tmp_path.joinpath(*parts).read_text())  # noqa: E731
-    second = "best"  # labels are file stems when those differ
+    second = "copy/best"  # a run file (best.pt, last.pt) is labelled with its folder
     first = next(label for label in load("cca", "cca.json")["sources"] if label != second)
     cca = cca_finding(load("cca", "cca.json"), first, second)
     assert cca.verdict == UNCLEAR and cca.numbers["difference"][0] == pytest.approx(0.0)

@@ -43,6 +43,9 @@ def checkpoint_options(multiple: bool = False, required: bool = True):
     return decorate
 
 
+RUN_FILE_STEMS = {"best", "last"}
+
+
 def load_checkpoints(paths, arch, num_classes, in_channels, normalization, device="cpu") -> dict:
     """Load each checkpoint (all before any work starts); keys are short unique labels."""
     from semprobe.checkpoint import load_checkpoint
@@ -50,7 +53,8 @@ def load_checkpoints(paths, arch, num_classes, in_channels, normalization, devic
     loaded = [load_checkpoint(p, arch=arch, num_classes=num_classes, in_channels=in_channels,
                               normalization=normalization, device=device) for p in paths]
     labels = [p.stem for p in paths]
-    if len(set(labels)) < len(labels):
+    # a trainer's run folder holds best.pt and last.pt: its name is what tells checkpoints apart
+    if len(set(labels)) < len(labels) or set(labels) & RUN_FILE_STEMS:
         labels = [f"{p.parent.name}/{p.stem}" for p in paths]
     if len(set(labels)) < len(labels):
         labels = [str(p) for p in paths]
