@@ -10,12 +10,14 @@ spat_madry with alpha 0.2), then runs ``semprobe eval``, ``cca``, ``simmatrix`` 
 
 Trained runs are cached in ``--cache`` (default ``demo-cache/``, ignored by git) under
 the method's name, with the training command in ``demo-run.json``: a second run with the
-same settings reuses them and only redoes the analyses. The jobs run as separate
+same settings reuses them. An analysis is copied from ``--cache``/analyses when its
+command, the bytes of its input files and semprobe's source are those it was made from
+(``--recompute`` reruns them all). The jobs run as separate
 processes, ``--jobs`` at a time (default: one per CPU core, one thread each), in
 dependency order. Everything is written into a staging folder and replaces ``--out``
 only when every job succeeded, so a failed demo leaves the previous outputs intact.
 
-    python figures/demo.py                      # the full demo (about 15 minutes on 2 CPU cores)
+    python figures/demo.py                      # the full demo (about 13 minutes on 2 CPU cores)
     python figures/demo.py --profile smoke --out /tmp/demo --cache /tmp/demo-cache   # a 1-minute check
 """
 
