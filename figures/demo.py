@@ -32,8 +32,10 @@ import socket
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
 METHODS = ("scarl", "trades", "pgd_at", "spat_madry", "fgsm", "natural")  # longest first
@@ -116,9 +118,10 @@ class Job:
     display: str = ""           # the command as a user types it
     done_marker: Path | None = None  # a cached training run: skip when it holds this job's command
     output: Path | None = None       # an analysis: its output folder, kept in the cache for reuse
+    prepare: Callable[[], None] | None = None  # run in the demo's process just before the job starts
     seconds: float = 0.0
     cached: bool = False
-    extra: dict = field(default_factory=dict)
+    key: str | None = None           # an analysis: the hash of its inputs, taken before it runs
 
 
 def _typed(argv: list[str]) -> str:
@@ -182,7 +185,8 @@ def analysis_jobs(profile: Profile, dataset: str, cache: Path, stage: Path, test
         + ["--out", str(stage / "figures")]
     jobs.append(Job("figures", figures, tuple(trained[m] for m in ("pgd_at", "trades", "scarl", "spat_madry")),
                     _typed(figures), output=stage / "figures"))
-    jobs[3].extra["word_pcs"] = glove_pcs
+    semantic = next(job for job in jobs if job.name == "cca_semantic")
+    semantic.prepare = partial(write_word_components, glove_pcs, dataset, SEMANTIC_COMPONENTS)
     return jobs
 
 
@@ -254,10 +258,10 @@ def _reuse(job: Job, store: Path) -> bool:
     if job.output is None:
         return False
     key_file = store / f"{job.name}.key"
-    job.extra["key"] = input_key(job)  # taken before the job runs: _keep stores this one
+    job.key = input_key(job)  # taken before the job runs: _keep stores this one
     if not key_file.is_file() or not (store / job.name).is_dir():
         return False
-    if key_file.read_text() != job.extra["key"]:
+    if key_file.read_text() != job.key:
         return False
     shutil.copytree(store / job.name, job.output, dirs_exist_ok=True)
     return True
@@ -269,7 +273,7 @@ def _keep(job: Job, store: Path) -> None:
     if (store / job.name).exists():
         shutil.rmtree(store / job.name)
     shutil.copytree(job.output, store / job.name)
-    (store / f"{job.name}.key").write_text(job.extra.get("key") or input_key(job))
+    (store / f"{job.name}.key").write_text(job.key or input_key(job))
 
 
 def run_jobs(jobs: list[Job], workers: int, logs: Path, store: Path | None = None) -> None:
@@ -298,8 +302,8 @@ def run_jobs(jobs: list[Job], workers: int, logs: Path, store: Path | None = Non
                 break
             if all(dep in finished for dep in job.after):
                 pending.remove(job)
-                if "word_pcs" in job.extra:
-                    write_word_components(job.extra["word_pcs"], job.extra["dataset"], SEMANTIC_COMPONENTS)
+                if job.prepare is not None:
+                    job.prepare()
                 if store is not None and _reuse(job, store):
                     job.cached = True
                     finished.add(job.name)
@@ -368,7 +372,6 @@ def main(argv: list[str] | None = None) -> int:
     train = training_jobs(profile, dataset, cache, args.data_dir)
     analyses = analysis_jobs(profile, dataset, cache, stage, test_size, args.data_dir)
     for job in train + analyses:  # the commands as a user would type them from the repository
-        job.extra.setdefault("dataset", dataset)
         job.display = job.display.replace(str(stage), str(out)).replace(f"{Path.cwd()}/", "")
     run_jobs(schedule(train, analyses), max(1, args.jobs), cache / "logs",
              store=None if args.recompute else cache / "analyses")

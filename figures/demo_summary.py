@@ -9,6 +9,7 @@ uncertainty, the robust-accuracy tables and the list of figures.
 from __future__ import annotations
 
 import json
+import os
 import platform
 from pathlib import Path
 
@@ -29,22 +30,6 @@ FIGURE_CAPTIONS = {
 
 def _load(folder: Path, name: str) -> dict:
     return json.loads((folder / name).read_text())
-
-
-def labels_by_path(document: dict) -> dict[Path, str]:
-    """The label each checkpoint has in a command's JSON, keyed by its resolved file path.
-
-    The commands label checkpoints by file name, or by folder/name when names repeat, so the
-    same checkpoint can be ``last`` in one output and ``natural/last`` in another.
-    """
-    if "sources" in document:  # cca.json
-        entries = {label: entry["source"].get("path") for label, entry in document["sources"].items()}
-    elif "features" in document:  # simmatrix.json, whose adversarial entries repeat a source
-        entries = {label: entry["source"].get("path") for label, entry in document["features"].items()
-                   if not label.endswith(" (adversarial)")}
-    else:  # eval.json, alpha_curve.json
-        entries = {label: entry.get("path") for label, entry in document["checkpoints"].items()}
-    return {Path(path).resolve(): label for label, path in entries.items() if path}
 
 
 def _first_table(markdown: str) -> str:
@@ -86,9 +71,10 @@ def write_summary(stage: Path, cache: Path, dataset: str, data_line: str, profil
         ("cca", "cca", "cca.json"), ("semantic", "cca_semantic", "cca.json"), ("sim", "simmatrix", "simmatrix.json"),
         ("eval", "eval", "eval.json"), ("eval_aa", "eval_aa", "eval.json"), ("alpha", "alpha_curve", "alpha_curve.json"))}
 
-    methods = {(cache / method / file).resolve(): method for method, file in checkpoint_file.items()}
+    # the commands label a trainer's checkpoint FOLDER/best.pt as "FOLDER/best"
+    methods = {f"{method}/{Path(file).stem}": method for method, file in checkpoint_file.items()}
     for document in outputs.values():
-        name_by_method(document, {label: methods[path] for path, label in labels_by_path(document).items()})
+        name_by_method(document, methods)
     config = json.loads((cache / "pgd_at" / "config.json").read_text())
     cached = [job.name.removeprefix("train ") for job in jobs if job.cached and job.output is None]
     reused = [job.name for job in jobs if job.cached and job.output is not None]
@@ -102,7 +88,7 @@ def write_summary(stage: Path, cache: Path, dataset: str, data_line: str, profil
     preamble = [
         f"Made by `python figures/demo.py --profile {profile_name}` (`make demo` runs the full profile) in "
         f"{elapsed / 60:.1f} minutes on "
-        f"{platform.machine()} with {__import__('os').cpu_count()} CPU core(s)"
+        f"{platform.machine()} with {os.cpu_count()} CPU core(s)"
         + (f"; the trained runs of {', '.join(cached)} came from the cache" if cached else "")
         + (f"; the outputs of {', '.join(reused)} were reused (same command, inputs and semprobe code)"
            if reused else "") + ".",
@@ -122,7 +108,7 @@ def write_summary(stage: Path, cache: Path, dataset: str, data_line: str, profil
         "",
         "Training (last epoch):",
         "",
-    ] + _training_lines(cache, [m for m in ("natural", "fgsm", "pgd_at", "trades", "scarl", "spat_madry")])
+    ] + _training_lines(cache, ("natural", "fgsm", "pgd_at", "trades", "scarl", "spat_madry"))
     tables = ["## Robust accuracy", "",
               _first_table((stage / "eval" / "eval.md").read_text()), "",
               _first_table((stage / "eval_aa" / "eval.md").read_text())]

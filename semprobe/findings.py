@@ -29,6 +29,8 @@ import math
 from dataclasses import dataclass, field
 
 HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE = "holds", "does not hold", "inconclusive", "cannot be tested here"
+DIFFERENCE_RULE = ("verdict rule: holds when the CI of the difference is above 0, does not hold when below, "
+                   "inconclusive otherwise")
 
 
 @dataclass
@@ -67,6 +69,13 @@ def _verdict_from_interval(low: float, high: float) -> str:
     if high < 0:
         return OPPOSITE
     return UNCLEAR
+
+
+def _all_agree(verdicts: list[str]) -> str:
+    """HOLDS (or OPPOSITE) when every part agrees on it, UNCLEAR otherwise; UNTESTABLE with no parts."""
+    if not verdicts:
+        return UNTESTABLE
+    return verdicts[0] if verdicts[0] in (HOLDS, OPPOSITE) and len(set(verdicts)) == 1 else UNCLEAR
 
 
 def _fmt_ci(ci, digits: int = 3) -> str:
@@ -131,8 +140,7 @@ def cca_finding(cca: dict, robust: str, natural: str, column: str = "adversarial
             f"against the word vectors' top {rank} principal components (fewer than K-1, so relabelling matters): "
             f"held-out r {robust} {semantic_held[robust]['r']:.3f}, {natural} {semantic_held[natural]['r']:.3f}; "
             f"class-relabelling p-value {_p(p_rob)} ({robust}), {_p(p_nat)} ({natural})")
-    details.append("verdict rule: holds when the CI of the difference is above 0, does not hold when below, "
-                   "inconclusive otherwise")
+    details.append(DIFFERENCE_RULE)
     claim = (f"on adversarial images, the robust model's features correlate more with their classes' word vectors "
              f"than the natural model's (SCARL Fig. 1); compared here: {robust} vs {natural}")
     return Finding("Robust features correlate more with word vectors (CCA)", claim, verdict, details, numbers)
@@ -157,8 +165,7 @@ def rsa_finding(simmatrix: dict, robust: str, natural: str, embedding: str = "gl
             report = adversarial["embeddings"][embedding]
             details.append(f"on adversarial images, {label}: RSA {report['rsa']:.3f} {_fmt_ci(report['rsa_ci'])}, "
                            f"p = {_p((report.get('relabel') or {}).get('p_value'))}")
-    details.append("verdict rule: holds when the CI of the difference is above 0, does not hold when below, "
-                   "inconclusive otherwise")
+    details.append(DIFFERENCE_RULE)
     claim = (f"the robust model's class-similarity matrix is closer to the word vectors' than the natural model's "
              f"(SCARL Fig. 2); compared here: {robust} vs {natural}, {embedding}")
     return Finding("Robust class similarities are closer to the word vectors' (RSA)", claim, verdict, details,
@@ -198,14 +205,7 @@ def accuracy_finding(evaluations: list[dict], better: str, baseline: str,
         details.append(f"{attack} on {ours['n']} test images: {better} {ours['accuracy']:.1f}% {_fmt_ci(ours['ci95'], 1)}, "
                        f"{baseline} {theirs['accuracy']:.1f}% {_fmt_ci(theirs['ci95'], 1)}; difference "
                        f"{difference:+.1f} points, 95% CI {_fmt_ci((low, high), 1)} (Wilson intervals, Newcombe difference)")
-    if not verdicts:
-        verdict = UNTESTABLE
-    elif all(v == HOLDS for v in verdicts):
-        verdict = HOLDS
-    elif all(v == OPPOSITE for v in verdicts):
-        verdict = OPPOSITE
-    else:
-        verdict = UNCLEAR
+    verdict = _all_agree(verdicts)
     details.append("verdict rule: holds when every attack's difference CI is above 0, does not hold when every one "
                    "is below, inconclusive otherwise")
     claim = f"{better} is more robust than {baseline} (SCARL Table 1), under {', '.join(attacks)}"
@@ -245,6 +245,12 @@ def rank_trend(x, y, n_perm: int = 20000, seed: int = 0) -> tuple[float, float, 
     return (observed, float(np.mean(nulls <= observed + tolerance)), float(np.mean(nulls >= observed - tolerance)))
 
 
+def _success_ci(point: dict) -> tuple[float, float]:
+    """Success = 100 - robust accuracy, so its interval mirrors the robust accuracy's."""
+    low, high = point["robust_accuracy_ci95"]
+    return 100 - high, 100 - low
+
+
 def alpha_finding(alpha_curve: dict, labels: list[str], matched: str) -> Finding:
     """SPAT Fig. 4: PGD-LS success falls as alpha grows on every model in ``labels``;
     and the alpha at which PGD-LS matches PGD-KL on ``matched`` (the adversarially trained model)."""
@@ -254,9 +260,8 @@ def alpha_finding(alpha_curve: dict, labels: list[str], matched: str) -> Finding
         points = sorted(_lookup(curves, label, "alpha_curve.json")["points"], key=lambda p: p["alpha"])
         first, last = points[0], points[-1]
         rho, p_falling, p_rising = rank_trend([p["alpha"] for p in points], [p["success_all"] for p in points])
-        # success = 100 - robust accuracy, so its CI mirrors the robust accuracy's
-        ci = {id(p): (100 - p["robust_accuracy_ci95"][1], 100 - p["robust_accuracy_ci95"][0]) for p in (first, last)}
-        difference, low, high = mover_difference(first["success_all"], ci[id(first)], last["success_all"], ci[id(last)])
+        difference, low, high = mover_difference(first["success_all"], _success_ci(first),
+                                                 last["success_all"], _success_ci(last))
         verdict = HOLDS if p_falling < 0.05 else OPPOSITE if p_rising < 0.05 else UNCLEAR
         verdicts.append(verdict)
         numbers[label] = {"spearman": rho, "p_falling": p_falling, "success": {p["alpha"]: p["success_all"] for p in points},
@@ -279,7 +284,7 @@ def alpha_finding(alpha_curve: dict, labels: list[str], matched: str) -> Finding
                        "gives PGD-LS that success")
     details.append("verdict rule: holds on a model when success falls with alpha by a rank-trend test (permutation "
                    "p < 0.05); the finding holds when it holds on every model")
-    verdict = HOLDS if all(v == HOLDS for v in verdicts) else OPPOSITE if all(v == OPPOSITE for v in verdicts) else UNCLEAR
+    verdict = _all_agree(verdicts)
     claim = (f"PGD-LS attack success falls as the smoothing alpha grows, on natural and adversarially trained models, "
              f"and some alpha matches PGD-KL (SPAT Fig. 4); models here: {', '.join(labels)}")
     return Finding("PGD-LS success falls with alpha", claim, verdict, details, numbers)

@@ -160,7 +160,7 @@ def figures_command(manifest, natural, fgsm, robust, trades, scarl, run_dirs, da
             skipped.append(("the CLIP panels of scarl_fig2_simmatrix", "--clip clip:MODEL:PRETRAINED"))
     else:
         skipped += [(f, "checkpoints") for f in FIGURES if f not in RUN_FIGURES]
-    _run_figures(runs, made, skipped, wanted)
+    _run_figures(runs, made, skipped)
     made = {name: made[name] for name in made if name in wanted}  # run figures are cheap: made, then dropped
     skipped = [(name, reason) for name, reason in skipped if name in wanted or name not in FIGURES]
 
@@ -236,26 +236,20 @@ def _checkpoint_figures(context, made, skipped, eps_values, max_steps, alphas, n
 
     have = [role for role in ROLES if role in context.checkpoints]
     fig1 = [r for r in ("natural", "fgsm", "robust") if r in have]
-    if "scarl_fig1_cca" not in wanted:
-        pass
-    elif fig1:
-        made["scarl_fig1_cca"] = _cca_figure(context, fig1, n_boot, n_perm)
-    else:
+    if not fig1:
         skipped.append(("scarl_fig1_cca", "--natural, --fgsm or --robust"))
+    elif "scarl_fig1_cca" in wanted:
+        made["scarl_fig1_cca"] = _cca_figure(context, fig1, n_boot, n_perm)
     fig5 = [r for r in ("robust", "scarl") if r in have]
-    if "scarl_fig5_cca" not in wanted:
-        pass
-    elif "scarl" in have and len(fig5) == 2:
-        made["scarl_fig5_cca"] = _cca_figure(context, fig5, n_boot, n_perm)
-    else:
+    if len(fig5) < 2:
         skipped.append(("scarl_fig5_cca", "--robust and --scarl"))
+    elif "scarl_fig5_cca" in wanted:
+        made["scarl_fig5_cca"] = _cca_figure(context, fig5, n_boot, n_perm)
     sim_roles = [r for r in ("natural", "robust", "trades", "scarl") if r in have]
-    if "scarl_fig2_simmatrix" not in wanted:
-        pass
-    elif sim_roles:
-        made["scarl_fig2_simmatrix"] = _similarity_figure(context, sim_roles, n_boot, n_perm)
-    else:
+    if not sim_roles:
         skipped.append(("scarl_fig2_simmatrix", "--natural, --robust, --trades or --scarl"))
+    elif "scarl_fig2_simmatrix" in wanted:
+        made["scarl_fig2_simmatrix"] = _similarity_figure(context, sim_roles, n_boot, n_perm)
     robust_roles = [r for r in ("robust", "trades", "scarl") if r in have]
     images, labels = context.images[: context.n_images], context.labels[: context.n_images]
     common = dict(batch_size=context.batch_size, device=context.device, seed=context.seed)
@@ -274,16 +268,14 @@ def _checkpoint_figures(context, made, skipped, eps_values, max_steps, alphas, n
         skipped += [("scarl_fig4b_eps", "--robust, --trades or --scarl"),
                     ("scarl_fig4c_steps", "--robust, --trades or --scarl")]
     alpha_roles = [r for r in ("natural", "robust") if r in have]
-    if "spat_fig4_alpha" not in wanted:
-        pass
-    elif alpha_roles:
+    if not alpha_roles:
+        skipped.append(("spat_fig4_alpha", "--natural or --robust"))
+    elif "spat_fig4_alpha" in wanted:
         curves = [alpha_curve(context.checkpoints[r].model, images, labels, alphas, eps=context.eps,
                               step_size=context.eps / 10, steps=20, batch_size=context.batch_size,
                               device=context.device, seed=context.seed, label=r) for r in alpha_roles]
         made["spat_fig4_alpha"] = (alpha_curve_figure(curves, title="PGD-LS success vs alpha"),
                                    {"curves": [c.to_dict() for c in curves]})
-    else:
-        skipped.append(("spat_fig4_alpha", "--natural or --robust"))
     if "robust" in have:
         _example_figures(context, made, wanted)
     else:
@@ -324,17 +316,16 @@ def _similarity_figure(context, roles, n_boot, n_perm):
     return similarity_grid(reports, list(context.data.classes)), document
 
 
-def _run_figures(runs: dict, made: dict, skipped: list, wanted: set[str]) -> None:
+def _run_figures(runs: dict, made: dict, skipped: list) -> None:
     from semprobe.curve_plots import curves_figure
     from semprobe.run_metrics import accuracy_vs_alpha, accuracy_vs_batch_size, accuracy_vs_epoch
 
     if not runs:
         skipped += [(name, "--runs") for name in RUN_FIGURES]
         return
-    if "scarl_fig4a_epochs" in wanted:
-        curves = [accuracy_vs_epoch(run) for run in runs]
-        made["scarl_fig4a_epochs"] = (curves_figure(curves, title="validation PGD accuracy per epoch"),
-                                      {"curves": [c.to_dict() for c in curves]})
+    curves = [accuracy_vs_epoch(run) for run in runs]
+    made["scarl_fig4a_epochs"] = (curves_figure(curves, title="validation PGD accuracy per epoch"),
+                                  {"curves": [c.to_dict() for c in curves]})
     batch_curves = accuracy_vs_batch_size(list(runs))
     if any(len(c.points) > 1 for c in batch_curves):
         made["scarl_fig4d_batch"] = (curves_figure(batch_curves, title="final PGD accuracy vs batch size"),
