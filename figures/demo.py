@@ -15,7 +15,8 @@ command, the bytes of its input files and semprobe's source are those it was mad
 (``--recompute`` reruns them all). The jobs run as separate
 processes, ``--jobs`` at a time (default: one per CPU core, one thread each), in
 dependency order. Everything is written into a staging folder and replaces ``--out``
-only when every job succeeded, so a failed demo leaves the previous outputs intact.
+only when every job succeeded, so a failed demo leaves the previous outputs intact (and
+removes the staging folder). A bad argument is one line ``demo: error: ...``, exit code 2.
 
     python figures/demo.py                      # the full demo (about 13 minutes on 2 CPU cores)
     python figures/demo.py --profile smoke --out /tmp/demo --cache /tmp/demo-cache   # a 1-minute check
@@ -336,14 +337,33 @@ def run_jobs(jobs: list[Job], workers: int, logs: Path, store: Path | None = Non
             say(f"[done {job.seconds:5.0f} s] {name}")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, ``demo: error: ...``, and exit code 2."""
+
+    def error(self, message: str):
+        print(f"demo: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _positive(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    parser = _Parser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(REPO / "figures" / "demo"), help="where the outputs go (replaced)")
     parser.add_argument("--cache", default=str(REPO / "demo-cache"), help="where trained runs are kept")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
-    parser.add_argument("--aa-n", type=int, help="images for AutoAttack (default: the profile's)")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="processes at a time")
+    parser.add_argument("--aa-n", type=_positive, help="images for AutoAttack (default: the profile's)")
+    parser.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="processes at a time")
     parser.add_argument("--data-dir", help="where the dataset files are (else $SEMPROBE_DATA, system folders)")
     parser.add_argument("--no-download", action="store_true", help="never try torchvision's download")
     parser.add_argument("--recompute", action="store_true",
@@ -360,7 +380,14 @@ def main(argv: list[str] | None = None) -> int:
     if stage.exists():
         shutil.rmtree(stage)
     stage.mkdir(parents=True)
+    try:
+        return _run(args, profile, out, cache, stage, started)
+    finally:  # a failed demo leaves --out as it was and no staging folder behind
+        if stage.exists():
+            shutil.rmtree(stage)
 
+
+def _run(args, profile: Profile, out: Path, cache: Path, stage: Path, started: float) -> int:
     from semprobe.data import load_dataset
 
     if args.dataset == "auto":
@@ -373,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     analyses = analysis_jobs(profile, dataset, cache, stage, test_size, args.data_dir)
     for job in train + analyses:  # the commands as a user would type them from the repository
         job.display = job.display.replace(str(stage), str(out)).replace(f"{Path.cwd()}/", "")
-    run_jobs(schedule(train, analyses), max(1, args.jobs), cache / "logs",
+    run_jobs(schedule(train, analyses), args.jobs, cache / "logs",
              store=None if args.recompute else cache / "analyses")
 
     from demo_summary import write_summary

@@ -53,6 +53,31 @@ def test_a_failing_job_stops_the_demo_with_its_last_lines(demo, tmp_path, capsys
     assert not (REPO / "never-ran").exists()
 
 
+@pytest.mark.parametrize("args", [["--aa-n", "0"], ["--jobs", "two"], ["--profile", "huge"]])
+def test_bad_arguments_are_one_line_and_write_nothing(tmp_path, args):
+    out = tmp_path / "demo"
+    result = subprocess.run([sys.executable, str(DEMO_SCRIPT), "--out", str(out), "--cache", str(tmp_path / "c")] + args,
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("demo: error: "), result.stderr
+    assert not out.exists() and not (tmp_path / "c").exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_demo_keeps_the_old_outputs_and_no_staging_folder(demo, tmp_path, monkeypatch):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "summary.md").write_text("the previous run")
+
+    def failing_run(*args, **kwargs):
+        raise SystemExit(1)
+
+    monkeypatch.setattr(demo, "_run", failing_run)
+    with pytest.raises(SystemExit):
+        demo.main(["--out", str(out), "--cache", str(tmp_path / "c")])
+    assert (out / "summary.md").read_text() == "the previous run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["demo"]
+
+
 def test_a_training_run_is_cached_by_its_command(demo, tmp_path):
     job = demo.Job("train x", ["-c", "pass"], display="python -m trainers x --epochs 2",
                    done_marker=tmp_path / "x" / "demo-run.json")
