@@ -87,21 +87,52 @@ def test_kl_term_is_natural_to_adversarial_as_in_the_trades_code():
 # ----------------------------------------------------------------------------- MART
 
 
+def reference_mart_loss(logits: torch.Tensor, logits_adv: torch.Tensor, y: torch.Tensor, beta: float) -> torch.Tensor:
+    """The loss of the authors' ``mart_loss`` (YisenWang/MART), transcribed from its last lines."""
+    kl = torch.nn.KLDivLoss(reduction="none")
+    batch_size = len(y)
+    adv_probs = F.softmax(logits_adv, dim=1)
+    tmp1 = torch.argsort(adv_probs, dim=1)[:, -2:]
+    new_y = torch.where(tmp1[:, -1] == y, tmp1[:, -2], tmp1[:, -1])
+    loss_adv = F.cross_entropy(logits_adv, y) + F.nll_loss(torch.log(1.0001 - adv_probs + 1e-12), new_y)
+    nat_probs = F.softmax(logits, dim=1)
+    true_probs = torch.gather(nat_probs, 1, (y.unsqueeze(1)).long()).squeeze()
+    loss_robust = (1.0 / batch_size) * torch.sum(
+        torch.sum(kl(torch.log(adv_probs + 1e-12), nat_probs), dim=1) * (1.0000001 - true_probs)
+    )
+    return loss_adv + float(beta) * loss_robust
+
+
+@pytest.mark.parametrize("scale", [1.0, 10.0, 40.0, 200.0])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mart_terms_equal_the_reference_mart_loss(scale, dtype):
+    """Confident logits included: the guards (1.0001 - p, 1e-12, 1.0000001 - p_y) are the reference's."""
+    generator = torch.Generator().manual_seed(int(scale))
+    logits = torch.randn(64, K, generator=generator, dtype=dtype) * scale
+    logits_adv = torch.randn(64, K, generator=generator, dtype=dtype) * scale
+    y = torch.randint(0, K, (64,), generator=generator)
+    ours = losses.boosted_cross_entropy(logits_adv, y).mean() + 5.0 * losses.mart_kl(logits_adv, logits, y).mean()
+    reference = reference_mart_loss(logits, logits_adv, y, 5.0)
+    tolerance = 1e-12 if dtype == torch.float64 else 1e-5
+    assert ours.item() == pytest.approx(reference.item(), rel=tolerance, abs=tolerance)
+
+
 def test_boosted_cross_entropy_matches_its_formula():
     torch.manual_seed(1)
     logits, labels = torch.randn(6, 5, dtype=torch.float64) * 3, torch.tensor([0, 1, 2, 3, 4, 0])
     expected = []
     for p, y in zip(softmax_rows(logits), labels.tolist()):
         runner_up = max(p[k] for k in range(len(p)) if k != y)
-        expected.append(-math.log(p[y]) - math.log(1.0 - runner_up))
+        expected.append(-math.log(p[y]) - math.log(1.0001 - runner_up + 1e-12))
     assert losses.boosted_cross_entropy(logits, labels).tolist() == pytest.approx(expected, rel=1e-9)
 
 
-def test_boosted_cross_entropy_stays_finite_for_confident_mistakes():
+def test_boosted_cross_entropy_caps_the_runner_up_term_as_the_reference_does():
     logits = torch.tensor([[-1000.0, 1000.0, 0.0], [1000.0, -1000.0, 0.0]])
     values = losses.boosted_cross_entropy(logits, torch.tensor([0, 0]))
     assert torch.isfinite(values).all()
-    assert values[0] > 1000  # confidently wrong: -log p_y is ~2000
+    assert values[0].item() == pytest.approx(2000.0 - math.log(1e-4 + 1e-12), rel=1e-6)  # -log p_y + capped term
+    assert values[1].item() == pytest.approx(-math.log(1.0001 + 1e-12), abs=1e-6)  # right and sure: near 0
 
 
 def test_mart_kl_is_weighted_by_the_natural_miss_probability():
@@ -109,7 +140,10 @@ def test_mart_kl_is_weighted_by_the_natural_miss_probability():
     logits_adv, logits_nat = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
     labels = torch.tensor([0, 2, 1, 1])
     p_nat, p_adv = softmax_rows(logits_nat), softmax_rows(logits_adv)
-    expected = [loop_kl(p, q) * (1.0 - p[y]) for p, q, y in zip(p_nat, p_adv, labels.tolist())]
+    expected = [
+        sum(pk * (math.log(pk) - math.log(qk + 1e-12)) for pk, qk in zip(p, q)) * (1.0000001 - p[y])
+        for p, q, y in zip(p_nat, p_adv, labels.tolist())
+    ]
     assert losses.mart_kl(logits_adv, logits_nat, labels).tolist() == pytest.approx(expected, rel=1e-9)
 
 
@@ -254,8 +288,8 @@ def test_mart_method_by_hand(batch):
     p_nat, p_adv = softmax_rows(outputs["logits_nat"].double()), softmax_rows(outputs["logits_adv"].double())
     bce = robust = 0.0
     for p, q, label in zip(p_nat, p_adv, y.tolist()):
-        bce += -math.log(q[label]) - math.log(1 - max(q[k] for k in range(K) if k != label))
-        robust += loop_kl(p, q) * (1 - p[label])
+        bce += -math.log(q[label]) - math.log(1.0001 - max(q[k] for k in range(K) if k != label) + 1e-12)
+        robust += sum(pk * (math.log(pk) - math.log(qk + 1e-12)) for pk, qk in zip(p, q)) * (1.0000001 - p[label])
     bce, robust = bce / len(y), robust / len(y)
     assert result.terms["bce"].item() == pytest.approx(bce, rel=1e-5)
     assert result.terms["mart_kl"].item() == pytest.approx(robust, rel=1e-4)

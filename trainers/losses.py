@@ -24,34 +24,47 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from semprobe.losses import kl_from_natural
 
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 
 
-def boosted_cross_entropy(logits_adv: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """MART's boosted CE (the BCE of SPAT section 3.3): ``-log p_y(x') - log(1 - max_{k != y} p_k(x'))``.
+#: MART's numerical guards, as in the authors' ``mart_loss`` (YisenWang/MART, train_wideresnet.py):
+#: ``log(1.0001 - p_k + 1e-12)`` in the boosted CE, ``log(p_adv + 1e-12)`` in the KL and the
+#: weight ``1.0000001 - p_y``. They change the loss on confident logits (``-log(1 - p_k)`` is capped
+#: near ``-log(1e-4)`` = 9.2), so they are part of the method the published numbers come from.
+MART_BCE_OFFSET = 1.0001
+MART_LOG_EPS = 1e-12
+MART_WEIGHT_OFFSET = 1.0000001
 
-    ``log(1 - p_k)`` is computed as ``logsumexp_{j != k} z_j - logsumexp_j z_j``, which is
-    exact and finite however confident the prediction.
+
+def boosted_cross_entropy(logits_adv: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """MART's boosted CE (the BCE of SPAT section 3.3), per example, exactly as the MART code computes it.
+
+    ``CE(f(x'), y) - log(1.0001 - max_{k != y} p_k(x') + 1e-12)``: the runner-up ``k`` is the
+    most probable class other than ``y`` (the reference takes the top two of an argsort and
+    picks the one that is not ``y``). The offsets keep the second term finite and bounded
+    (at most ``-log(1e-4)``) however confident a wrong prediction is.
     """
-    log_probs = F.log_softmax(logits_adv, dim=1)
+    probs = F.softmax(logits_adv, dim=1)
     true_class = F.one_hot(labels, logits_adv.shape[1]).bool()
-    runner_up = log_probs.masked_fill(true_class, float("-inf")).argmax(dim=1, keepdim=True)
-    without_runner_up = logits_adv.scatter(1, runner_up, float("-inf"))
-    log_one_minus = torch.logsumexp(without_runner_up, dim=1) - torch.logsumexp(logits_adv, dim=1)
-    return -log_probs.gather(1, labels[:, None]).squeeze(1) - log_one_minus
+    runner_up = probs.masked_fill(true_class, float("-inf")).argmax(dim=1, keepdim=True)
+    runner_up_prob = probs.gather(1, runner_up).squeeze(1)
+    margin_term = -torch.log(MART_BCE_OFFSET - runner_up_prob + MART_LOG_EPS)
+    return F.cross_entropy(logits_adv, labels, reduction="none") + margin_term
 
 
 def mart_kl(logits_adv: torch.Tensor, logits_natural: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """MART's robustness term before beta (SPAT section 3.3): ``KL(p(x) || p(x')) * (1 - p_y(x))``.
+    """MART's robustness term before beta (SPAT section 3.3), per example, as the MART code computes it.
 
-    The weight ``1 - p_y(x)`` is not detached (as in the MART code): it also trains the
-    natural prediction.
+    ``KL(p(x) || p(x')) * (1.0000001 - p_y(x))`` with the KL taken against
+    ``log(p(x') + 1e-12)``. The weight is not detached (as in the MART code): it also trains
+    the natural prediction.
     """
     probs_natural = F.softmax(logits_natural, dim=1)
+    log_probs_adv = torch.log(F.softmax(logits_adv, dim=1) + MART_LOG_EPS)
+    kl = F.kl_div(log_probs_adv, probs_natural, reduction="none").sum(dim=1)
     true_prob = probs_natural.gather(1, labels[:, None]).squeeze(1)
-    return kl_from_natural(logits_adv, probs_natural) * (1.0 - true_prob)
+    return kl * (MART_WEIGHT_OFFSET - true_prob)
 
 
 def triplet_loss(
