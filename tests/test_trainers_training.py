@@ -210,3 +210,25 @@ def test_scarl_ablations(tmp_path, options, terms):
         create_model("small_cnn", num_classes=10, in_channels=1)
         start = ProjectionHeads(128, 50).word.fc1.weight
         assert torch.equal(start, checkpoint.heads.word.fc1.weight)
+
+
+@pytest.mark.parametrize(
+    ("method", "extra", "selection", "best_epoch"),
+    [
+        ("natural", [], "val_clean_acc", 2),
+        ("scarl", ["--base", "natural", "--embedding", "random"], "val_clean_acc", 2),
+        ("pgd_at", ["--steps", "2"], "val_pgd_acc", 1),
+    ],
+)
+def test_best_checkpoint_is_chosen_by_clean_accuracy_for_runs_without_an_attack(
+    tmp_path, monkeypatch, method, extra, selection, best_epoch
+):
+    """Epoch 1 is the more robust, epoch 2 the more accurate: natural runs keep epoch 2, robust ones epoch 1."""
+    scripted = iter([{"clean_acc": 0.5, "pgd_acc": 0.3}, {"clean_acc": 0.8, "pgd_acc": 0.1}])
+    monkeypatch.setattr(loop, "evaluate", lambda *args, **kwargs: next(scripted))
+    run = tmp_path / method
+    result = loop.train(*parse_args([method, *QUICK, *extra, "--epochs", "2", "--out", str(run)]))
+    assert (result.selection, result.best_epoch) == (selection, best_epoch)
+    best = load_checkpoint(run / "best.pt")
+    assert best.epoch == best_epoch
+    assert best.metrics["selection"] == selection and best.metrics["best_epoch"] == best_epoch

@@ -197,8 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m trainers",
         description="Train SCARL, SPAT and the baselines (natural, FGSM-AT, PGD-AT, TRADES, MART, TLA).\n"
-        "Writes last.pt, best.pt (best validation PGD accuracy), metrics.jsonl and config.json into\n"
-        "--out. Pixels are in [0,1]; --eps and step sizes accept fractions such as 8/255.",
+        "Writes last.pt, best.pt (best validation PGD accuracy; clean accuracy for natural),\n"
+        "metrics.jsonl and config.json into --out. Pixels are in [0,1]; --eps and step sizes accept fractions such as 8/255.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

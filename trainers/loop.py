@@ -14,8 +14,10 @@
    uniform random start) on the validation split, and on the test split with
    ``--eval-test``; the random start of evaluation chunk c is seeded by (seed, c), so
    the numbers do not depend on the number of processes;
-4. appends its metrics line, then writes ``last.pt`` (and ``best.pt`` when the validation
-   PGD accuracy is the best so far).
+4. appends its metrics line, then writes ``last.pt`` (and ``best.pt`` when the epoch's
+   selection metric is the best so far: validation PGD accuracy for every method that
+   trains on attacked images, validation clean accuracy for ``natural`` and SCARL with
+   ``--base natural``, whose PGD accuracy is near zero and would pick an early epoch).
 """
 
 from __future__ import annotations
@@ -59,6 +61,13 @@ def derive_seed(*parts: int) -> int:
     return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
+def selection_metric(config: TrainConfig) -> str:
+    """The validation metric that picks ``best.pt``: clean accuracy for a run that trains on no
+    attacked images (``natural``, SCARL on the natural base), PGD accuracy for every other."""
+    base = config.base if config.method == "scarl" else config.method
+    return "val_clean_acc" if base == "natural" else "val_pgd_acc"
+
+
 @dataclass
 class TrainResult:
     """What a call to :func:`train` did: its folder, the epochs it ran and the best epoch so far."""
@@ -66,7 +75,8 @@ class TrainResult:
     run_dir: Path
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
-    best_val_pgd_acc: float | None = None
+    best_value: float | None = None
+    selection: str = "val_pgd_acc"
 
 
 @dataclass
@@ -170,8 +180,9 @@ class TrainingRun:
             self.word_centres = WordCentres(info.num_classes, config.proj_dim, config.centre_momentum,
                                             derive_seed(config.seed, _STREAM_CENTRES), device)
         self.start_epoch = 0
+        self.selection = selection_metric(config)
         self.best_epoch: int | None = None
-        self.best_val_pgd_acc: float | None = None
+        self.best_value: float | None = None
 
     def restore(self, point: rundir.ResumePoint) -> None:
         """Continue from a saved epoch: weights, heads, learned words, optimizer, schedule, centres."""
@@ -188,7 +199,7 @@ class TrainingRun:
             self.word_centres.load_state_dict({"centres": point.state["word_centres"]})
         self.start_epoch = checkpoint.epoch
         self.best_epoch = checkpoint.metrics.get("best_epoch")
-        self.best_val_pgd_acc = checkpoint.metrics.get("best_val_pgd_acc")
+        self.best_value = checkpoint.metrics.get("best_value", checkpoint.metrics.get("best_val_pgd_acc"))
 
     def step_context(self) -> StepContext:
         network: nn.Module = self.network
@@ -259,9 +270,10 @@ class TrainingRun:
 
     def save_epoch(self, epoch: int, record: dict[str, Any]) -> None:
         """Record a completed epoch: metrics line, last_state.pt, last.pt, best.pt if best."""
-        improved = self.best_val_pgd_acc is None or record["val_pgd_acc"] > self.best_val_pgd_acc
+        value = record[self.selection]
+        improved = self.best_value is None or value > self.best_value
         if improved:
-            self.best_epoch, self.best_val_pgd_acc = epoch, record["val_pgd_acc"]
+            self.best_epoch, self.best_value = epoch, value
         if not self.process.is_main:
             return
         rundir.append_metrics(self.run_dir, record)
@@ -271,7 +283,8 @@ class TrainingRun:
         fields = {
             "dataset": self.config.dataset, "classes": list(info.classes), "heads": self.heads,
             "word_vectors": self.current_word_vectors(), "epoch": epoch, "config": self.config.to_dict(),
-            "metrics": {**record, "best_epoch": self.best_epoch, "best_val_pgd_acc": self.best_val_pgd_acc},
+            "metrics": {**record, "best_epoch": self.best_epoch, "selection": self.selection,
+                        "best_value": self.best_value},
         }
         save_checkpoint(self.run_dir / rundir.LAST, self.model, optimizer=self.optimizer,
                         scheduler=self.scheduler, **fields)
@@ -311,7 +324,7 @@ class TrainingRun:
             result.history.append(record)
             if process.is_main and not config.quiet:
                 tqdm.write(_epoch_line(record, config), file=sys.stderr)
-        result.best_epoch, result.best_val_pgd_acc = self.best_epoch, self.best_val_pgd_acc
+        result.best_epoch, result.best_value, result.selection = self.best_epoch, self.best_value, self.selection
         return result
 
 

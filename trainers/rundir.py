@@ -9,7 +9,8 @@
                     the epoch and the SCARL word centres (tensors and plain
                     types only, read with ``weights_only=True``)
 ``best.pt``         semprobe checkpoint of the epoch with the best validation
-                    PGD accuracy (no optimizer state)
+                    PGD accuracy, or clean accuracy for a run that trains on
+                    no attacked images (no optimizer state)
 ==================  ===========================================================
 
 A fresh run refuses a folder that holds a run unless ``--overwrite``, which removes the
