@@ -11,7 +11,7 @@ DEMO   ?= figures/demo
 DEMO_CACHE ?= demo-cache
 FASHION_MNIST_SYSTEM_DIR := /usr/share/datasets/fashion-mnist
 
-.PHONY: install data demo test clean-venv
+.PHONY: install data demo study test clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ data:
 # analysis and writes figures/demo/ with summary.md; see figures/demo.py
 demo: install data
 	$(BIN)/python figures/demo.py --out $(DEMO) --cache $(DEMO_CACHE)
+
+# the well-trained Fashion-MNIST zoo of figures/study/ (hours on 2 CPU cores; resumable: run it again after a stop)
+study: install data
+	$(BIN)/python figures/study.py train
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,321 @@
+"""The study: a zoo of well-trained Fashion-MNIST models, trained resumably in the background.
+
+``make study`` (``python figures/study.py train``) trains the small CNN at eps 0.1 with
+``python -m trainers`` for every run in :data:`RUNS`, in that order, ``--jobs`` runs at a
+time (one thread each), and keeps what it finishes under ``figures/study/``:
+
+==============================  ==========================================================
+``models/NAME.pt``              the run's ``best.pt``: weights only (float32), SCARL heads
+                                and word vectors where the method has them, the metadata
+                                semprobe's loader reads (dataset, classes, config, metrics)
+``models/NAME.json``            the training command that made it, and its best epoch
+``logs/NAME/``                  the run's ``metrics.jsonl``, ``config.json`` and its log
+``runs/NAME/``                  a run still in progress (``last.pt`` with the optimizer
+                                state): committed when a session ends, so the next one
+                                continues it with ``--resume``; removed once exported
+==============================  ==========================================================
+
+A run whose ``models/NAME.json`` records the command the study would run now is skipped;
+one whose ``runs/NAME`` holds a finished epoch of the same command is resumed; anything
+else is trained from the start. So the study can be stopped at any moment (even with
+SIGKILL) and started again, on this machine or on a fresh clone that has the committed
+files, and loses at most the epoch in progress. Progress goes to stdout and to
+``figures/study/study.log``.
+
+**Schedules** (chosen to converge on 2 CPU cores; SGD momentum 0.9, weight decay 5e-4,
+batch 128, lr x0.1 at 75% and 90% of the epochs, eps 0.1, training attacks of 10 steps
+of eps/4 with each method's own loss and random start, validation on 1,000 held-out
+training images with PGD-10):
+
+- ``main``: the ten methods of the papers' tables on the full training split (59,000
+  images): ``natural`` for 15 epochs (best.pt by validation clean accuracy), every robust
+  method for 8 epochs (best.pt by validation PGD-10 accuracy);
+- ``ablation``: SCARL's ablations (Tables 4, 5, 7) and their own full-SCARL reference,
+  on a seeded 20,000-image subset, 8 epochs;
+- ``grid``: spat_madry over alpha in {0, 0.1, 0.2, 0.4} x eps in {0.05, 0.1, 0.15}
+  (SPAT Fig. 5) on a seeded 10,000-image subset, 8 epochs.
+
+    python figures/study.py list                     # every run, and whether it is done
+    python figures/study.py train --jobs 2           # train what is missing (resumable)
+    python figures/study.py train --only pgd_at,trades
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+STUDY = REPO / "figures" / "study"
+DATASET = "fashion-mnist"
+ARCH = "small_cnn"
+EPS = "0.1"
+VAL_SIZE = 1000
+ROBUST_EPOCHS = 8
+NATURAL_EPOCHS = 15
+ABLATION_IMAGES = 20_000
+GRID_IMAGES = 10_000
+GROUPS = ("main", "ablation", "grid")
+
+
+@dataclass(frozen=True)
+class StudyRun:
+    """One training run of the study: its name, group, method and the options beyond the common ones."""
+
+    name: str
+    group: str
+    method: str
+    options: tuple[str, ...] = ()
+    eps: str = EPS
+    train_images: int | None = None  # None: the whole training split
+    epochs: int = ROBUST_EPOCHS
+
+    def argv(self, out: Path) -> list[str]:
+        """``python -m trainers`` arguments (after ``-m trainers``), with ``--out out``."""
+        argv = [self.method, "--dataset", DATASET, "--arch", ARCH, "--eps", self.eps, "--epochs", str(self.epochs),
+                "--val-size", str(VAL_SIZE), *self.options]
+        if self.train_images is not None:
+            argv += ["--max-train-images", str(self.train_images)]
+        return argv + ["--out", str(out)]
+
+    def command(self) -> str:
+        """The command as a user types it from the repository root (what models/NAME.json records)."""
+        out = Path("figures", "study", "runs", self.name)
+        return " ".join(["python", "-m", "trainers"] + [shlex.quote(a) for a in self.argv(out)])
+
+
+def _main_runs() -> list[StudyRun]:
+    runs = [StudyRun("natural", "main", "natural", epochs=NATURAL_EPOCHS)]
+    for method, options in [
+        ("pgd_at", ()), ("trades", ()), ("scarl", ()), ("spat_madry", ("--alpha", "0.2")), ("mart", ()),
+        ("fgsm", ()), ("tla", ()), ("spat_trades", ("--alpha", "0.1")), ("spat_mart", ("--alpha", "0.3")),
+    ]:  # fmt: skip
+        runs.append(StudyRun(method, "main", method, options))
+    return runs
+
+
+def _ablation_runs() -> list[StudyRun]:
+    """SCARL Table 4 (terms), Table 5 (embeddings), Table 7 (base loss), each against scarl_20k."""
+    variants = {
+        "scarl_20k": (),                                    # the full recipe: the ablations' reference
+        "scarl_no_info": ("--no-info",),                    # Table 4
+        "scarl_no_struc": ("--no-struc",),                  # Table 4
+        "scarl_infonce": ("--info", "infonce"),             # Table 4
+        "scarl_random": ("--embedding", "random"),          # Table 5
+        "scarl_onehot": ("--embedding", "onehot"),          # Table 5
+        "scarl_base_pgd_at": ("--base", "pgd_at"),          # Table 7
+        "scarl_base_natural": ("--base", "natural"),        # Table 7
+        "trades_20k": None,                                 # Table 4's first row: the TRADES baseline
+    }
+    runs = []
+    for name, options in variants.items():
+        method = "trades" if options is None else "scarl"
+        runs.append(StudyRun(name, "ablation", method, tuple(options or ()), train_images=ABLATION_IMAGES))
+    return runs
+
+
+def _grid_runs() -> list[StudyRun]:
+    """SPAT Fig. 5: spat_madry over alpha x eps."""
+    return [
+        StudyRun(f"spat_madry_eps{eps}_alpha{alpha}", "grid", "spat_madry", ("--alpha", alpha), eps=eps,
+                 train_images=GRID_IMAGES)
+        for eps in ("0.1", "0.05", "0.15") for alpha in ("0", "0.1", "0.2", "0.4")
+    ]
+
+
+RUNS: list[StudyRun] = _main_runs() + _ablation_runs() + _grid_runs()
+
+
+def say(message: str, log: Path | None = None) -> None:
+    line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}"
+    print(line, flush=True)
+    if log is not None:
+        with open(log, "a") as handle:
+            handle.write(line + "\n")
+
+
+def model_path(run: StudyRun) -> Path:
+    return STUDY / "models" / f"{run.name}.pt"
+
+
+def is_done(run: StudyRun) -> bool:
+    """True when models/NAME.pt exists and models/NAME.json records the command the study runs now."""
+    record = STUDY / "models" / f"{run.name}.json"
+    if not model_path(run).is_file() or not record.is_file():
+        return False
+    try:
+        return json.loads(record.read_text()).get("command") == run.command()
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def _finished_epochs(run_dir: Path) -> int:
+    """Epochs of ``run_dir`` recorded in its metrics (0 when none or unreadable)."""
+    try:
+        lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    except OSError:
+        return 0
+    epochs = 0
+    for line in lines:
+        try:
+            epochs = max(epochs, int(json.loads(line)["epoch"]))
+        except (ValueError, KeyError, TypeError):
+            break
+    return epochs
+
+
+def trainer_argv(run: StudyRun) -> tuple[list[str], str]:
+    """The trainer arguments for ``run`` now: resume its folder when it holds an epoch of the same
+    command, else start over (``--overwrite``). Returns ``(argv, how)``."""
+    run_dir = STUDY / "runs" / run.name
+    marker = run_dir / "study-run.json"
+    same = marker.is_file() and json.loads(marker.read_text()).get("command") == run.command()
+    if same and (run_dir / "last.pt").is_file() and _finished_epochs(run_dir) > 0:
+        argv = run.argv(run_dir)
+        argv = argv[: argv.index("--out")] + ["--resume", str(run_dir)]
+        return argv, f"resume after epoch {_finished_epochs(run_dir)}"
+    return run.argv(run_dir) + ["--overwrite"], "start"
+
+
+def export(run: StudyRun) -> None:
+    """Keep a finished run: best.pt as models/NAME.pt (+ .json), its logs, and drop the run folder."""
+    from semprobe.checkpoint import load_checkpoint
+
+    run_dir = STUDY / "runs" / run.name
+    best = load_checkpoint(run_dir / "best.pt")
+    models, logs = STUDY / "models", STUDY / "logs" / run.name
+    models.mkdir(parents=True, exist_ok=True)
+    logs.mkdir(parents=True, exist_ok=True)
+    for name in ("metrics.jsonl", "config.json", "train.log"):
+        if (run_dir / name).is_file():
+            shutil.copyfile(run_dir / name, logs / name)
+    record = {
+        "command": run.command(), "group": run.group, "method": run.method, "best_epoch": best.epoch,
+        "selection": best.metrics.get("selection", "val_pgd_acc"),
+        "val_clean_acc": best.metrics.get("val_clean_acc"), "val_pgd_acc": best.metrics.get("val_pgd_acc"),
+        "epochs": _finished_epochs(run_dir),
+    }
+    shutil.copyfile(run_dir / "best.pt", model_path(run).with_suffix(".pt.partial"))
+    os.replace(model_path(run).with_suffix(".pt.partial"), model_path(run))
+    (models / f"{run.name}.json").write_text(json.dumps(record, indent=1) + "\n")
+    shutil.rmtree(run_dir)
+
+
+@dataclass
+class _Running:
+    run: StudyRun
+    process: subprocess.Popen
+    started: float
+    log_handle: object = field(repr=False, default=None)
+
+
+def train(runs: list[StudyRun], jobs: int, log: Path) -> int:
+    """Train every run that is not done, ``jobs`` at a time; export each as it finishes.
+
+    A run that fails is reported and the others go on; the exit code is 1 if any failed.
+    """
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    pending = [run for run in runs if not is_done(run)]
+    say(f"study: {len(runs) - len(pending)} of {len(runs)} runs done; {len(pending)} to train, {jobs} at a time", log)
+    running: list[_Running] = []
+    failed = []
+    while pending or running:
+        while pending and len(running) < jobs:
+            run = pending.pop(0)
+            run_dir = STUDY / "runs" / run.name
+            argv, how = trainer_argv(run)
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "study-run.json").write_text(json.dumps({"command": run.command()}) + "\n")
+            handle = open(run_dir / "train.log", "a")
+            handle.write(f"# {how}: python -m trainers {' '.join(shlex.quote(a) for a in argv)}\n")
+            handle.flush()
+            process = subprocess.Popen([sys.executable, "-m", "trainers", *argv], stdout=handle,
+                                       stderr=subprocess.STDOUT, env=env, cwd=REPO)
+            running.append(_Running(run, process, time.monotonic(), handle))
+            say(f"[{how}] {run.name}: {run.command()}", log)
+        time.sleep(2)
+        for item in list(running):
+            if item.process.poll() is None:
+                continue
+            running.remove(item)
+            item.log_handle.close()
+            minutes = (time.monotonic() - item.started) / 60
+            if item.process.returncode == 0:
+                export(item.run)
+                say(f"[done {minutes:.0f} min] {item.run.name} -> {model_path(item.run)}", log)
+            else:
+                tail = (STUDY / "runs" / item.run.name / "train.log").read_text().strip().splitlines()[-3:]
+                say(f"[failed {minutes:.0f} min, exit {item.process.returncode}] {item.run.name}: " + " | ".join(tail), log)
+                failed.append(item.run.name)
+    say("study: every run done" if not failed else f"study: failed: {', '.join(failed)}", log)
+    return 1 if failed else 0
+
+
+def list_runs(runs: list[StudyRun]) -> None:
+    for run in runs:
+        if is_done(run):
+            state = "done"
+        else:
+            epochs = _finished_epochs(STUDY / "runs" / run.name)
+            state = f"{epochs}/{run.epochs} epochs" if epochs else "to train"
+        print(f"{run.name:34s} {run.group:9s} {state:12s} {run.command()}")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line, ``study: error: ...``, and exit code 2."""
+
+    def error(self, message: str):
+        print(f"study: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _select(parser: argparse.ArgumentParser, only: str | None, groups: str | None) -> list[StudyRun]:
+    runs = RUNS
+    if groups:
+        wanted = groups.split(",")
+        unknown = sorted(set(wanted) - set(GROUPS))
+        if unknown:
+            parser.error(f"unknown group {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
+        runs = [run for run in runs if run.group in wanted]
+    if only:
+        names = only.split(",")
+        known = {run.name for run in RUNS}
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            parser.error(f"unknown run {', '.join(unknown)}; `python figures/study.py list` names them")
+        runs = [run for run in runs if run.name in names]
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    global STUDY
+    parser = _Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=("list", "train"))
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs at a time, one thread each")
+    parser.add_argument("--only", help="comma-separated run names")
+    parser.add_argument("--group", help=f"comma-separated groups: {', '.join(GROUPS)}")
+    parser.add_argument("--study-dir", type=Path, default=STUDY,
+                        help="where models/, logs/ and runs/ are (default figures/study of this checkout); "
+                        "lets a snapshot of the code train into the working tree")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    STUDY = args.study_dir.resolve()
+    runs = _select(parser, args.only, args.group)
+    if args.action == "list":
+        list_runs(runs)
+        return 0
+    STUDY.mkdir(parents=True, exist_ok=True)
+    return train(runs, args.jobs, STUDY / "study.log")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
