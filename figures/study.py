@@ -77,11 +77,13 @@ class StudyRun:
     eps: str = EPS
     train_images: int | None = None  # None: the whole training split
     epochs: int = ROBUST_EPOCHS
+    dataset: str = DATASET
+    val_size: int = VAL_SIZE
 
     def argv(self, out: Path) -> list[str]:
         """``python -m trainers`` arguments (after ``-m trainers``), with ``--out out``."""
-        argv = [self.method, "--dataset", DATASET, "--arch", ARCH, "--eps", self.eps, "--epochs", str(self.epochs),
-                "--val-size", str(VAL_SIZE), *self.options]
+        argv = [self.method, "--dataset", self.dataset, "--arch", ARCH, "--eps", self.eps, "--epochs",
+                str(self.epochs), "--val-size", str(self.val_size), *self.options]
         if self.train_images is not None:
             argv += ["--max-train-images", str(self.train_images)]
         return argv + ["--out", str(out)]

@@ -1,0 +1,123 @@
+"""figures/study.py: the zoo's run table, its export, reuse of committed models and resumption."""
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+STUDY_SCRIPT = REPO / "figures" / "study.py"
+QUICK = ("--max-train-images", "128", "--batch-size", "64", "--eval-steps", "2", "--quiet")
+
+
+@pytest.fixture()
+def study(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("semprobe_study_script", STUDY_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "STUDY", tmp_path / "study")
+    yield module
+    del sys.modules[spec.name]
+
+
+def _quick(study, name, method, epochs=1, options=()):
+    steps = () if method == "natural" else ("--steps", "2")
+    return study.StudyRun(name, "main", method, (*QUICK, *steps, *options), dataset="digits", val_size=100,
+                          epochs=epochs)
+
+
+def test_the_run_table_covers_the_issue():
+    spec = importlib.util.spec_from_file_location("study_table", STUDY_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    del sys.modules[spec.name]
+    runs = module.RUNS
+    assert len({run.name for run in runs}) == len(runs)
+    main = {run.method for run in runs if run.group == "main"}
+    assert main == {"natural", "fgsm", "pgd_at", "trades", "mart", "tla", "scarl", "spat_madry", "spat_trades",
+                    "spat_mart"}
+    assert all(run.train_images is None and run.eps == "0.1" for run in runs if run.group == "main")
+    grid = [run for run in runs if run.group == "grid"]
+    alphas = {run.options[run.options.index("--alpha") + 1] for run in grid}
+    assert len(alphas) >= 4 and len({run.eps for run in grid}) >= 3 and len(grid) == len(alphas) * 3
+    ablation = " ".join(" ".join(run.options) for run in runs if run.group == "ablation")
+    for flag in ("--no-info", "--no-struc", "--info infonce", "--embedding random", "--embedding onehot",
+                 "--base pgd_at", "--base natural"):
+        assert flag in ablation
+    # every command is one the trainers accept
+    from trainers.config import parse_args
+
+    for run in runs:
+        parse_args(run.argv(Path("/tmp/x")))
+
+
+def test_train_exports_weights_only_models_and_then_reuses_them(study, tmp_path):
+    runs = [_quick(study, "nat", "natural"), _quick(study, "at", "pgd_at")]
+    assert study.train(runs, jobs=2, log=tmp_path / "study.log") == 0
+    from semprobe.checkpoint import load_checkpoint, read_checkpoint_file
+
+    for run in runs:
+        checkpoint = load_checkpoint(study.model_path(run))
+        assert checkpoint.dataset == "digits" and checkpoint.optimizer_state is None
+        raw = read_checkpoint_file(study.model_path(run))
+        assert {t.dtype for t in raw["model"].values() if t.is_floating_point()} == {torch.float32}
+        record = json.loads(study.model_path(run).with_suffix(".json").read_text())
+        assert record["command"] == run.command() and record["best_epoch"] == 1
+        assert (study.STUDY / "logs" / run.name / "metrics.jsonl").is_file()
+        assert (study.STUDY / "logs" / run.name / "train.log").is_file()
+        assert not (study.STUDY / "runs" / run.name).exists()
+    assert json.loads((study.STUDY / "models" / "nat.json").read_text())["selection"] == "val_clean_acc"
+    assert json.loads((study.STUDY / "models" / "at.json").read_text())["selection"] == "val_pgd_acc"
+    stamp = study.model_path(runs[0]).stat().st_mtime_ns
+    assert study.train(runs, jobs=1, log=tmp_path / "study.log") == 0
+    assert study.model_path(runs[0]).stat().st_mtime_ns == stamp  # reused, not retrained
+    assert "2 of 2 runs done" in (tmp_path / "study.log").read_text()
+    changed = _quick(study, "nat", "natural", options=("--seed", "1"))  # another command: retrained
+    assert not study.is_done(changed)
+
+
+def test_an_interrupted_run_is_resumed_not_restarted(study, tmp_path):
+    run = _quick(study, "at", "pgd_at", epochs=2)
+    run_dir = study.STUDY / "runs" / run.name
+    one_epoch = _quick(study, "at", "pgd_at", epochs=1)
+    subprocess.run([sys.executable, "-m", "trainers", *one_epoch.argv(run_dir)], check=True, cwd=REPO)
+    (run_dir / "study-run.json").write_text(json.dumps({"command": run.command()}))
+    first_epoch = (run_dir / "metrics.jsonl").read_text()
+    argv, how = study.trainer_argv(run)
+    assert how == "resume after epoch 1" and argv[-2:] == ["--resume", str(run_dir)]
+    assert study.train([run], jobs=1, log=tmp_path / "study.log") == 0
+    log = (study.STUDY / "logs" / "at" / "metrics.jsonl").read_text()
+    assert log.startswith(first_epoch) and len(log.splitlines()) == 2
+    assert "# resume after epoch 1" in (study.STUDY / "logs" / "at" / "train.log").read_text()
+
+
+def test_a_run_folder_of_another_command_starts_over(study):
+    run = _quick(study, "at", "pgd_at", epochs=2)
+    run_dir = study.STUDY / "runs" / run.name
+    run_dir.mkdir(parents=True)
+    (run_dir / "study-run.json").write_text(json.dumps({"command": "python -m trainers something else"}))
+    argv, how = study.trainer_argv(run)
+    assert how == "start" and argv[-1] == "--overwrite"
+
+
+def test_a_failed_run_is_reported_and_the_others_go_on(study, tmp_path):
+    bad = _quick(study, "bad", "pgd_at", options=("--lr", "-1"))
+    good = _quick(study, "nat", "natural")
+    assert study.train([bad, good], jobs=1, log=tmp_path / "study.log") == 1
+    text = (tmp_path / "study.log").read_text()
+    assert "[failed" in text and "bad" in text and "failed: bad" in text
+    assert study.is_done(good) and not study.is_done(bad)
+
+
+def test_bad_arguments_are_one_line_and_exit_2():
+    result = subprocess.run([sys.executable, str(STUDY_SCRIPT), "train", "--only", "nope"], capture_output=True,
+                            text=True, cwd=REPO)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "study: error: unknown run nope; `python figures/study.py list` names them"]
