@@ -9,7 +9,6 @@ number of images, a 95% Wilson score interval, and the accuracy per class.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Sequence
@@ -17,24 +16,17 @@ from typing import Sequence
 import torch
 
 from semprobe.attack_specs import AttackSpec
-
-Z_95 = 1.959963984540054
-
-
-def wilson_interval(correct: int, n: int, z: float = Z_95) -> tuple[float, float]:
-    """Wilson score interval for a binomial proportion ``correct / n`` (as fractions)."""
-    if n == 0:
-        return (float("nan"), float("nan"))
-    p = correct / n
-    denominator = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
+from semprobe.intervals import Z_95, wilson_interval  # noqa: F401  (re-exported: the accuracy intervals)
 
 
 @dataclass
 class AttackResult:
-    """Accuracy under one attack, in percent, with its 95% interval and per-class values."""
+    """Accuracy under one attack, in percent, with its 95% interval and per-class values.
+
+    ``per_image`` is one character per evaluated image, in the order of the images given,
+    ``"1"`` where the image is robust: what paired comparisons of two models on the same
+    images (McNemar, :func:`semprobe.intervals.paired_comparison`) need.
+    """
 
     attack: dict
     n: int
@@ -43,6 +35,11 @@ class AttackResult:
     ci95: tuple[float, float]
     per_class: list[float | None]
     seconds: float
+    per_image: str = ""
+
+    def flags(self) -> list[bool]:
+        """The per-image robustness as booleans."""
+        return [c == "1" for c in self.per_image]
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -153,5 +150,6 @@ def evaluate(
             attack=spec.describe(eps, step_size if step_size is not None else eps / 4),
             n=n, correct=correct, accuracy=100.0 * correct / n, ci95=(100.0 * low, 100.0 * high),
             per_class=per_class_accuracy(flags, labels, num_classes), seconds=time.perf_counter() - started,
+            per_image="".join("1" if flag else "0" for flag in flags.tolist()),
         ))
     return results

@@ -28,6 +28,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from semprobe.intervals import mover_difference  # noqa: F401  (re-exported)
+
 HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE = "holds", "does not hold", "inconclusive", "cannot be tested here"
 DIFFERENCE_RULE = ("verdict rule: holds when the CI of the difference is above 0, does not hold when below, "
                    "inconclusive otherwise")
@@ -47,19 +49,6 @@ class Finding:
         lines = [f"### {self.title}: **{self.verdict}**", "", f"*The paper:* {self.claim}", ""]
         lines += [f"- {line}" for line in self.details]
         return "\n".join(lines) + "\n"
-
-
-def mover_difference(estimate1: float, ci1, estimate2: float, ci2) -> tuple[float, float, float]:
-    """``(d, low, high)``: d = estimate1 - estimate2 and its MOVER interval from the two CIs.
-
-    low = d - sqrt((e1 - l1)^2 + (u2 - e2)^2), high = d + sqrt((u1 - e1)^2 + (e2 - l2)^2)
-    (Zou & Donner 2008, eq. 5; Newcombe 1998, method 10, for Wilson intervals).
-    """
-    (low1, high1), (low2, high2) = ci1, ci2
-    difference = estimate1 - estimate2
-    low = difference - math.sqrt((estimate1 - low1) ** 2 + (high2 - estimate2) ** 2)
-    high = difference + math.sqrt((high1 - estimate1) ** 2 + (estimate2 - low2) ** 2)
-    return difference, low, high
 
 
 def _verdict_from_interval(low: float, high: float) -> str:
