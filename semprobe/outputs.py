@@ -3,7 +3,13 @@
 :class:`OutputDir` stages every file in a hidden folder inside ``DIR`` and moves them
 into place only when the command finished without error, so a failure leaves no
 half-written output. Files that already exist are refused (up front for the names a
-command announces, at the latest before anything is moved) unless ``overwrite``.
+command announces, at the latest before anything is moved) unless ``overwrite``; so is a
+``DIR`` that cannot be created or written, before any work starts.
+
+A staging folder holds a lock file, locked while its process lives. A process killed
+outright (SIGKILL, power loss) leaves its staging folder behind unlocked; the next
+:class:`OutputDir` on the same ``DIR`` removes it. A run that fails or is interrupted
+removes its staging folder and the folders it created for ``DIR`` if they are empty.
 :func:`run_metadata` is the provenance block every result JSON carries.
 """
 
@@ -15,12 +21,25 @@ import platform
 import shutil
 import sys
 import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import IO, Any, Iterable
 
 from semprobe import __version__
 from semprobe.errors import SemprobeError
+from semprobe.io import check_folder_writable
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: staging folders of killed runs are left for the user to remove
+    fcntl = None
+
+STAGING_PREFIX = ".staging-"
+STAGING_LOCK = ".semprobe-staging.lock"
+# A staging folder without a lock file (one made by an older semprobe, or one whose lock
+# file is being created this instant) counts as stale only once it is this old.
+UNLOCKED_STAGING_GRACE_S = 60.0
 
 PROVENANCE_PACKAGES = ("torch", "torchvision", "numpy", "scipy", "scikit-learn", "pyautoattack", "gensim",
                        "open_clip_torch")
@@ -34,9 +53,13 @@ class OutputDir:
         self.overwrite = overwrite
         if self.path.exists() and not self.path.is_dir():
             raise SemprobeError(f"--out {self.path} exists and is not a directory")
+        check_folder_writable(self.path, "--out")
         self._check_free(expected)
         self._staging: Path | None = None
+        self._lock: IO | None = None
+        self._created: list[Path] = []
         self._names: list[str] = []
+        remove_stale_staging(self.path)
 
     def _check_free(self, names: Iterable[str]) -> None:
         if self.overwrite:
@@ -47,11 +70,13 @@ class OutputDir:
 
     def file(self, name: str) -> Path:
         """The staging path to write ``name`` to (a plain file name, no folders)."""
-        if Path(name).name != name:
-            raise ValueError(f"output names are plain file names, got {name!r}")
+        if Path(name).name != name or name == STAGING_LOCK:
+            raise ValueError(f"output names are plain file names other than {STAGING_LOCK}, got {name!r}")
         if self._staging is None:
+            self._created = [folder for folder in (self.path, *self.path.parents) if not folder.exists()]
             self.path.mkdir(parents=True, exist_ok=True)
-            self._staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.path))
+            self._staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=self.path))
+            self._lock = _hold_lock(self._staging / STAGING_LOCK)
         if name not in self._names:
             self._names.append(name)
         return self._staging / name
@@ -96,10 +121,19 @@ class OutputDir:
         return [self.path / name for name in self._names]
 
     def discard(self) -> None:
-        """Remove the staging folder and everything in it."""
+        """Remove the staging folder and everything in it, and the folders made for ``path`` if empty."""
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
             self._staging = None
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+        for folder in self._created:  # innermost first; a folder holding anything stays
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+        self._created = []
 
     def __enter__(self) -> "OutputDir":
         return self
@@ -110,6 +144,54 @@ class OutputDir:
                 self.commit()
         finally:
             self.discard()
+
+
+def _hold_lock(path: Path) -> IO:
+    """Create ``path`` and hold an exclusive lock on it until the returned handle is closed.
+
+    The file is locked under another name and renamed into place, so whoever finds
+    ``path`` finds it locked for as long as its process lives.
+    """
+    unlocked = path.with_name(path.name + ".new")
+    handle = open(unlocked, "wb")
+    if fcntl is not None:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.replace(unlocked, path)
+    return handle
+
+
+def _staging_is_stale(folder: Path) -> bool:
+    """True when no living process stages into ``folder``: its lock is free, or it has none and is old."""
+    lock = folder / STAGING_LOCK
+    try:
+        handle = open(lock, "rb")
+    except FileNotFoundError:
+        try:
+            return time.time() - folder.stat().st_mtime > UNLOCKED_STAGING_GRACE_S
+        except OSError:
+            return False
+    except OSError:
+        return False
+    with handle:
+        if fcntl is None:
+            return False
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
+
+
+def remove_stale_staging(path: Path) -> list[Path]:
+    """Remove the staging folders that killed runs left in ``path``; returns the removed ones."""
+    if not path.is_dir():
+        return []
+    removed = []
+    for folder in path.glob(f"{STAGING_PREFIX}*"):
+        if folder.is_dir() and not folder.is_symlink() and _staging_is_stale(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 def _json_safe(obj: Any) -> Any:
