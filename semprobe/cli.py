@@ -4,12 +4,16 @@ Each command parses its options, calls the library and writes its outputs. Heavy
 packages (torch, gensim, open_clip, seaborn) are imported inside the commands, so
 ``semprobe --help`` answers at once. A user mistake (a :class:`SemprobeError` or a
 click usage error) is printed as one line on stderr with exit code 2, no traceback,
-and nothing is written.
+and nothing is written. Warnings (an unwritable word cache, say) are one line each,
+``semprobe: warning: ...``, without the source line Python would print under them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import warnings
+from typing import Iterator
 
 import click
 
@@ -50,24 +54,47 @@ def _one_line(message: str) -> str:
     return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the click group, turning user errors into one line + exit 2."""
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """``warnings.formatwarning`` for the command line: the message alone, on one line."""
+    return f"semprobe: warning: {_one_line(message)}\n"
+
+
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Print warnings with :func:`_format_warning` inside the block."""
+    previous = warnings.formatwarning
+    warnings.formatwarning = _format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = previous
+
+
+def _run(argv: list[str] | None) -> int:
+    """Run the click group; returns the exit code, printing a user error as one line."""
     try:
         code = cli.main(args=argv, prog_name="semprobe", standalone_mode=False)
     except SemprobeError as exc:
         click.echo(f"semprobe: error: {_one_line(exc)}", err=True)
-        sys.exit(USER_ERROR_EXIT_CODE)
+        return USER_ERROR_EXIT_CODE
     except click.ClickException as exc:
         hint = ""
         ctx = getattr(exc, "ctx", None)
         if ctx is not None:
             hint = f" (see '{ctx.command_path} --help')"
         click.echo(f"semprobe: error: {_one_line(exc.format_message())}{hint}", err=True)
-        sys.exit(USER_ERROR_EXIT_CODE)
+        return USER_ERROR_EXIT_CODE
     except click.Abort:
         click.echo("semprobe: aborted", err=True)
-        sys.exit(1)
-    sys.exit(code if isinstance(code, int) else 0)
+        return 1
+    return code if isinstance(code, int) else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the click group, turning user errors into one line + exit 2."""
+    with _one_line_warnings():
+        code = _run(argv)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
