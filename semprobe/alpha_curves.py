@@ -13,14 +13,18 @@ Success is reported two ways (SPAT does not say which it uses):
   the attack turns into errors.
 
 :func:`matching_alpha` finds, by linear interpolation, the alpha at which PGD-LS reaches
-PGD-KL's robust accuracy (the alpha SPAT reports beside its tables).
+PGD-KL's robust accuracy (the alpha SPAT reports beside its tables);
+:func:`matching_alpha_interval` gives it a 95% percentile bootstrap interval over the
+images (every attack's per-image outcome is kept, so each bootstrap sample re-reads the
+whole curve and PGD-KL on the same resampled images).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Sequence
 
+import numpy as np
 import torch
 
 from semprobe import attacks
@@ -34,6 +38,7 @@ class SuccessRate:
     robust: int  # images correct before and after the attack
     n: int  # all images
     n_correct: int  # images correct before the attack
+    per_image: np.ndarray | None = None  # bool per image, in the order evaluated: correct after the attack
 
     @property
     def robust_accuracy(self) -> float:
@@ -47,11 +52,23 @@ class SuccessRate:
     def success_correct(self) -> float:
         return 100.0 * (self.n_correct - self.robust) / self.n_correct if self.n_correct else float("nan")
 
-    def to_dict(self) -> dict:
+    def ci95(self, measure: str) -> tuple[float, float]:
+        """95% Wilson interval (%) of ``robust_accuracy``, ``success_all`` or ``success_correct``."""
+        if measure == "success_correct":
+            low, high = wilson_interval(self.n_correct - self.robust, self.n_correct)
+            return 100 * low, 100 * high
         low, high = wilson_interval(self.robust, self.n)
-        return {"robust": self.robust, "n": self.n, "n_correct": self.n_correct,
-                "robust_accuracy": self.robust_accuracy, "robust_accuracy_ci95": [100 * low, 100 * high],
-                "success_all": self.success_all, "success_correct": self.success_correct}
+        return (100 * low, 100 * high) if measure == "robust_accuracy" else (100 - 100 * high, 100 - 100 * low)
+
+    def to_dict(self) -> dict:
+        record = {"robust": self.robust, "n": self.n, "n_correct": self.n_correct,
+                  "robust_accuracy": self.robust_accuracy, "robust_accuracy_ci95": list(self.ci95("robust_accuracy")),
+                  "success_all": self.success_all, "success_all_ci95": list(self.ci95("success_all")),
+                  "success_correct": self.success_correct,
+                  "success_correct_ci95": list(self.ci95("success_correct"))}
+        if self.per_image is not None:
+            record["per_image"] = "".join("1" if flag else "0" for flag in self.per_image.tolist())
+        return record
 
 
 @dataclass
@@ -65,14 +82,19 @@ class AlphaCurve:
     kl: SuccessRate
     settings: dict = field(default_factory=dict)
 
-    def matching_alpha(self) -> dict:
-        return matching_alpha(self.alphas, [r.robust_accuracy for r in self.ls], self.kl.robust_accuracy)
+    def matching_alpha(self, n_boot: int = 1000, seed: int = 0) -> dict:
+        """:func:`matching_alpha`, with its bootstrap interval when the per-image outcomes are kept."""
+        match = matching_alpha(self.alphas, [r.robust_accuracy for r in self.ls], self.kl.robust_accuracy)
+        if self.kl.per_image is not None and all(r.per_image is not None for r in self.ls):
+            flags = np.stack([r.per_image for r in self.ls], axis=1)
+            match.update(matching_alpha_interval(self.alphas, flags, self.kl.per_image, n_boot=n_boot, seed=seed))
+        return match
 
     def to_dict(self) -> dict:
         return {"label": self.label, "settings": self.settings,
                 "points": [{"alpha": a, **r.to_dict()} for a, r in zip(self.alphas, self.ls)],
                 "pgd_ce": self.ce.to_dict(), "pgd_kl": self.kl.to_dict(),
-                "alpha_matching_pgd_kl": self.matching_alpha()}
+                "alpha_matching_pgd_kl": self.matching_alpha(seed=int(self.settings.get("seed", 0)))}
 
 
 def matching_alpha(alphas: Sequence[float], robust: Sequence[float], target: float) -> dict:
@@ -92,6 +114,36 @@ def matching_alpha(alphas: Sequence[float], robust: Sequence[float], target: flo
         return {"alpha": points[-1][0], "bracket": [points[-1][0]] * 2}
     side = "below" if all(r < target for _, r in points) else "above"
     return {"alpha": None, "reason": f"PGD-LS robust accuracy is {side} PGD-KL's at every alpha tried"}
+
+
+def matching_alpha_interval(
+    alphas: Sequence[float], ls_flags: np.ndarray, kl_flags: np.ndarray, *, n_boot: int = 1000, seed: int = 0,
+    confidence: float = 0.95,
+) -> dict:
+    """Percentile bootstrap interval of the matching alpha, resampling images with replacement.
+
+    ``ls_flags`` is images x alphas (robust after PGD-LS at each alpha), ``kl_flags`` the
+    images' outcome under PGD-KL. Each replicate recomputes every robust accuracy on the
+    same resampled images and interpolates again; replicates with no crossing are counted
+    (``undefined_share``) and left out of the interval. Returns ``{"ci95": [low, high] or
+    None, "n_boot", "undefined_share"}``.
+    """
+    ls_flags = np.asarray(ls_flags, dtype=np.float64)
+    kl_flags = np.asarray(kl_flags, dtype=np.float64)
+    n = len(kl_flags)
+    rng = np.random.default_rng(seed)
+    table = np.concatenate([ls_flags, kl_flags[:, None]], axis=1)
+    values = []
+    for start in range(0, n_boot, 100):
+        draws = min(100, n_boot - start)
+        weights = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(draws)]).astype(np.float64)
+        accuracies = 100.0 * (weights @ table) / n
+        for row in accuracies:
+            values.append(matching_alpha(alphas, row[:-1].tolist(), float(row[-1]))["alpha"])
+    defined = np.array([v for v in values if v is not None], dtype=np.float64)
+    tail = 100 * (1 - confidence) / 2
+    interval = [float(np.percentile(defined, tail)), float(np.percentile(defined, 100 - tail))] if len(defined) else None
+    return {"ci95": interval, "n_boot": n_boot, "undefined_share": 1.0 - len(defined) / n_boot}
 
 
 def alpha_curve(
@@ -115,7 +167,7 @@ def alpha_curve(
     surrogates = [attacks.ls(a, ls_parametrization) for a in alphas] + [attacks.ce(), attacks.kl()]
     device = torch.device(device)
     generator = torch.Generator(device=device).manual_seed(seed)
-    robust = [0] * len(surrogates)
+    outcome = torch.zeros(len(images), len(surrogates), dtype=torch.bool)  # robust per image and attack
     n_correct = 0
     with attacks.model_mode(model, train=False):
         for part in batches(len(images), batch_size):
@@ -123,6 +175,7 @@ def alpha_curve(
             with torch.no_grad():
                 correct = model(x).argmax(1) == y
             x, y = x[correct], y[correct]
+            rows = torch.arange(part.start, part.stop)[correct.cpu()]
             n_correct += len(y)
             if len(y) == 0:
                 continue
@@ -131,10 +184,12 @@ def alpha_curve(
                 objective = surrogate.bind(model, x, y)
                 x_adv = attacks.iterate(objective, x, start.clone(), eps, step_size, steps)
                 with torch.no_grad():
-                    robust[i] += int((model(x_adv).argmax(1) == y).sum())
+                    outcome[rows, i] = (model(x_adv).argmax(1) == y).cpu()
                 if progress is not None:
                     progress.update(len(y))
-    rates = [SuccessRate(r, len(labels), n_correct) for r in robust]
+    flags = outcome.numpy()
+    rates = [SuccessRate(int(flags[:, i].sum()), len(labels), n_correct, flags[:, i].copy())
+             for i in range(len(surrogates))]
     settings = {"eps": eps, "step_size": step_size, "steps": steps, "random_start": "uniform, shared by all attacks",
                 "ls_parametrization": ls_parametrization, "seed": seed}
     return AlphaCurve(label, [float(a) for a in alphas], rates[:-2], rates[-2], rates[-1], settings)

@@ -37,28 +37,41 @@ def curves_figure(curves: Sequence[Curve], *, title: str = "", eps_in_255: bool 
     return figure
 
 
-def alpha_curve_figure(curves, *, measure: str = "success_correct", title: str = ""):
-    """SPAT Fig. 4: PGD-LS attack success (%) against alpha, a line per model, with that
-    model's PGD-CE (dotted) and PGD-KL (dashed) success as horizontal references.
+def alpha_curve_figure(curves, *, measure: str = "success_all", title: str = ""):
+    """SPAT Fig. 4: PGD-LS attack success (%) against alpha, a line per model with its 95% Wilson
+    band, that model's PGD-CE (dotted) and PGD-KL (dashed) success as horizontal references, and
+    the alpha where PGD-LS matches PGD-KL marked (a vertical line, its bootstrap interval shaded).
 
-    ``measure`` is ``success_correct`` (over correctly classified images) or ``success_all``.
-    The alpha axis is symmetric-log when the alphas span several decades below 0.01.
+    ``measure`` is ``success_all`` (over all images, 1 - robust accuracy: the definition the
+    matching alpha and the demo's summary use) or ``success_correct`` (over correctly
+    classified images). The alpha axis is symmetric-log when the alphas span several
+    decades below 0.01.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(5.4, 3.8))
+    figure, axis = plt.subplots(figsize=(5.8, 4.0))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, curve in enumerate(curves):
         colour = colours[i % len(colours)]
-        axis.plot(curve.alphas, [getattr(r, measure) for r in curve.ls], marker="o", markersize=3, color=colour,
-                  label=f"{curve.label} PGD-LS")
+        values = [getattr(r, measure) for r in curve.ls]
+        bands = [r.ci95(measure) for r in curve.ls]
+        axis.plot(curve.alphas, values, marker="o", markersize=3, color=colour, label=f"{curve.label} PGD-LS")
+        axis.fill_between(curve.alphas, [b[0] for b in bands], [b[1] for b in bands], color=colour, alpha=0.15,
+                          linewidth=0)
         axis.axhline(getattr(curve.ce, measure), color=colour, linestyle=":", linewidth=1,
                      label=f"{curve.label} PGD-CE")
         axis.axhline(getattr(curve.kl, measure), color=colour, linestyle="--", linewidth=1,
                      label=f"{curve.label} PGD-KL")
+        match = curve.matching_alpha()
+        if match.get("alpha") is not None:
+            axis.axvline(match["alpha"], color=colour, linestyle="-.", linewidth=0.8)
+            if match.get("ci95"):
+                axis.axvspan(*match["ci95"], color=colour, alpha=0.08, linewidth=0)
+            axis.annotate(f"= PGD-KL at {match['alpha']:.2g}", (match["alpha"], getattr(curve.kl, measure)),
+                          textcoords="offset points", xytext=(4, 4), fontsize=7, color=colour)
     positive = sorted(a for c in curves for a in c.alphas if a > 0)
     if positive and positive[0] < 0.01 and positive[-1] / positive[0] > 100:
         axis.set_xscale("symlog", linthresh=positive[0])
@@ -68,7 +81,9 @@ def alpha_curve_figure(curves, *, measure: str = "success_correct", title: str =
     axis.set_ylim(0, 100)
     axis.grid(alpha=0.3)
     if title:
-        axis.set_title(title)
-    axis.legend(fontsize=7)
-    figure.tight_layout()
+        axis.set_title(title, fontsize=9)
+    axis.legend(fontsize=7, loc="best")
+    figure.text(0.01, 0.01, "bands: 95% Wilson intervals; dash-dot: alpha matching PGD-KL (shaded: bootstrap 95% CI)",
+                fontsize=6, color="0.35")
+    figure.tight_layout(rect=(0, 0.03, 1, 1))
     return figure
