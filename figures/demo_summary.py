@@ -13,7 +13,8 @@ import os
 import platform
 from pathlib import Path
 
-from semprobe.findings import accuracy_finding, alpha_finding, cca_finding, render_summary, rsa_finding
+from semprobe.findings import (accuracy_finding, alpha_finding, render_summary, rsa_finding, semantics_finding,
+                               separability_finding)
 
 FIGURE_CAPTIONS = {
     "cca/cca.png": "SCARL Fig. 1 and 5: CCA of features (natural, adversarial, adversarial projected) with GloVe",
@@ -79,7 +80,8 @@ def write_summary(stage: Path, cache: Path, dataset: str, data_line: str, profil
     cached = [job.name.removeprefix("train ") for job in jobs if job.cached and job.output is None]
     reused = [job.name for job in jobs if job.cached and job.output is not None]
     findings = [
-        cca_finding(outputs["cca"], "pgd_at", "natural", semantic=outputs["semantic"]),
+        separability_finding(outputs["cca"], "pgd_at", "natural"),
+        semantics_finding(outputs["semantic"], outputs["sim"], "pgd_at", "natural"),
         rsa_finding(outputs["sim"], "pgd_at", "natural"),
         accuracy_finding([outputs["eval"], outputs["eval_aa"]], "scarl", "trades"),
         alpha_finding(outputs["alpha"], ["natural", "pgd_at"], "pgd_at"),

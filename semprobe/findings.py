@@ -8,27 +8,32 @@ finding is only as good as the command outputs it reads.
 
 The claims:
 
-- SCARL Fig. 1 / Sec. 2: the features of an adversarially trained model correlate more
-  with the class word vectors than a natural model's, on adversarial images
-  (``cca.json``: held-out first canonical correlation, and the class-relabelling null);
+- SCARL Fig. 1, split in two (the paper's CCA cannot tell them apart when the word
+  vectors span the labels):
+  C1 (a) robust features are more class-separable (:func:`separability_finding`: the
+  held-out CCA r against word vectors of rank >= K-1, ``cca.json``);
+  C1 (b) robust features carry more of the words' semantics (:func:`semantics_finding`:
+  the CCA against fewer than K-1 word dimensions and the RSA, each as an excess over
+  its class-relabelling null, the only null that separability cannot pass);
 - SCARL Fig. 2: its class-similarity matrix is closer to the word vectors' (RSA,
   ``simmatrix.json``);
-- SCARL Table 1: SCARL is more robust than TRADES (``eval.json``);
+- SCARL Table 1: SCARL is more robust than TRADES (``eval.json``), compared paired on the
+  same images (McNemar's exact test and Newcombe's paired interval);
 - SPAT Fig. 4: PGD-LS attack success falls as alpha grows, and some alpha matches
-  PGD-KL (``alpha_curve.json``).
+  PGD-KL (``alpha_curve.json``, with the bootstrap interval of that alpha).
 
-A difference of two independent estimates gets a confidence interval by MOVER (Zou &
-Donner 2008: "method of variance estimates recovery"), which combines the two
-intervals; with Wilson intervals of two proportions it is Newcombe's (1998) method 10.
-It ignores that both models saw the same images, so it is conservative for them.
+A difference of two estimates that come from separate resamplings (CCA r, RSA) gets a
+confidence interval by MOVER (Zou & Donner 2008: "method of variance estimates
+recovery"), which combines the two intervals; with Wilson intervals of two proportions
+it is Newcombe's (1998) method 10. It ignores any correlation of the two, so it is
+conservative for models scored on the same images.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
-from semprobe.intervals import mover_difference  # noqa: F401  (re-exported)
+from semprobe.intervals import mover_difference, paired_comparison
 
 HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE = "holds", "does not hold", "inconclusive", "cannot be tested here"
 DIFFERENCE_RULE = ("verdict rule: holds when the CI of the difference is above 0, does not hold when below, "
@@ -88,51 +93,115 @@ def _relabel_is_degenerate(held_out: dict) -> bool:
     return distinct is not None and diagnostics.get("rank_y", 0) >= distinct - 1
 
 
-def cca_finding(cca: dict, robust: str, natural: str, column: str = "adversarial",
-                semantic: dict | None = None) -> Finding:
-    """SCARL Fig. 1: held-out CCA r of ``robust`` above ``natural`` on ``column`` features.
+def _held_out(cca: dict, label: str, column: str, what: str = "cca.json") -> dict:
+    """The held-out result of ``label``'s ``column`` in a cca.json, with its pair counts added."""
+    entry = _lookup(_lookup(cca["sources"], label, what)["columns"], column, f"{what} ({label})")
+    held = dict(entry["held_out"])
+    held["n_fit"] = len(entry.get("train", [])) or held.get("diagnostics", {}).get("n")
+    held["n_test"] = len(entry.get("test", [])) or None
+    return held
 
-    ``semantic``, optional, is a second ``cca.json`` whose word side has fewer dimensions
-    than K-1 (e.g. the top principal components of the word vectors), where the
-    class-relabelling null can tell semantics from class separability.
+
+def separability_finding(cca: dict, robust: str, natural: str, column: str = "adversarial") -> Finding:
+    """SCARL Fig. 1, claim C1 (a): on ``column`` images, ``robust``'s features are more class-separable.
+
+    The held-out first canonical correlation against class word vectors that span the
+    labels (rank >= K-1, as 50-d GloVe with 10 classes) equals the one against one-hot
+    labels: it measures how linearly separable the classes are. Verdict by the MOVER
+    interval of the difference of the two bootstrap intervals.
     """
-    sources = cca["sources"]
-    held = {label: _lookup(sources, label, "cca.json")["columns"][column]["held_out"] for label in (robust, natural)}
+    held = {label: _held_out(cca, label, column) for label in (robust, natural)}
     r_rob, r_nat = held[robust]["r"], held[natural]["r"]
     difference, low, high = mover_difference(r_rob, held[robust]["ci"], r_nat, held[natural]["ci"])
-    verdict = _verdict_from_interval(low, high)
-    pairs = held[robust]["diagnostics"].get("n")
+    relabel = {label: (held[label].get("relabel") or {}).get("p_value") for label in (robust, natural)}
     details = [
         f"held-out r on {column} images: {robust} {r_rob:.3f} {_fmt_ci(held[robust]['ci'])}, "
-        f"{natural} {r_nat:.3f} {_fmt_ci(held[natural]['ci'])} (bootstrap 95% CIs, {pairs} held-out pairs)",
-        f"difference {difference:+.3f}, 95% CI {_fmt_ci((low, high))}",
+        f"{natural} {r_nat:.3f} {_fmt_ci(held[natural]['ci'])} (CCA fitted on {held[robust]['n_fit']} pairs, "
+        f"correlated on {held[robust]['n_test']} held-out pairs; bootstrap 95% CIs)",
+        f"difference {difference:+.3f}, 95% CI {_fmt_ci((low, high))} (MOVER from the two intervals)",
     ]
-    numbers = {"r": {robust: r_rob, natural: r_nat}, "difference": [difference, low, high]}
-    relabel = {label: (held[label].get("relabel") or {}).get("p_value") for label in (robust, natural)}
-    numbers["relabel_p"] = relabel
     if _relabel_is_degenerate(held[robust]):
         details.append(
-            f"class-relabelling p-value {_p(relabel[robust])} ({robust}) and {_p(relabel[natural])} ({natural}): "
-            "the word vectors span the class labels (rank >= K-1), so every relabelling gives the same r and this "
-            "CCA measures class separability, not semantics (the null has no power here)")
+            f"the word vectors span the class labels (rank >= K-1), so this CCA equals CCA against one-hot labels: "
+            f"it measures class separability, not semantics (class-relabelling p = {_p(relabel[robust])} and "
+            f"{_p(relabel[natural])}: every relabelling gives the same r)")
     else:
-        details.append(f"class-relabelling p-value {_p(relabel[robust])} ({robust}), {_p(relabel[natural])} ({natural})")
-    if semantic is not None:
-        semantic_held = {label: _lookup(semantic["sources"], label, "the semantic cca.json")["columns"][column]["held_out"]
-                         for label in (robust, natural)}
-        rank = semantic_held[robust]["diagnostics"].get("rank_y")
-        p_rob = (semantic_held[robust].get("relabel") or {}).get("p_value")
-        p_nat = (semantic_held[natural].get("relabel") or {}).get("p_value")
-        numbers["semantic"] = {"rank_y": rank, "r": {robust: semantic_held[robust]["r"], natural: semantic_held[natural]["r"]},
-                               "relabel_p": {robust: p_rob, natural: p_nat}}
-        details.append(
-            f"against the word vectors' top {rank} principal components (fewer than K-1, so relabelling matters): "
-            f"held-out r {robust} {semantic_held[robust]['r']:.3f}, {natural} {semantic_held[natural]['r']:.3f}; "
-            f"class-relabelling p-value {_p(p_rob)} ({robust}), {_p(p_nat)} ({natural})")
+        details.append(f"the word side has rank below K-1 here, so r mixes separability with word geometry; "
+                       f"class-relabelling p = {_p(relabel[robust])} ({robust}), {_p(relabel[natural])} ({natural})")
     details.append(DIFFERENCE_RULE)
-    claim = (f"on adversarial images, the robust model's features correlate more with their classes' word vectors "
-             f"than the natural model's (SCARL Fig. 1); compared here: {robust} vs {natural}")
-    return Finding("Robust features correlate more with word vectors (CCA)", claim, verdict, details, numbers)
+    claim = (f"on {column} images, the robust model's features are more class-separable, measured by the held-out "
+             f"CCA with word vectors that span the labels (SCARL Fig. 1, read as separability); compared here: "
+             f"{robust} vs {natural}")
+    numbers = {"r": {robust: r_rob, natural: r_nat}, "difference": [difference, low, high], "relabel_p": relabel,
+               "n_fit": held[robust]["n_fit"], "n_test": held[robust]["n_test"]}
+    return Finding("C1a: robust features are more class-separable (CCA)", claim, _verdict_from_interval(low, high),
+                   details, numbers)
+
+
+def _semantic_excess(result: dict) -> tuple[float, tuple[float, float], float | None]:
+    """``(excess, ci, p)``: a statistic minus the mean of its class-relabelling null, its CI shifted
+    alike, and the relabelling p-value. What the words' geometry adds beyond any assignment of
+    the same vectors to the classes."""
+    relabel = result.get("relabel") or {}
+    null_mean = relabel.get("null_mean", 0.0)
+    estimate = result["r"] if "r" in result else result["rsa"]
+    ci = result["ci"] if "ci" in result else result["rsa_ci"]
+    return estimate - null_mean, (ci[0] - null_mean, ci[1] - null_mean), relabel.get("p_value")
+
+
+def semantics_finding(semantic_cca: dict, simmatrix: dict, robust: str, natural: str,
+                      column: str = "adversarial", embedding: str = "glove") -> Finding:
+    """SCARL Fig. 1-2, claim C1 (b): ``robust``'s features carry more of the words' semantics.
+
+    Two tests with power against separability, each as an excess over its class-relabelling
+    null (statistic minus the null's mean; the relabelling keeps the word vectors and the
+    features and only changes which word goes with which class, so separability alone
+    cannot pass it):
+
+    - the held-out CCA r against fewer than K-1 word dimensions (``semantic_cca``: the
+      word vectors' top principal components);
+    - the RSA of the class-similarity matrix with the word vectors' cosines (``simmatrix``).
+
+    Verdict rule: holds when on both tests the robust-minus-natural difference of excess
+    has a 95% CI above 0 and the robust model passes the relabelling null (p < 0.05) on
+    both; does not hold when on some test the difference's CI is below 0 and on none
+    above; inconclusive otherwise.
+    """
+    cca_results = {label: _held_out(semantic_cca, label, column, "the semantic cca.json") for label in (robust, natural)}
+    rank = cca_results[robust].get("diagnostics", {}).get("rank_y")
+    features = simmatrix["features"]
+    key = (lambda label: f"{label} (adversarial)") if column == "adversarial" else (lambda label: label)
+    rsa_results = {label: _lookup(_lookup(features, key(label), "simmatrix.json")["embeddings"], embedding, label)
+                   for label in (robust, natural)}
+    details, numbers, differences, robust_passes = [], {"rank_y": rank}, [], []
+    for name, results in ((f"CCA against the top {rank} word dimensions", cca_results),
+                          (f"RSA with {embedding}", rsa_results)):
+        excess = {label: _semantic_excess(results[label]) for label in (robust, natural)}
+        (e_rob, ci_rob, p_rob), (e_nat, ci_nat, p_nat) = excess[robust], excess[natural]
+        difference, low, high = mover_difference(e_rob, ci_rob, e_nat, ci_nat)
+        differences.append((low, high))
+        robust_passes.append(p_rob is not None and p_rob < 0.05)
+        numbers[name] = {"excess": {robust: e_rob, natural: e_nat}, "relabel_p": {robust: p_rob, natural: p_nat},
+                         "difference": [difference, low, high]}
+        details.append(f"{name} on {column} images, excess over the relabelling null's mean: {robust} {e_rob:+.3f} "
+                       f"{_fmt_ci(ci_rob)} (p = {_p(p_rob)}), {natural} {e_nat:+.3f} {_fmt_ci(ci_nat)} "
+                       f"(p = {_p(p_nat)}); difference {difference:+.3f}, 95% CI {_fmt_ci((low, high))}")
+    above = [low > 0 for low, _ in differences]
+    below = [high < 0 for _, high in differences]
+    if all(above) and all(robust_passes):
+        verdict = HOLDS
+    elif any(below) and not any(above):
+        verdict = OPPOSITE
+    else:
+        verdict = UNCLEAR
+    details.append("verdict rule: holds when on both tests the difference's 95% CI is above 0 and the robust model "
+                   "passes the relabelling null (p < 0.05) on both; does not hold when some difference's CI is below "
+                   "0 and none above; inconclusive otherwise")
+    claim = (f"robust features carry more of the class words' semantics than natural ones, beyond class "
+             f"separability (SCARL Fig. 1-2, tested with the class-relabelling null); compared here: {robust} vs "
+             f"{natural}, {embedding}")
+    return Finding("C1b: robust features carry more word semantics (relabelling-null tests)", claim, verdict, details,
+                   numbers)
 
 
 def rsa_finding(simmatrix: dict, robust: str, natural: str, embedding: str = "glove") -> Finding:
@@ -162,9 +231,32 @@ def rsa_finding(simmatrix: dict, robust: str, natural: str, embedding: str = "gl
 
 
 def _eval_result(evaluation: dict, label: str, attack: str) -> dict | None:
-    for result in _lookup(evaluation["checkpoints"], label, "eval.json")["results"]:
+    for result in evaluation.get("checkpoints", {}).get(label, {}).get("results", []):
         if result["attack"]["name"] == attack:
             return result
+    return None
+
+
+def _same_images(first: dict, second: dict) -> bool:
+    """True when two eval.json documents scored the same images (dataset, split, sample, n and seed agree)."""
+    keys = ("dataset", "split", "n", "seed", "sample")
+    a, b = first.get("metadata", {}), second.get("metadata", {})
+    return all(a.get(key) == b.get(key) for key in keys)
+
+
+def _result_pair(evaluations: list[dict], better: str, baseline: str, attack: str):
+    """The two models' results under ``attack`` on the same images: from one document that has both,
+    else from two documents that scored the same images; None when no such pair exists."""
+    for evaluation in evaluations:
+        pair = [_eval_result(evaluation, label, attack) for label in (better, baseline)]
+        if all(pair):
+            return pair
+    for first in evaluations:
+        ours = _eval_result(first, better, attack)
+        for second in evaluations:
+            theirs = _eval_result(second, baseline, attack)
+            if ours and theirs and _same_images(first, second):
+                return [ours, theirs]
     return None
 
 
@@ -172,33 +264,44 @@ def accuracy_finding(evaluations: list[dict], better: str, baseline: str,
                      attacks: tuple[str, ...] = ("pgd20", "aa")) -> Finding:
     """SCARL Table 1: robust accuracy of ``better`` (SCARL) above ``baseline`` (TRADES), per attack.
 
-    ``evaluations`` are eval.json documents; each attack is read from the first that has it
-    for both checkpoints (so PGD-20 can come from a larger sample than AutoAttack).
+    ``evaluations`` are eval.json documents; each attack is read for both checkpoints on
+    the same images (one document holding both, or two documents of the same sample), the
+    first such pair found (so PGD-20 can come from a larger sample than AutoAttack). Both
+    models saw the same images, so the comparison is paired: the difference gets
+    Newcombe's paired interval and McNemar's exact test (:func:`semprobe.intervals.paired_comparison`)
+    from the per-image outcomes; a document without them falls back to the unpaired
+    MOVER interval, and says so.
     """
     details, numbers, verdicts = [], {}, []
     for attack in attacks:
-        found = None
-        for evaluation in evaluations:
-            pair = [_eval_result(evaluation, label, attack) for label in (better, baseline)]
-            if all(pair):
-                found = pair
-                break
+        found = _result_pair(evaluations, better, baseline, attack)
         if found is None:
-            details.append(f"{attack}: not evaluated")
+            details.append(f"{attack}: not evaluated on the same images for both")
             continue
         ours, theirs = found
-        difference, low, high = mover_difference(ours["accuracy"], ours["ci95"], theirs["accuracy"], theirs["ci95"])
+        paired = bool(ours.get("per_image")) and len(ours.get("per_image", "")) == len(theirs.get("per_image", ""))
+        if paired:
+            comparison = paired_comparison([c == "1" for c in ours["per_image"]], [c == "1" for c in theirs["per_image"]])
+            difference, low, high = (100 * comparison.difference, 100 * comparison.ci95[0], 100 * comparison.ci95[1])
+            how = (f"paired: {comparison.only_first} images robust for {better} only, {comparison.only_second} for "
+                   f"{baseline} only; Newcombe's paired interval, McNemar exact p = {comparison.mcnemar_p:.3g}")
+            extra = {"mcnemar_p": comparison.mcnemar_p, "only_better": comparison.only_first,
+                     "only_baseline": comparison.only_second, "paired": True}
+        else:
+            difference, low, high = mover_difference(ours["accuracy"], ours["ci95"], theirs["accuracy"], theirs["ci95"])
+            how = "unpaired Newcombe interval: the outputs keep no per-image outcomes"
+            extra = {"paired": False}
         verdicts.append(_verdict_from_interval(low, high))
         numbers[attack] = {"n": ours["n"], better: ours["accuracy"], baseline: theirs["accuracy"],
-                           "difference": [difference, low, high]}
+                           "difference": [difference, low, high], **extra}
         details.append(f"{attack} on {ours['n']} test images: {better} {ours['accuracy']:.1f}% {_fmt_ci(ours['ci95'], 1)}, "
                        f"{baseline} {theirs['accuracy']:.1f}% {_fmt_ci(theirs['ci95'], 1)}; difference "
-                       f"{difference:+.1f} points, 95% CI {_fmt_ci((low, high), 1)} (Wilson intervals, Newcombe difference)")
+                       f"{difference:+.1f} points, 95% CI {_fmt_ci((low, high), 1)} ({how})")
     verdict = _all_agree(verdicts)
     details.append("verdict rule: holds when every attack's difference CI is above 0, does not hold when every one "
                    "is below, inconclusive otherwise")
     claim = f"{better} is more robust than {baseline} (SCARL Table 1), under {', '.join(attacks)}"
-    return Finding("SCARL vs TRADES robust accuracy", claim, verdict, details, numbers)
+    return Finding(f"{better} vs {baseline} robust accuracy (SCARL Table 1)", claim, verdict, details, numbers)
 
 
 def _spearman(x, y) -> float:
@@ -265,12 +368,20 @@ def alpha_finding(alpha_curve: dict, labels: list[str], matched: str) -> Finding
     if match and match.get("alpha") is not None:
         bracket = match.get("bracket")
         numbers["alpha_matching_pgd_kl"] = match["alpha"]
+        numbers["alpha_matching_pgd_kl_ci95"] = match.get("ci95")
+        interval = ""
+        if match.get("ci95"):
+            interval = (f", bootstrap 95% CI over images [{match['ci95'][0]:.3g}, {match['ci95'][1]:.3g}]"
+                        f" ({match.get('n_boot')} resamples; {100 * match.get('undefined_share', 0):.0f}% of them "
+                        "cross nowhere in the range tried)")
         details.append(f"on {matched}, PGD-KL succeeds on {kl:.1f}% of the images; PGD-LS matches it at alpha "
-                       f"{match['alpha']:.3g} (linear interpolation between alphas {bracket[0]:g} and {bracket[1]:g})")
+                       f"{match['alpha']:.3g} (linear interpolation between alphas {bracket[0]:g} and {bracket[1]:g})"
+                       + interval)
     else:
         numbers["alpha_matching_pgd_kl"] = None
         details.append(f"on {matched}, PGD-KL succeeds on {kl:.1f}% of the images; no alpha in the range tried "
                        "gives PGD-LS that success")
+    details.append("success is measured over all evaluated images (1 - robust accuracy), as in the plot")
     details.append("verdict rule: holds on a model when success falls with alpha by a rank-trend test (permutation "
                    "p < 0.05); the finding holds when it holds on every model")
     verdict = _all_agree(verdicts)

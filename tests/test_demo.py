@@ -135,7 +135,8 @@ def test_smoke_demo_end_to_end_then_from_the_cache(tmp_path):
     first = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     summary = (out / "summary.md").read_text()
-    for title in ("(CCA)", "(RSA)", "SCARL vs TRADES robust accuracy", "PGD-LS success falls with alpha"):
+    for title in ("C1a: robust features are more class-separable (CCA)", "C1b: robust features carry more word semantics",
+                  "(RSA)", "scarl vs trades robust accuracy (SCARL Table 1)", "PGD-LS success falls with alpha"):
         assert title in summary
     assert "data: digits, as asked" in summary
     for name in ("cca/cca.png", "cca_semantic/cca.png", "simmatrix/simmatrix.png", "alpha_curve/alpha_curve.png",

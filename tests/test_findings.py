@@ -6,8 +6,10 @@ import math
 import pytest
 
 from semprobe.evaluation import wilson_interval
-from semprobe.findings import (HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE, accuracy_finding, alpha_finding, cca_finding,
-                               mover_difference, rank_trend, render_summary, rsa_finding)
+from semprobe.findings import (HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE, accuracy_finding, alpha_finding,
+                               mover_difference, rank_trend, render_summary, rsa_finding, semantics_finding,
+                               separability_finding)
+from semprobe.intervals import paired_comparison
 
 
 def test_mover_is_newcombe_method_10_on_his_worked_example():
@@ -23,13 +25,14 @@ def test_mover_with_symmetric_intervals_adds_half_widths_in_quadrature():
     assert (difference, low, high) == pytest.approx((0.2, 0.2 - half, 0.2 + half))
 
 
-def _held_out(r, ci, p=1.0, rank_y=9, distinct=10):
-    return {"r": r, "ci": list(ci), "relabel": {"p_value": p},
+def _held_out(r, ci, p=1.0, rank_y=9, distinct=10, null_mean=0.0):
+    return {"r": r, "ci": list(ci), "relabel": {"p_value": p, "null_mean": null_mean},
             "diagnostics": {"n": 250, "rank_y": rank_y, "n_distinct_y": distinct}}
 
 
 def _cca(values, column="adversarial", **kw):
-    return {"sources": {label: {"columns": {column: {"held_out": _held_out(r, ci, **kw)}}}
+    return {"sources": {label: {"columns": {column: {"held_out": _held_out(r, ci, **kw), "train": list(range(250)),
+                                                     "test": list(range(250, 500))}}}
                         for label, (r, ci) in values.items()}}
 
 
@@ -38,25 +41,57 @@ def _cca(values, column="adversarial", **kw):
     ((0.5, (0.4, 0.6)), (0.8, (0.75, 0.85)), OPPOSITE),
     ((0.62, (0.5, 0.7)), (0.6, (0.5, 0.7)), UNCLEAR),
 ])
-def test_cca_verdict_follows_the_interval_of_the_difference(robust, natural, verdict):
-    finding = cca_finding(_cca({"rob": robust, "nat": natural}), "rob", "nat")
+def test_separability_verdict_follows_the_interval_of_the_difference(robust, natural, verdict):
+    finding = separability_finding(_cca({"rob": robust, "nat": natural}), "rob", "nat")
     assert finding.verdict == verdict
     assert finding.numbers["r"] == {"rob": robust[0], "nat": natural[0]}
 
 
-def test_cca_says_when_the_relabelling_null_has_no_power():
-    spanning = cca_finding(_cca({"rob": (0.8, (0.7, 0.9)), "nat": (0.5, (0.4, 0.6))}), "rob", "nat")
-    assert any("no power" in line for line in spanning.details)
-    low_rank = _cca({"rob": (0.8, (0.7, 0.9)), "nat": (0.5, (0.4, 0.6))}, p=0.01, rank_y=3)
-    finding = cca_finding(low_rank, "rob", "nat", semantic=low_rank)
-    assert not any("no power" in line for line in finding.details)
-    assert finding.numbers["semantic"] == {"rank_y": 3, "r": {"rob": 0.8, "nat": 0.5},
-                                           "relabel_p": {"rob": 0.01, "nat": 0.01}}
+def test_separability_names_fitted_and_held_out_pairs_and_what_it_measures():
+    finding = separability_finding(_cca({"rob": (0.8, (0.7, 0.9)), "nat": (0.5, (0.4, 0.6))}), "rob", "nat")
+    assert "fitted on 250 pairs, correlated on 250 held-out pairs" in finding.details[0]
+    assert any("class separability, not semantics" in line for line in finding.details)
+    assert (finding.numbers["n_fit"], finding.numbers["n_test"]) == (250, 250)
 
 
-def test_cca_names_a_missing_checkpoint():
+def test_separability_names_a_missing_checkpoint():
     with pytest.raises(KeyError, match="has no entry 'other'"):
-        cca_finding(_cca({"rob": (0.8, (0.7, 0.9))}), "rob", "other")
+        separability_finding(_cca({"rob": (0.8, (0.7, 0.9))}), "rob", "other")
+
+
+def _semantic(rob, nat, rsa_rob, rsa_nat):
+    """rob/nat: (r, ci, p, null_mean) of the low-rank CCA; rsa_*: (rsa, ci, p) on adversarial images."""
+    cca = {"sources": {label: {"columns": {"adversarial": {
+        "held_out": _held_out(r, ci, p=p, rank_y=3, null_mean=null_mean), "train": [0] * 10, "test": [0] * 10}}}
+        for label, (r, ci, p, null_mean) in (("rob", rob), ("nat", nat))}}
+    sim = {"features": {f"{label} (adversarial)": {"embeddings": {"glove": {
+        "rsa": rsa, "rsa_ci": list(ci), "relabel": {"p_value": p, "null_mean": 0.0}}}}
+        for label, (rsa, ci, p) in (("rob", rsa_rob), ("nat", rsa_nat))}}
+    return cca, sim
+
+
+def test_semantics_is_the_excess_over_the_relabelling_null_not_the_raw_correlation():
+    # the robust model has the larger r, but also the larger null mean (more separable): less semantic excess
+    cca, sim = _semantic(rob=(0.90, (0.88, 0.92), 0.30, 0.88), nat=(0.85, (0.83, 0.87), 0.01, 0.70),
+                         rsa_rob=(0.2, (0.1, 0.3), 0.2), rsa_nat=(0.5, (0.45, 0.55), 0.01))
+    finding = semantics_finding(cca, sim, "rob", "nat")
+    numbers = finding.numbers["CCA against the top 3 word dimensions"]
+    assert numbers["excess"] == pytest.approx({"rob": 0.02, "nat": 0.15})
+    low, high = mover_difference(0.02, (0.0, 0.04), 0.15, (0.13, 0.17))[1:]
+    assert numbers["difference"] == pytest.approx([-0.13, low, high])
+    assert finding.verdict == OPPOSITE
+
+
+def test_semantics_holds_only_when_both_tests_agree_and_the_robust_model_passes_the_null():
+    strong = _semantic(rob=(0.9, (0.88, 0.92), 0.01, 0.6), nat=(0.8, (0.78, 0.82), 0.01, 0.7),
+                       rsa_rob=(0.6, (0.55, 0.65), 0.01), rsa_nat=(0.2, (0.1, 0.3), 0.2))
+    assert semantics_finding(*strong, "rob", "nat").verdict == HOLDS
+    not_significant = _semantic(rob=(0.9, (0.88, 0.92), 0.2, 0.6), nat=(0.8, (0.78, 0.82), 0.01, 0.7),
+                                rsa_rob=(0.6, (0.55, 0.65), 0.01), rsa_nat=(0.2, (0.1, 0.3), 0.2))
+    assert semantics_finding(*not_significant, "rob", "nat").verdict == UNCLEAR
+    mixed = _semantic(rob=(0.9, (0.88, 0.92), 0.01, 0.6), nat=(0.8, (0.78, 0.82), 0.01, 0.7),
+                      rsa_rob=(0.2, (0.1, 0.3), 0.01), rsa_nat=(0.6, (0.55, 0.65), 0.01))
+    assert semantics_finding(*mixed, "rob", "nat").verdict == UNCLEAR
 
 
 def _sim(values):
@@ -70,11 +105,33 @@ def test_rsa_verdicts():
     assert rsa_finding(_sim({"rob": (0.3, (0.1, 0.5)), "nat": (0.2, (0.0, 0.4))}), "rob", "nat").verdict == UNCLEAR
 
 
-def _eval(rows):
-    def result(attack, correct, n):
+def _eval(rows, n=None):
+    def result(attack, correct, n, per_image=""):
         low, high = wilson_interval(correct, n)
-        return {"attack": {"name": attack}, "n": n, "accuracy": 100 * correct / n, "ci95": [100 * low, 100 * high]}
-    return {"checkpoints": {label: {"results": [result(*row) for row in results]} for label, results in rows.items()}}
+        return {"attack": {"name": attack}, "n": n, "accuracy": 100 * correct / n, "ci95": [100 * low, 100 * high],
+                "per_image": per_image}
+    return {"metadata": {"dataset": "d", "split": "test", "n": n, "seed": 0, "sample": "all"},
+            "checkpoints": {label: {"results": [result(*row) for row in results]} for label, results in rows.items()}}
+
+
+def test_accuracy_is_compared_paired_when_the_outputs_keep_per_image_outcomes():
+    # 1000 images: both right on 550, scarl only on 50, trades only on 20
+    scarl = "1" * 550 + "1" * 50 + "0" * 20 + "0" * 380
+    trades = "1" * 550 + "0" * 50 + "1" * 20 + "0" * 380
+    one = _eval({"scarl": [("pgd20", 600, 1000, scarl)]}, n=1000)
+    other = _eval({"trades": [("pgd20", 570, 1000, trades)]}, n=1000)  # a separate command on the same images
+    finding = accuracy_finding([one, other], "scarl", "trades", attacks=("pgd20",))
+    expected = paired_comparison([c == "1" for c in scarl], [c == "1" for c in trades])
+    numbers = finding.numbers["pgd20"]
+    assert numbers["paired"] and numbers["only_better"] == 50 and numbers["only_baseline"] == 20
+    assert numbers["difference"] == pytest.approx([3.0, 100 * expected.ci95[0], 100 * expected.ci95[1]])
+    assert numbers["mcnemar_p"] == pytest.approx(expected.mcnemar_p)
+    unpaired = mover_difference(60.0, [100 * v for v in wilson_interval(600, 1000)],
+                                57.0, [100 * v for v in wilson_interval(570, 1000)])
+    assert unpaired[1] < 0 < numbers["difference"][1]  # only the paired interval sees the difference
+    assert finding.verdict == HOLDS
+    elsewhere = _eval({"trades": [("pgd20", 570, 1000, trades)]}, n=500)  # another sample: no pair
+    assert accuracy_finding([one, elsewhere], "scarl", "trades", attacks=("pgd20",)).verdict == UNTESTABLE
 
 
 def test_accuracy_reads_each_attack_from_the_first_evaluation_that_has_it():
@@ -162,10 +219,12 @@ def test_findings_on_real_command_outputs(digits_ckpt, tmp_path, run_cli):
     load = lambda *parts: json.loads(tmp_path.joinpath(*parts).read_text())  # noqa: E731
     second = "copy/best"  # a run file (best.pt, last.pt) is labelled with its folder
     first = next(label for label in load("cca", "cca.json")["sources"] if label != second)
-    cca = cca_finding(load("cca", "cca.json"), first, second)
+    cca = separability_finding(load("cca", "cca.json"), first, second)
     assert cca.verdict == UNCLEAR and cca.numbers["difference"][0] == pytest.approx(0.0)
+    assert cca.numbers["n_fit"] + cca.numbers["n_test"] == 120
     assert rsa_finding(load("sim", "simmatrix.json"), first, second).numbers["difference"][0] == pytest.approx(0.0)
     accuracy = accuracy_finding([load("ev", "eval.json")], first, second, attacks=("pgd5",))
     assert accuracy.verdict == UNCLEAR and accuracy.numbers["pgd5"]["n"] == 60
+    assert accuracy.numbers["pgd5"]["paired"] and accuracy.numbers["pgd5"]["mcnemar_p"] == 1.0
     alpha = alpha_finding(load("al", "alpha_curve.json"), [first], first)
     assert set(alpha.numbers[first]["success"]) == {0.0, 0.5, 1.0}
