@@ -1,8 +1,10 @@
 """Grids of adversarial examples: SPAT Fig. 2 (CW-inf at growing eps) and Fig. 3 (PGD-CE vs PGD-LS).
 
-:func:`attack_columns` runs each named attack on the same few images and records the
-predictions; :func:`example_grid` draws them, a row per image and a column per attack,
-each panel titled with the predicted class (red when wrong).
+:func:`correct_examples` picks the images to show as the paper does: natural images the
+model classifies correctly, one per class while classes last; :func:`attack_columns`
+runs each named attack on them and records the predictions; :func:`example_grid` draws
+them, a row per image (its true class on the left) and a column per attack, each panel
+titled with the predicted class (red when wrong).
 """
 
 from __future__ import annotations
@@ -46,6 +48,21 @@ def spat_fig3_attacks(eps: float = 32 / 255, alphas: Sequence[float] = (0.2, 0.8
     return columns
 
 
+def correct_examples(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
+                     count: int) -> torch.Tensor:
+    """Indices of ``count`` images the model classifies correctly, in dataset order, one per class
+    first (then more of the classes already shown); fewer when fewer are correct."""
+    model.eval()
+    with torch.no_grad():
+        correct = (model(images).argmax(1) == labels).nonzero().squeeze(1).tolist()
+    first_of_class, rest, seen = [], [], set()
+    for index in correct:
+        label = int(labels[index])
+        (rest if label in seen else first_of_class).append(index)
+        seen.add(label)
+    return torch.tensor((first_of_class + rest)[:count], dtype=torch.long)
+
+
 def attack_columns(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor,
                    attack_fns: Mapping[str, Callable]) -> list[ExampleColumn]:
     """The natural images and each attack's images, with the model's predictions."""
@@ -63,7 +80,8 @@ def attack_columns(model: torch.nn.Module, images: torch.Tensor, labels: torch.T
 
 
 def example_grid(columns: Sequence[ExampleColumn], labels: torch.Tensor, classes: Sequence[str], title: str = ""):
-    """A row per image, a column per attack; titles are predictions, red where wrong."""
+    """A row per image, a column per attack; titles are predictions (red where wrong), the true
+    class stands left of each row."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,9 +98,12 @@ def example_grid(columns: Sequence[ExampleColumn], labels: torch.Tensor, classes
             else:
                 ax.imshow(image.permute(1, 2, 0).numpy())
             predicted = column.predictions[i]
-            ax.set_title(classes[predicted], fontsize=7, color="black" if predicted == int(labels[i]) else "red")
+            ax.set_title(f"pred: {classes[predicted]}", fontsize=7,
+                         color="black" if predicted == int(labels[i]) else "red")
             ax.set_xticks([])
             ax.set_yticks([])
+            if j == 0:
+                ax.set_ylabel(f"true: {classes[int(labels[i])]}", fontsize=7)
             if i == 0:
                 ax.text(0.5, 1.35, column.name, transform=ax.transAxes, ha="center", fontsize=8)
     if title:

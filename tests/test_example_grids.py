@@ -1,0 +1,31 @@
+"""SPAT Fig. 2/3 example grids: correctly classified images, one class each first; labels on the panels."""
+
+import torch
+
+from semprobe.example_grids import attack_columns, correct_examples, example_grid
+
+
+class _Scripted(torch.nn.Module):
+    """Predicts the class written in the first pixel of each image."""
+
+    def forward(self, x):
+        return torch.nn.functional.one_hot(x[:, 0, 0, 0].long(), 3).float()
+
+
+def test_correct_examples_are_correct_and_cover_the_classes_first():
+    predicted = torch.tensor([0, 0, 1, 2, 1, 2, 0])
+    labels = torch.tensor([0, 0, 2, 2, 1, 1, 0])  # correct at 0, 1, 3, 4, 6
+    images = predicted.float().view(-1, 1, 1, 1).expand(-1, 1, 2, 2).clone()
+    chosen = correct_examples(_Scripted(), images, labels, 4)
+    assert chosen.tolist() == [0, 3, 4, 1]  # classes 0, 2, 1 first, then a second image of class 0
+    assert correct_examples(_Scripted(), images, labels, 10).tolist() == [0, 3, 4, 1, 6]
+
+
+def test_example_grid_names_true_and_predicted_classes(digits_model):
+    model, x, y = digits_model
+    index = correct_examples(model, x[:50], y[:50], 3)
+    assert len(index) == 3 and (model(x[index]).argmax(1) == y[index]).all()
+    columns = attack_columns(model, x[index], y[index], {})
+    figure = example_grid(columns, y[index], [str(k) for k in range(10)])
+    axes = figure.axes
+    assert axes[0].get_ylabel() == f"true: {int(y[index[0]])}" and axes[0].get_title().startswith("pred: ")
