@@ -7,6 +7,7 @@ from typing import Sequence
 from semprobe.curves import Curve
 
 AXIS_LABELS = {"eps": "perturbation budget eps", "steps": "PGD steps"}
+INTEGER_AXES = ("epoch", "batch size")
 
 
 def curves_figure(curves: Sequence[Curve], *, title: str = "", eps_in_255: bool = True):
@@ -26,6 +27,10 @@ def curves_figure(curves: Sequence[Curve], *, title: str = "", eps_in_255: bool 
     axis.set_xlabel(label + (" (x/255)" if swept == "eps" and eps_in_255 else ""))
     if swept == "steps":
         axis.set_xscale("log")
+    if swept in INTEGER_AXES:
+        from matplotlib.ticker import MaxNLocator
+
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_ylabel("accuracy (%)")
     axis.set_ylim(0, 100)
     axis.grid(alpha=0.3)

@@ -45,7 +45,9 @@ def accuracy_vs_epoch(run_dir: str | Path, key: str = "val_pgd_acc", label: str 
     points = [_flat_point(line["epoch"], line[key]) for line in lines if line.get(key) is not None]
     if not points:
         raise DataError(f"{run_dir}: metrics.jsonl records no {key}")
-    name = label or f"{Path(run_dir).name}: {config.get('method', '?')} ({ACCURACY_KEYS.get(key, key)})"
+    folder, method = Path(run_dir).name, config.get("method", "?")
+    name = label or (f"{folder} ({ACCURACY_KEYS.get(key, key)})" if folder == method
+                     else f"{folder}: {method} ({ACCURACY_KEYS.get(key, key)})")
     return Curve(name, "epoch", {"run": str(run_dir), "metric": key, "interval": "none recorded"}, points)
 
 

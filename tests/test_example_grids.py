@@ -29,3 +29,24 @@ def test_example_grid_names_true_and_predicted_classes(digits_model):
     figure = example_grid(columns, y[index], [str(k) for k in range(10)])
     axes = figure.axes
     assert axes[0].get_ylabel() == f"true: {int(y[index[0]])}" and axes[0].get_title().startswith("pred: ")
+
+
+def test_epoch_curves_name_a_run_once_and_tick_whole_epochs(tmp_path):
+    import json
+
+    from semprobe.curve_plots import curves_figure
+    from semprobe.run_metrics import accuracy_vs_epoch
+
+    labels = []
+    for folder, method in (("pgd_at", "pgd_at"), ("run7", "trades")):
+        run = tmp_path / folder
+        run.mkdir()
+        (run / "config.json").write_text(json.dumps({"method": method}))
+        (run / "metrics.jsonl").write_text("".join(json.dumps({"epoch": e, "val_pgd_acc": 0.5}) + "\n" for e in (1, 2, 3)))
+        labels.append(accuracy_vs_epoch(run).label)
+    assert labels == ["pgd_at (PGD)", "run7: trades (PGD)"]
+    curves = [accuracy_vs_epoch(tmp_path / "pgd_at")]
+    figure = curves_figure(curves)
+    figure.canvas.draw()
+    ticks = [t for t in figure.axes[0].get_xticks() if 1 <= t <= 3]
+    assert ticks and all(float(t).is_integer() for t in ticks)
