@@ -19,6 +19,8 @@ A semprobe checkpoint is a dict written with ``torch.save``:
 ``scheduler``      scheduler ``state_dict`` (or ``None``)
 ``config``         every training option (plain types)
 ``metrics``        the metrics at save time (plain types)
+``resume``         what exact resumption of a training run needs beyond the above
+                   (tensors and plain types, e.g. SCARL's word centres), or ``None``
 =================  ===============================================================
 
 Loading always uses ``torch.load(..., weights_only=True)``: a checkpoint can never run
@@ -26,6 +28,9 @@ code. Foreign checkpoints (a bare ``state_dict``, or one stored under ``state_di
 ``model`` or ``net``, possibly with the ``module.`` prefix of DataParallel/DDP or the
 ``_orig_mod.`` prefix of ``torch.compile``) load when the architecture is named; the
 load is strict and a mismatch names the missing and unexpected keys.
+
+Non-finite values (NaN, inf) are refused both ways: a checkpoint is never saved with
+them (weights, optimizer state, resume state) and never loaded with them in its weights.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ import hashlib
 import os
 import pickle
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -51,6 +57,9 @@ STRIPPABLE_PREFIXES = ("module.", "_orig_mod.")
 UNSAFE_PICKLE_PATTERN = re.compile(r"unsupported global|unsupported operand|allowlisted|add_safe_globals", re.I)
 CLASSIFIER_WEIGHT_KEYS = ("linear.weight", "fc.weight")
 FIRST_CONV_KEY = "conv1.weight"
+# torch warns about any pickle protocol but 2 before its weights-only unpickler refuses or
+# reads the file; semprobe's own message (or the load) says all there is to say
+PICKLE_PROTOCOL_WARNING = "Detected pickle protocol"
 
 
 @dataclass
@@ -72,6 +81,7 @@ class Checkpoint:
     metrics: dict = field(default_factory=dict)
     optimizer_state: dict | None = None
     scheduler_state: dict | None = None
+    resume_state: dict | None = None
     arch_kwargs: dict = field(default_factory=dict)
     foreign: bool = False
 
@@ -114,6 +124,25 @@ def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+def non_finite_tensors(obj: Any, prefix: str = "") -> list[str]:
+    """Names (dotted paths) of the floating-point tensors in ``obj`` holding NaN or inf.
+
+    ``obj`` is a tensor or nested dicts, lists and tuples of them (a state_dict, an
+    optimizer state); other values are ignored.
+    """
+    if isinstance(obj, torch.Tensor):
+        finite = not (obj.is_floating_point() or obj.is_complex()) or bool(torch.isfinite(obj).all())
+        return [] if finite else [prefix or "tensor"]
+    if isinstance(obj, Mapping):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple)):
+        items = enumerate(obj)
+    else:
+        return []
+    return [name for key, value in items
+            for name in non_finite_tensors(value, f"{prefix}.{key}" if prefix else str(key))]
+
+
 def _plain(value: Any, where: str) -> Any:
     """Return ``value`` as types ``torch.load(weights_only=True)`` accepts, or raise."""
     if value is None or isinstance(value, (bool, int, float, str, torch.Tensor)):
@@ -146,11 +175,14 @@ def save_checkpoint(
     scheduler: Any = None,
     config: Mapping[str, Any] | None = None,
     metrics: Mapping[str, Any] | None = None,
+    resume_state: Mapping[str, Any] | None = None,
 ) -> Path:
     """Save ``model`` (an ``ImageClassifier``) and its context in the semprobe schema.
 
     The file is written to a temporary name in the same folder and renamed into place,
-    so a crash never leaves a truncated checkpoint at ``path``. Returns ``path``.
+    so a crash never leaves a truncated checkpoint at ``path``. Weights, optimizer state
+    or resume state holding NaN or inf are refused (CheckpointError, nothing written).
+    Returns ``path``.
     """
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {
@@ -175,8 +207,13 @@ def save_checkpoint(
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "config": _plain(dict(config or {}), "config"),
         "metrics": _plain(dict(metrics or {}), "metrics"),
+        "resume": _plain(dict(resume_state), "resume_state") if resume_state is not None else None,
     }
     path = Path(path)
+    bad = [name for key in ("model", "heads", "optimizer", "resume")
+           for name in non_finite_tensors(payload[key], key)]
+    if bad:
+        raise CheckpointError(f"refused to save {path}: non-finite values (NaN or inf) in {_describe_keys(bad)}")
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
@@ -192,7 +229,9 @@ def read_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist or is not a file")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=PICKLE_PROTOCOL_WARNING)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         if UNSAFE_PICKLE_PATTERN.search(str(exc)):
             raise CheckpointError(
@@ -255,8 +294,20 @@ def _describe_keys(keys: list[str], limit: int = 6) -> str:
     return shown + (f" (and {len(keys) - limit} more)" if len(keys) > limit else "")
 
 
+def check_finite_weights(state: Mapping[str, Any], path: Path) -> None:
+    """Refuse weights holding NaN or inf (a diverged training run), naming the tensors."""
+    bad = non_finite_tensors(state)
+    if bad:
+        raise CheckpointError(
+            f"refused to load {path}: non-finite values (NaN or inf) in {_describe_keys(bad)}; "
+            "it probably comes from a diverged training run: use an earlier checkpoint"
+        )
+
+
 def load_weights(model: Any, state: Mapping[str, torch.Tensor], path: Path, strict: bool = True) -> None:
-    """``model.load_state_dict(state, strict)`` with a one-line error naming what did not fit."""
+    """``model.load_state_dict(state, strict)`` with a one-line error naming what did not fit,
+    or the tensors holding NaN or inf."""
+    check_finite_weights(state, path)
     expected = set(model.state_dict())
     missing = sorted(expected - set(state))
     unexpected = sorted(set(state) - expected)
@@ -351,6 +402,7 @@ def _load_own(path, raw, arch, num_classes, in_channels, normalization, strict, 
     heads = None
     if raw.get("heads") is not None:
         heads = ProjectionHeads(**raw["heads"]["config"])
+        check_finite_weights({f"heads.{k}": v for k, v in raw["heads"]["state_dict"].items()}, path)
         try:
             heads.load_state_dict(raw["heads"]["state_dict"], strict=True)
         except RuntimeError as exc:
@@ -369,5 +421,5 @@ def _load_own(path, raw, arch, num_classes, in_channels, normalization, strict, 
         classes=raw.get("classes"), heads=heads, word_vectors=word_vectors, epoch=raw.get("epoch"),
         config=dict(raw.get("config") or {}), metrics=dict(raw.get("metrics") or {}),
         optimizer_state=raw.get("optimizer"), scheduler_state=raw.get("scheduler"),
-        arch_kwargs=arch_kwargs,
+        resume_state=raw.get("resume"), arch_kwargs=arch_kwargs,
     )
