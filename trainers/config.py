@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -391,8 +392,18 @@ def _resolve_scarl(config: TrainConfig, pick) -> None:
     config.proj_dim = pick("proj_dim", 64)
 
 
+def _check_finite(config: TrainConfig) -> None:
+    """Refuse NaN and infinite values of every float option (``--lr inf``, ``--tau nan``, ...)."""
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            flag = "--" + {v: k for k, v in _FLAG_FIELDS.items()}.get(item.name, item.name).replace("_", "-")
+            raise ConfigError(f"{flag} must be a finite number, got {value}")
+
+
 def _check_numbers(config: TrainConfig) -> None:
-    """Refuse numbers out of range, with the option's name."""
+    """Refuse non-finite numbers and numbers out of range, with the option's name."""
+    _check_finite(config)
     checks = [
         ("batch-size", config.batch_size, config.batch_size >= 1, ">= 1"),
         ("lr", config.lr, config.lr > 0, "> 0"),
