@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from semprobe import attacks
+from semprobe.options import MAX_ATTACK_STEPS
 from semprobe.autoattack_bridge import AUTOATTACK_ATTACKS, autoattack
 from semprobe.errors import ConfigError
 
@@ -102,11 +103,12 @@ class AttackSpec:
 
 
 def _steps(text: str | None, default: int, name: str) -> int:
-    if not text:
-        return default
-    steps = int(text)
+    """The step count written in an attack name (``default`` when none), within [1, MAX_ATTACK_STEPS]."""
+    steps = int(text) if text else default
     if steps < 1:
         raise ConfigError(f"attack {name!r} asks for {steps} steps; steps must be >= 1")
+    if steps > MAX_ATTACK_STEPS:
+        raise ConfigError(f"attack {name!r} asks for {steps:,} steps; at most {MAX_ATTACK_STEPS:,} steps")
     return steps
 
 

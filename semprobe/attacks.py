@@ -28,6 +28,7 @@ import torch
 
 from semprobe import losses
 from semprobe.errors import ConfigError
+from semprobe.options import MAX_ATTACK_STEPS
 
 Objective = Callable[[torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
 RANDOM_STARTS = ("uniform", "normal", "none")
@@ -230,6 +231,8 @@ def check_budget(eps: float, step_size: float | None = None, steps: int | None =
         raise ConfigError(f"step size must be > 0, got {step_size}")
     if steps is not None and steps < 1:
         raise ConfigError(f"steps must be >= 1, got {steps}")
+    if steps is not None and steps > MAX_ATTACK_STEPS:
+        raise ConfigError(f"steps must be at most {MAX_ATTACK_STEPS:,}, got {steps:,}")
 
 
 def random_start(

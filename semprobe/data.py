@@ -432,9 +432,11 @@ def _locate(source: _Source, data_dir: str | os.PathLike | None, download: bool)
     target = _download_root(data_dir)
     if not download:
         searched = ", ".join(str(root) for root in _search_roots(data_dir))
+        origin = f"get the files from {source.url}, " if source.url else ""
         raise DataError(
-            f"{source.name} not found: looked for {source.layout} under {searched}; put the files under "
-            f"one of these folders (data_dir or $SEMPROBE_DATA), or pass download=True to fetch them into {target}"
+            f"{source.name} not found: looked for {source.layout} under {searched}; {origin}put them in a folder "
+            f"so that it holds {source.layout.split(' (')[0]}, and pass that folder as --data-dir "
+            f"(data_dir in Python) or set $SEMPROBE_DATA to it"
         )
     try:
         source.download(target)
@@ -828,6 +830,7 @@ class _Source:
     read_classes: Callable[[Path], tuple[str, ...]] | None = None
     download: Callable[[Path], None] | None = None
     pixel_max: int = 255
+    url: str = ""  # where a user gets the files by hand (named when they are missing)
 
     @property
     def phrase_overrides(self) -> dict[str, str]:
@@ -846,6 +849,7 @@ _SOURCES = {
         find=functools.partial(_find_cifar, CIFAR10_LAYOUT),
         read_classes=functools.partial(_read_cifar_classes, CIFAR10_LAYOUT),
         download=functools.partial(_download_cifar, CIFAR10_LAYOUT),
+        url=CIFAR10_URL,
     ),
     "cifar100": _Source(
         name="cifar100",
@@ -858,6 +862,7 @@ _SOURCES = {
         find=functools.partial(_find_cifar, CIFAR100_LAYOUT),
         read_classes=functools.partial(_read_cifar_classes, CIFAR100_LAYOUT),
         download=functools.partial(_download_cifar, CIFAR100_LAYOUT),
+        url=CIFAR100_URL,
     ),
     "tinyimagenet": _Source(
         name="tinyimagenet",
@@ -870,6 +875,7 @@ _SOURCES = {
         find=_find_tinyimagenet,
         read_classes=_read_tinyimagenet_classes,
         download=_download_tinyimagenet,
+        url=TINYIMAGENET_URL,
     ),
     "fashion-mnist": _Source(
         name="fashion-mnist",
@@ -884,6 +890,7 @@ _SOURCES = {
         ),
         find=_find_fashion_mnist,
         download=_download_fashion_mnist,
+        url=FASHION_MNIST_URL,
     ),
     "digits": _Source(
         name="digits",

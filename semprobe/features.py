@@ -93,6 +93,17 @@ def extract_features(
     return FeatureSet(natural, labels.cpu().numpy().astype(np.int64), adversarial, classes, layer)
 
 
+def _check_real(array: np.ndarray, name: str, path: Path) -> None:
+    """Refuse an array of anything but real numbers (strings, objects, complex, booleans)."""
+    kind = array.dtype.kind
+    if kind == "c":
+        raise SemprobeError(f"features file {path}: {name} holds complex numbers (dtype {array.dtype}); semprobe "
+                            "needs real features: store their real and imaginary parts as separate columns")
+    if kind not in "iuf":
+        what = {"U": "strings", "S": "strings", "b": "booleans", "O": "objects"}.get(kind, f"dtype {array.dtype}")
+        raise SemprobeError(f"features file {path}: {name} holds {what}, not numbers; store it as a float array")
+
+
 def load_features_file(path: str | os.PathLike) -> FeatureSet:
     """Features from an ``.npz`` with ``features`` (n x p), ``labels`` (n), optional
     ``features_adv`` (n x p) and ``classes`` (K names); every problem is one clear error."""
@@ -119,6 +130,8 @@ def load_features_file(path: str | os.PathLike) -> FeatureSet:
         raise SemprobeError(f"features file {path}: features_adv has shape {features_adv.shape}, "
                             f"features {features.shape}")
     for name, array in (("features", features), ("features_adv", features_adv)):
+        if array is not None:
+            _check_real(array, name, path)
         if array is not None and not np.isfinite(array).all():
             raise SemprobeError(f"features file {path}: {name} holds NaN or infinite values")
     classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else None

@@ -12,6 +12,20 @@ from fractions import Fraction
 
 from semprobe.errors import ConfigError
 
+# Upper bounds on the sizes users type, refused before any work instead of running until
+# killed (documented in each option's --help and in README.md, "Limits").
+
+#: Most alphas one ``--alphas`` list may hold: each alpha is a full PGD run over the images.
+MAX_ALPHAS = 1_000
+#: Most steps an iterative attack may take (PGD-100 and the 500-step curves of SCARL
+#: Fig. 4 c fit well below it).
+MAX_ATTACK_STEPS = 10_000
+#: Most bootstrap replicates or permutations one test may draw: a p-value resolution of
+#: 1e-5, far below any threshold in use.
+MAX_RESAMPLES = 100_000
+#: Most random half splits one split-half similarity matrix may average.
+MAX_HALF_SPLITS = 1_000
+
 
 def parse_fraction(text: str | float | int, what: str = "value") -> float:
     """A float from ``0.031``, ``8/255`` or a number; ConfigError otherwise."""
@@ -44,7 +58,10 @@ def parse_step_size(text: str | float, eps: float) -> float:
     """A PGD step size: a number, a fraction, or relative to eps (``eps/10``, ``eps/4``, ``2.5*eps``)."""
     spelled = str(text).strip().replace(" ", "")
     if spelled.startswith("eps/"):
-        value = eps / parse_fraction(spelled[4:], "step size divisor")
+        divisor = parse_fraction(spelled[4:], "step size divisor")
+        if divisor <= 0:
+            raise ConfigError(f"the step size divisor must be > 0, got {text!r}; write eps/4 or eps/10")
+        value = eps / divisor
     elif spelled.endswith("*eps"):
         value = eps * parse_fraction(spelled[:-4], "step size factor")
     elif spelled == "eps":
@@ -59,8 +76,9 @@ def parse_step_size(text: str | float, eps: float) -> float:
 def parse_alphas(text: str) -> list[float]:
     """Label-smoothing alphas from ``0:1:0.1`` (start:stop:step, stop included) or ``0,0.2,1e-3``.
 
-    Every alpha must lie in [0, 1]; the list must not be empty. Duplicates are dropped,
-    the order is kept.
+    Every alpha must lie in [0, 1]; the list must not be empty nor longer than
+    :data:`MAX_ALPHAS` (a range's length is checked before it is built). Duplicates are
+    dropped, the order is kept.
     """
     spelled = str(text).strip()
     if not spelled:
@@ -73,25 +91,36 @@ def parse_alphas(text: str) -> list[float]:
         if step <= 0:
             raise ConfigError(f"the alpha step must be > 0, got {parts[2]}")
         count = int(math.floor((stop - start) / step + 1e-9)) + 1
+        _check_alpha_count(count, text)
         values = [round(start + i * step, 12) for i in range(max(count, 0))]
     else:
         values = [parse_fraction(p, "alpha") for p in spelled.split(",") if p.strip()]
     if not values:
         raise ConfigError(f"the alpha list {text!r} is empty")
+    _check_alpha_count(len(values), text)
     outside = [v for v in values if not 0.0 <= v <= 1.0]
     if outside:
         raise ConfigError(f"alpha must be in [0, 1], got {', '.join(map(str, outside))}")
     return list(dict.fromkeys(values))
 
 
-def parse_int_list(text: str, what: str, minimum: int = 1) -> list[int]:
-    """Integers from ``10,20,50`` (each at least ``minimum``)."""
+def _check_alpha_count(count: int, text: str) -> None:
+    """Refuse an alpha list longer than :data:`MAX_ALPHAS` (before a range is built)."""
+    if count > MAX_ALPHAS:
+        raise ConfigError(f"--alphas {text} gives {count:,} alphas; at most {MAX_ALPHAS:,} alphas per run "
+                          "(each is a full PGD run): use a coarser step")
+
+
+def parse_int_list(text: str, what: str, minimum: int = 1, maximum: int | None = None, unit: str = "") -> list[int]:
+    """Integers from ``10,20,50``, each at least ``minimum`` (and at most ``maximum``)."""
     try:
         values = [int(p) for p in str(text).split(",") if p.strip()]
     except ValueError:
         raise ConfigError(f"cannot read {what} {text!r}; give comma-separated integers such as 10,20,50") from None
     if not values or min(values) < minimum:
         raise ConfigError(f"{what} must be integers >= {minimum}, got {text!r}")
+    if maximum is not None and max(values) > maximum:
+        raise ConfigError(f"{what}: {max(values):,} is above the limit of {maximum:,}{' ' + unit if unit else ''}")
     return values
 
 
