@@ -219,9 +219,10 @@ def similarity_grid(
         for e, report in reports[c].items():
             ci = f" [{report.rsa_ci[0]:.2f}, {report.rsa_ci[1]:.2f}]" if report.rsa_ci is not None else ""
             p = f", p = {report.relabel.p_value:.3g}" if report.relabel is not None else ""
+            value = "undefined (a side ranks no class pairs)" if report.rsa_note is not None else f"{report.rsa:.2f}"
             scatter.scatter(
                 report.word_matrix[rows, cols], report.feature_matrix[rows, cols], s=10, alpha=0.7,
-                label=f"{c} vs {e}: RSA {report.rsa:.2f}{ci}{p}",
+                label=f"{c} vs {e}: RSA {value}{ci}{p}",
             )
     scatter.set_xlabel("word similarity (cosine)")
     scatter.set_ylabel("feature similarity")

@@ -21,6 +21,7 @@ from semprobe.stats.similarity import (
     class_mean_gram,
     rsa,
     rsa_relabel_test,
+    rsa_undefined_reason,
     similarity_report,
     word_cosine_matrix,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "relabel_test",
     "rsa",
     "rsa_relabel_test",
+    "rsa_undefined_reason",
     "similarity_report",
     "word_cosine_matrix",
 ]

@@ -29,6 +29,7 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from semprobe.errors import ConfigError, DataError
+from semprobe.options import MAX_RESAMPLES
 from semprobe.stats._checks import (
     as_labels,
     as_matrix,
@@ -508,7 +509,7 @@ def pair_shuffle_test(
     distribution is the chance level of the statistic at this n, p, q (compare with
     :func:`random_matrix_chance`).
     """
-    n_perm = check_int("n_perm", n_perm, 1)
+    n_perm = check_int("n_perm", n_perm, 1, MAX_RESAMPLES)
     seed = check_random_state(random_state)
     model = CCA(method=method, ridge=ridge, pca=pca, tol=tol).fit(X, Y)
     X, Y = as_matrix("X", X), as_matrix("Y", Y, allow_vector=True)
@@ -540,7 +541,7 @@ def relabel_test(
     no word-side ridge) every relabelling gives the same value and p = 1.
     """
     features, labels, class_vectors = _pairs_input(features, labels, class_vectors)
-    n_perm = check_int("n_perm", n_perm, 1)
+    n_perm = check_int("n_perm", n_perm, 1, MAX_RESAMPLES)
     rng = np.random.default_rng(check_random_state(random_state))
     check_every_class(labels, class_vectors.shape[0], 1)
     model = CCA(method=method, ridge=ridge, pca=pca, tol=tol).fit(features, class_vectors[labels])
@@ -690,6 +691,14 @@ def _bootstrap_test_variates(x: np.ndarray, y: np.ndarray, codes: np.ndarray, n_
     return values
 
 
+def _clip_pca(components: int | None, width: int, side: str) -> tuple[int | None, str | None]:
+    """PCA components for a side with ``width`` columns: at most ``width``, with a note when clipped."""
+    if components is None or components <= width:
+        return components, None
+    return width, (f"pca asks for {components} components but the {side} has {width} features: "
+                   f"all {width} kept, no reduction on that side")
+
+
 def cca_report(
     features: Any,
     labels: Any,
@@ -718,7 +727,9 @@ def cca_report(
        and relabelling null (all K! when K <= 8).
     3. **Held out**: split the pairs stratified by class (``held_out_fraction`` to test),
        fit CCA with ``ridge`` and ``pca`` on the training part and correlate the first
-       canonical variates of the test pairs. The default ridge ``("auto", None)`` shrinks
+       canonical variates of the test pairs (``pca`` beyond a side's number of columns
+       keeps them all, noted in the warnings; settings record the components used and
+       those asked for). The default ridge ``("auto", None)`` shrinks
        the image side by Ledoit-Wolf, which keeps the fit well-defined when the training
        part has fewer pairs than feature dimensions (without it the tied unit correlations
        make the first direction arbitrary), and leaves the word side exact, so that the
@@ -751,11 +762,14 @@ def cca_report(
     n_pairs = n_images if n_pairs is None else check_int("n_pairs", n_pairs, 2 * n_classes, n_images)
     held_out_fraction = check_open_fraction("held_out_fraction", held_out_fraction)
     confidence = check_open_fraction("confidence", confidence)
-    n_boot = check_int("n_boot", n_boot, 0)
-    n_perm = check_int("n_perm", n_perm, 0)
+    n_boot = check_int("n_boot", n_boot, 0, MAX_RESAMPLES)
+    n_perm = check_int("n_perm", n_perm, 0, MAX_RESAMPLES)
     _check_options(method, tol, ridge, pca)
     ridge_x, ridge_y = parse_ridge(ridge)
-    pca_x, pca_y = parse_pca(pca)
+    requested_x, requested_y = parse_pca(pca)
+    (pca_x, note_x), (pca_y, note_y) = (_clip_pca(requested_x, features.shape[1], "image side"),
+                                        _clip_pca(requested_y, class_vectors.shape[1], "word side"))
+    pca = (pca_x, pca_y)
     seed = check_random_state(random_state)
     rng = np.random.default_rng(seed)
 
@@ -817,9 +831,9 @@ def cca_report(
         CanonicalVariates(x_test[:, 0], y_test[:, 0], codes[test_pos], r_held, "test pairs, weights fitted on the training pairs"),
     )
 
-    messages = tuple(f"in-sample fit: {w}" for w in plain.diagnostics_.warnings) + tuple(
-        f"held-out fit: {w}" for w in model.diagnostics_.warnings
-    )
+    messages = tuple(note for note in (note_x, note_y) if note) + tuple(
+        f"in-sample fit: {w}" for w in plain.diagnostics_.warnings
+    ) + tuple(f"held-out fit: {w}" for w in model.diagnostics_.warnings)
     if warn:
         for message in messages:
             warnings.warn(message, UserWarning, stacklevel=2)
@@ -835,6 +849,7 @@ def cca_report(
         "confidence": confidence,
         "ridge": [ridge_x, ridge_y],
         "pca": [pca_x, pca_y],
+        "pca_requested": [requested_x, requested_y],
         "method": method,
         "tol": tol,
         "random_state": seed,

@@ -23,7 +23,9 @@ their resemblance by eye. This module computes
 * :func:`word_cosine_matrix`: the cosine matrix of the class word vectors.
 * :func:`rsa`: representational similarity analysis (Kriegeskorte et al. 2008, Front.
   Syst. Neurosci. 2:4): the Spearman correlation between the off-diagonal (upper
-  triangle) entries of a feature matrix and a word matrix;
+  triangle) entries of a feature matrix and a word matrix, undefined (NaN, with the
+  reason from :func:`rsa_undefined_reason`) when either side's entries are all equal, as
+  for one-hot word vectors;
   :func:`rsa_relabel_test`: its null, permuting the class order of the word matrix (rows
   and columns together), exact over all K! orders when K <= 8.
 * :func:`similarity_report`: all of it for one feature set and one embedding, with a
@@ -49,6 +51,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from semprobe.errors import ConfigError, DataError
+from semprobe.options import MAX_HALF_SPLITS, MAX_RESAMPLES
 from semprobe.stats._checks import (
     as_labels,
     as_matrix,
@@ -62,6 +65,8 @@ from semprobe.stats.resampling import basic_correlation_interval, class_indices,
 
 # Numbers per temporary block of bootstrap means (32 MiB of float64).
 _BLOCK_ELEMENTS = 4_000_000
+# Off-diagonal entries spread less than this count as all equal (rounding, not a ranking).
+_CONSTANT_SPREAD = 1e-9
 
 
 def _normalised_gram(means: np.ndarray, centre: bool) -> np.ndarray:
@@ -191,7 +196,7 @@ def class_mean_gram(
     """
     features, labels, n_classes = _features_input(features, labels, n_classes)
     check_every_class(labels, n_classes, 2 if split_half else 1)
-    n_splits = check_int("n_splits", n_splits, 1)
+    n_splits = check_int("n_splits", n_splits, 1, MAX_HALF_SPLITS)
     rng = np.random.default_rng(check_random_state(random_state))
     return _gram_estimate(features, labels, n_classes, centre=centre, split_half=split_half, n_splits=n_splits, rng=rng)[0]
 
@@ -233,6 +238,32 @@ def _square_pair(feature_matrix: Any, word_matrix: Any) -> tuple[np.ndarray, np.
     return f, w
 
 
+def rsa_undefined_reason(feature_matrix: Any, word_matrix: Any) -> str | None:
+    """Why the RSA of these K x K matrices is undefined, or None when it is defined.
+
+    A rank correlation needs both sides to rank the class pairs: it is undefined when every
+    off-diagonal word entry is equal (one-hot vectors: the word matrix is the identity) or
+    every defined off-diagonal feature entry is (constant features: all class means point
+    the same way), or when fewer than 3 class pairs have a defined feature entry.
+    """
+    f, w = _square_pair(feature_matrix, word_matrix)
+    words = _upper(w)
+    if np.ptp(words) <= _CONSTANT_SPREAD:
+        return (f"the RSA is undefined: every off-diagonal entry of the word matrix is {words[0]:.3g} (one-hot or "
+                "otherwise equidistant class vectors), so the words rank no pair of classes as more alike than "
+                "another; such vectors only tell the classes apart and carry no semantics to compare with the "
+                "feature similarities (still shown)")
+    features = _upper(f)
+    features = features[np.isfinite(features)]
+    if features.size < 3:
+        return f"the RSA is undefined: only {features.size} class pair(s) have a defined feature similarity"
+    if np.ptp(features) <= _CONSTANT_SPREAD:
+        return (f"the RSA is undefined: every off-diagonal entry of the feature matrix is {features[0]:.3g} (the "
+                "class means all point the same way, e.g. constant features), so the features rank no pair of "
+                "classes as more alike than another")
+    return None
+
+
 def _rsa_values(feature_matrices: np.ndarray, word_matrix: np.ndarray) -> np.ndarray:
     """RSA of each of (B, K, K) feature matrices against one word matrix, NaN feature pairs left out."""
     fu, wu = _upper(feature_matrices), _upper(word_matrix)
@@ -246,9 +277,11 @@ def rsa(feature_matrix: Any, word_matrix: Any) -> float:
     """Spearman correlation of the upper-triangle entries of two K x K similarity matrices.
 
     Pairs whose feature entry is NaN (a class lost in noise, see :func:`class_mean_gram`)
-    are left out.
+    are left out. NaN when a side ranks no pairs (:func:`rsa_undefined_reason`).
     """
     f, w = _square_pair(feature_matrix, word_matrix)
+    if rsa_undefined_reason(f, w) is not None:
+        return float("nan")
     return float(_rsa_values(f[None], w)[0])
 
 
@@ -256,10 +289,14 @@ def rsa_relabel_test(feature_matrix: Any, word_matrix: Any, *, n_perm: int = 100
     """Class-relabelling null of :func:`rsa`: permute the word matrix's class order (rows and columns).
 
     All K! orders (the identity included, exact p-value) when K <= 8, otherwise
-    ``n_perm`` random orders (Monte Carlo p-value, :mod:`semprobe.stats.nulls`).
+    ``n_perm`` random orders (Monte Carlo p-value, :mod:`semprobe.stats.nulls`). A DataError
+    when the RSA is undefined (:func:`rsa_undefined_reason`): there is nothing to test.
     """
     f, w = _square_pair(feature_matrix, word_matrix)
-    n_perm = check_int("n_perm", n_perm, 1)
+    n_perm = check_int("n_perm", n_perm, 1, MAX_RESAMPLES)
+    reason = rsa_undefined_reason(f, w)
+    if reason is not None:
+        raise DataError(f"no relabelling test: {reason}")
     rng = np.random.default_rng(check_random_state(random_state))
     return _relabel(f, w, n_perm, rng)
 
@@ -284,13 +321,14 @@ class SimilarityReport:
     Attributes:
         feature_matrix: (K, K) class-mean Gram of the features (SCARL Fig. 2 a, b).
         word_matrix: (K, K) cosine matrix of the class word vectors (Fig. 2 c, d).
-        rsa: Spearman correlation of their off-diagonal entries.
+        rsa: Spearman correlation of their off-diagonal entries (NaN when undefined).
         rsa_ci: basic bootstrap interval of the RSA on Fisher's z scale (images resampled
             within class, the feature matrix recomputed), or None when not computed.
         relabel: class-relabelling permutation test of the RSA, or None.
         class_counts: images per class.
         settings: every option that produced the numbers.
         warnings: sentences for the CLI and the plot.
+        rsa_note: why the RSA is undefined (also among the warnings), or None.
     """
 
     feature_matrix: np.ndarray = field(repr=False)
@@ -301,6 +339,7 @@ class SimilarityReport:
     class_counts: tuple[int, ...]
     settings: dict[str, Any]
     warnings: tuple[str, ...]
+    rsa_note: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain-type copy for JSON (NaN entries become None)."""
@@ -312,12 +351,24 @@ class SimilarityReport:
             "settings": dict(self.settings),
             "feature_matrix": matrix(self.feature_matrix),
             "word_matrix": matrix(self.word_matrix),
-            "rsa": self.rsa,
+            "rsa": self.rsa if np.isfinite(self.rsa) else None,
+            "rsa_note": self.rsa_note,
             "rsa_ci": list(self.rsa_ci) if self.rsa_ci is not None else None,
             "relabel": self.relabel.to_dict() if self.relabel else None,
             "class_counts": list(self.class_counts),
             "warnings": list(self.warnings),
         }
+
+
+def _bootstrap_interval(value: float, boot: np.ndarray, confidence: float, messages: list[str]) -> tuple[float, float] | None:
+    """The RSA interval from the replicates with a defined RSA (None if none has); notes dropped ones."""
+    finite = boot[np.isfinite(boot)]
+    if finite.size < boot.size:
+        messages.append(f"{boot.size - finite.size} of {boot.size} bootstrap replicates had no defined RSA and were dropped")
+    if not finite.size:
+        messages.append("no bootstrap replicate had a defined RSA: no interval")
+        return None
+    return basic_correlation_interval(value, finite, confidence)
 
 
 def similarity_report(
@@ -344,6 +395,10 @@ def similarity_report(
     module docstring). The split-half bootstrap costs about
     ``2 n_boot n_splits n p`` flops (100 GFLOP for 10,000 images of 512 features). ``n_boot=0`` / ``n_perm=0`` skip
     those. The same ``random_state`` gives the same numbers.
+
+    When the RSA is undefined (one-hot word vectors, constant features: see
+    :func:`rsa_undefined_reason`) the report still holds both matrices, with ``rsa`` NaN,
+    no CI and no test, and says why in ``rsa_note`` (also one of its ``warnings``).
     """
     class_vectors = as_matrix("class_vectors", class_vectors)
     n_classes = class_vectors.shape[0]
@@ -351,9 +406,9 @@ def similarity_report(
     if n_classes < 3:
         raise DataError(f"RSA needs at least 3 classes, got {n_classes}")
     counts = check_every_class(labels, n_classes, 2 if split_half else 1)
-    n_splits = check_int("n_splits", n_splits, 1)
-    n_boot = check_int("n_boot", n_boot, 0)
-    n_perm = check_int("n_perm", n_perm, 0)
+    n_splits = check_int("n_splits", n_splits, 1, MAX_HALF_SPLITS)
+    n_boot = check_int("n_boot", n_boot, 0, MAX_RESAMPLES)
+    n_perm = check_int("n_perm", n_perm, 0, MAX_RESAMPLES)
     confidence = check_open_fraction("confidence", confidence)
     if not isinstance(centre, bool) or not isinstance(split_half, bool):
         raise ConfigError("centre and split_half must be True or False")
@@ -371,15 +426,15 @@ def similarity_report(
         messages.append(
             f"class(es) {lost.tolist()} have no defined similarity ({reason}); their pairs are left out of the RSA"
         )
-    value = rsa(feature_matrix, word_matrix)
-    ci = None
-    if n_boot:
-        boot = _rsa_values(replicates, word_matrix)
-        finite = boot[np.isfinite(boot)]
-        if finite.size < boot.size:
-            messages.append(f"{boot.size - finite.size} of {boot.size} bootstrap replicates had no defined RSA and were dropped")
-        ci = basic_correlation_interval(value, finite, confidence)
-    relabel = _relabel(feature_matrix, word_matrix, n_perm, rng) if n_perm else None
+    note = rsa_undefined_reason(feature_matrix, word_matrix)
+    value, ci, relabel = float("nan"), None, None
+    if note is not None:
+        messages.append(note)
+    else:
+        value = rsa(feature_matrix, word_matrix)
+        if n_boot:
+            ci = _bootstrap_interval(value, _rsa_values(replicates, word_matrix), confidence, messages)
+        relabel = _relabel(feature_matrix, word_matrix, n_perm, rng) if n_perm else None
     if warn:
         for message in messages:
             warnings.warn(message, UserWarning, stacklevel=2)
@@ -403,4 +458,5 @@ def similarity_report(
         class_counts=tuple(int(c) for c in counts),
         settings=settings,
         warnings=tuple(messages),
+        rsa_note=note,
     )
