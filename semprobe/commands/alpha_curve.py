@@ -5,9 +5,10 @@ from __future__ import annotations
 import click
 
 from semprobe.commands.common import (
-    check_model_fits_data, checkpoint_options, common_dataset, command, common_run_options, load_checkpoints, load_images,
+    at_most, check_model_fits_data, checkpoint_options, common_dataset, command, common_run_options, load_checkpoints, load_images,
     out_options, progress_factory,
 )
+from semprobe.options import MAX_ALPHAS, MAX_ATTACK_STEPS
 
 
 @command(name="alpha-curve")
@@ -15,10 +16,11 @@ from semprobe.commands.common import (
 @click.option("--dataset", default=None, help="Dataset (default: the one the checkpoint records).")
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
 @click.option("--alphas", "alpha_texts", multiple=True, default=("0:1:0.1",), show_default=True,
-              help="START:STOP:STEP or a comma list, each alpha in [0,1]; repeat to combine "
-                   "(e.g. --alphas 0:1:0.1 --alphas 1e-5,1e-4,1e-3).")
+              help=f"START:STOP:STEP or a comma list, each alpha in [0,1]; repeat to combine "
+                   f"(e.g. --alphas 0:1:0.1 --alphas 1e-5,1e-4,1e-3); at most {MAX_ALPHAS:,} alphas in all.")
 @click.option("--eps", "eps_text", default="8/255", show_default=True, help="L-inf budget in [0,1] pixels.")
-@click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True, help="PGD steps.")
+@click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True,
+              callback=at_most(MAX_ATTACK_STEPS, "steps"), help=f"PGD steps; at most {MAX_ATTACK_STEPS:,}.")
 @click.option("--step-size", "step_text", default="eps/10", show_default=True,
               help="PGD step size: a number or relative to eps (SPAT evaluates with eps/10).")
 @click.option("--ls-parametrization", type=click.Choice(["spat", "torch"]), default="spat", show_default=True,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from semprobe.commands.common import command, common_run_options, out_options
+from semprobe.commands.common import at_most, command, common_run_options, out_options
 from semprobe.commands.feature_sources import feature_source_options
+from semprobe.options import MAX_RESAMPLES
 
 COLUMNS = ("natural", "adversarial")
 PROJECTED = "adversarial, natural weights"
@@ -57,15 +58,20 @@ def _summary_row(label: str, column: str, report) -> list:
 @click.option("--held-out-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.5,
               show_default=True, help="Fraction of the pairs held out to compute the held-out r.")
 @click.option("--n-boot", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Bootstrap replicates of the held-out r (images resampled within class); 0 skips.")
+              callback=at_most(MAX_RESAMPLES, "replicates"),
+              help=f"Bootstrap replicates of the held-out r (images resampled within class); 0 skips; "
+                   f"at most {MAX_RESAMPLES:,}.")
 @click.option("--n-perm", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Permutations of each null (pair shuffle; class relabelling, all K! when K <= 8); 0 skips.")
+              callback=at_most(MAX_RESAMPLES, "permutations"),
+              help=f"Permutations of each null (pair shuffle; class relabelling, all K! when K <= 8); 0 skips; "
+                   f"at most {MAX_RESAMPLES:,}.")
 @click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
               show_default=True, help="Confidence level of the bootstrap interval.")
 @click.option("--ridge", "ridge_text", default="auto", show_default=True,
               help="Shrinkage of the held-out fit: auto (Ledoit-Wolf, image side), none, C, or CX,CY.")
 @click.option("--pca", type=click.IntRange(min=1), default=None,
-              help="Keep this many principal components of the features before the held-out fit (SVCCA style).")
+              help="Keep this many principal components of each side before the held-out fit (SVCCA style); "
+                   "more than a side has features keeps them all, with a note.")
 @click.option("--method", type=click.Choice(["svd", "cov", "cholesky"]), default="svd", show_default=True,
               help="Whitening of the closed form: svd (most accurate), cov, cholesky (fastest, no --pca).")
 @click.option("--project-adversarial", is_flag=True,

@@ -14,6 +14,21 @@ def command(**kwargs):
     return click.command(context_settings=CONTEXT_SETTINGS, **kwargs)
 
 
+def at_most(maximum: int, unit: str):
+    """A click callback that refuses a count above ``maximum`` before any work starts.
+
+    The refusal names the option (click adds it) and the limit, e.g. ``Invalid value for
+    '--n-perm': 1,000,000 is above the limit of 100,000 permutations``.
+    """
+
+    def check(ctx, param, value):
+        if value is not None and value > maximum:
+            raise click.BadParameter(f"{value:,} is above the limit of {maximum:,} {unit}", ctx=ctx, param=param)
+        return value
+
+    return check
+
+
 def checkpoint_options(multiple: bool = False, required: bool = True):
     """The options that identify checkpoints, ours or foreign (``--arch`` and friends).
 
@@ -46,12 +61,31 @@ def checkpoint_options(multiple: bool = False, required: bool = True):
 RUN_FILE_STEMS = {"best", "last"}
 
 
+#: Entries of a semprobe checkpoint that loading reads without a default.
+REQUIRED_CHECKPOINT_ENTRIES = ("arch", "num_classes", "in_channels", "model")
+
+
+def load_one_checkpoint(path, **options):
+    """:func:`semprobe.checkpoint.load_checkpoint`, with a file that claims the semprobe format
+    but lacks a required entry refused as a CheckpointError instead of a KeyError."""
+    from semprobe.checkpoint import FORMAT, load_checkpoint
+    from semprobe.errors import CheckpointError
+
+    try:
+        return load_checkpoint(path, **options)
+    except KeyError as exc:
+        missing = exc.args[0] if exc.args else None
+        if missing not in REQUIRED_CHECKPOINT_ENTRIES:
+            raise
+        raise CheckpointError(f"{path} says it is a semprobe checkpoint but lacks its {missing!r} entry; a {FORMAT} "
+                              f"file needs {', '.join(REQUIRED_CHECKPOINT_ENTRIES)}; re-save it with "
+                              "semprobe.save_checkpoint") from None
+
+
 def load_checkpoints(paths, arch, num_classes, in_channels, normalization, device="cpu") -> dict:
     """Load each checkpoint (all before any work starts); keys are short unique labels."""
-    from semprobe.checkpoint import load_checkpoint
-
-    loaded = [load_checkpoint(p, arch=arch, num_classes=num_classes, in_channels=in_channels,
-                              normalization=normalization, device=device) for p in paths]
+    loaded = [load_one_checkpoint(p, arch=arch, num_classes=num_classes, in_channels=in_channels,
+                                  normalization=normalization, device=device) for p in paths]
     labels = [p.stem for p in paths]
     # a trainer's run folder holds best.pt and last.pt: its name is what tells checkpoints apart
     if len(set(labels)) < len(labels) or set(labels) & RUN_FILE_STEMS:

@@ -11,6 +11,7 @@ from semprobe.commands.common import (
     attack_contexts, check_model_fits_data, common_dataset, checkpoint_options, command, common_run_options, load_checkpoints, load_images,
     out_options, progress_factory,
 )
+from semprobe.options import MAX_ATTACK_STEPS
 
 DEFAULT_ATTACKS = "natural,fgsm,pgd20,cw30"
 
@@ -47,13 +48,23 @@ def results_csv(rows: dict) -> str:
     return buffer.getvalue()
 
 
+def check_attacks_have_budget(eps: float, specs, step_counts) -> None:
+    """Refuse ``--eps 0`` with an attack or a steps sweep: there is no budget to attack with."""
+    from semprobe.errors import ConfigError
+
+    attacked = [s.name for s in specs if s.kind != "natural"] + (["--sweep-steps"] if step_counts else [])
+    if eps == 0 and attacked:
+        raise ConfigError(f"--eps 0 leaves {', '.join(attacked)} no budget to attack with; give --eps > 0 "
+                          "(or --attacks natural for clean accuracy)")
+
+
 @command(name="eval")
 @checkpoint_options(multiple=True)
 @click.option("--dataset", default=None, help="Dataset to evaluate on (default: the one the checkpoint records).")
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
 @click.option("--attacks", "attack_names", default=DEFAULT_ATTACKS, show_default=True,
               help="Comma-separated: natural, fgsm, pgdN, cwN, pgd-ce, pgd-kl, pgd-info, pgd-ls:ALPHA, square, aa, "
-                   "apgd-ce, apgd-t, fab-t.")
+                   f"apgd-ce, apgd-t, fab-t; N at most {MAX_ATTACK_STEPS:,} steps.")
 @click.option("--eps", "eps_text", default="8/255", show_default=True, help="L-inf budget in [0,1] pixels: 8/255, 0.1 ...")
 @click.option("--step-size", "step_text", default="eps/4", show_default=True,
               help="PGD step size: a number, or relative to eps (eps/4, eps/10, 2.5*eps).")
@@ -63,7 +74,7 @@ def results_csv(rows: dict) -> str:
               help="Also sweep PGD-10 accuracy over these eps (e.g. 0,2/255,4/255,8/255,16/255): SCARL Fig. 4 b.")
 @click.option("--sweep-steps", default=None,
               help="Also sweep PGD accuracy over these step counts at --eps (e.g. 1,5,10,20,50,100,200,500), "
-                   "one run of the largest: SCARL Fig. 4 c.")
+                   f"one run of the largest, at most {MAX_ATTACK_STEPS:,} steps: SCARL Fig. 4 c.")
 @click.option("--info-tau", type=float, default=None, help="tau of L_info for pgd-info (default: the checkpoint's).")
 @click.option("--info-c", type=float, default=None, help="c of L_info for pgd-info (default: the checkpoint's).")
 @common_run_options
@@ -92,10 +103,11 @@ def evaluate_command(ckpt, arch, num_classes, in_channels, normalization, datase
     from semprobe.outputs import OutputDir, run_metadata
 
     eps = parse_eps(eps_text)
-    step_size = parse_step_size(step_text, eps) if eps > 0 else None
     specs = parse_attack_list(attack_names)
+    step_counts = parse_int_list(sweep_steps, "--sweep-steps", maximum=MAX_ATTACK_STEPS, unit="steps") if sweep_steps else []
+    check_attacks_have_budget(eps, specs, step_counts)
+    step_size = parse_step_size(step_text, eps) if eps > 0 else None
     eps_values = [parse_eps(v) for v in sweep_eps.split(",") if v.strip()] if sweep_eps else []
-    step_counts = parse_int_list(sweep_steps, "--sweep-steps") if sweep_steps else []
     if sweep_eps is not None and not eps_values:
         raise ConfigError("--sweep-eps names no eps")
     torch_device = resolve_device(device)

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import click
 
-from semprobe.commands.common import checkpoint_options
+from semprobe.commands.common import at_most, checkpoint_options
+from semprobe.options import MAX_ATTACK_STEPS
 
 
 @dataclass
@@ -53,7 +54,8 @@ def feature_source_options(default_n_help: str, attack_default: str = "pgd"):
                           "square, ... (see `semprobe eval --help`), or none."),
         click.option("--eps", "eps_text", default="8/255", show_default=True, help="L-inf budget in [0,1] pixels."),
         click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True,
-                     help="Steps of an iterative attack."),
+                     callback=at_most(MAX_ATTACK_STEPS, "steps"),
+                     help=f"Steps of an iterative attack; at most {MAX_ATTACK_STEPS:,}."),
         click.option("--step-size", "step_text", default="eps/4", show_default=True,
                      help="Step size: a number, or relative to eps (eps/4, eps/10)."),
         click.option("--aliases", type=click.Path(dir_okay=False, path_type=Path), default=None,

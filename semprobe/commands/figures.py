@@ -23,7 +23,8 @@ from pathlib import Path
 
 import click
 
-from semprobe.commands.common import command, common_run_options, out_options
+from semprobe.commands.common import at_most, command, common_run_options, out_options
+from semprobe.options import MAX_ALPHAS, MAX_ATTACK_STEPS, MAX_RESAMPLES
 
 ROLES = ("natural", "fgsm", "robust", "trades", "scarl")
 FIGURES = ("scarl_fig1_cca", "scarl_fig5_cca", "scarl_fig2_simmatrix", "scarl_fig4a_epochs", "scarl_fig4b_eps",
@@ -84,14 +85,19 @@ def read_manifest(path: Path) -> dict:
 @click.option("--eps-sweep", default="0,2/255,4/255,8/255,16/255", show_default=True,
               help="The eps of Fig. 4 b.")
 @click.option("--max-steps", type=click.IntRange(min=1), default=500, show_default=True,
-              help="Largest PGD step count of Fig. 4 c.")
-@click.option("--alphas", "alpha_text", default="0:1:0.1", show_default=True, help="The alphas of SPAT Fig. 4.")
+              callback=at_most(MAX_ATTACK_STEPS, "steps"),
+              help=f"Largest PGD step count of Fig. 4 c; at most {MAX_ATTACK_STEPS:,}.")
+@click.option("--alphas", "alpha_text", default="0:1:0.1", show_default=True, help=f"The alphas of SPAT Fig. 4; at most {MAX_ALPHAS:,}.")
 @click.option("--clip", "clip_spec", default=None,
               help="CLIP word vectors for Fig. 2 beside GloVe: clip:MODEL:PRETRAINED (a tag or a local weights file).")
 @click.option("--only", "only_text", default=None,
               help="Make only these figures, a comma list of names (e.g. scarl_fig4b_eps,spat_fig2_examples).")
-@click.option("--n-boot", type=click.IntRange(min=0), default=1000, show_default=True)
-@click.option("--n-perm", type=click.IntRange(min=0), default=1000, show_default=True)
+@click.option("--n-boot", type=click.IntRange(min=0), default=1000, show_default=True,
+              callback=at_most(MAX_RESAMPLES, "replicates"),
+              help=f"Bootstrap replicates of the CCA and RSA intervals; 0 skips; at most {MAX_RESAMPLES:,}.")
+@click.option("--n-perm", type=click.IntRange(min=0), default=1000, show_default=True,
+              callback=at_most(MAX_RESAMPLES, "permutations"),
+              help=f"Permutations of the CCA and RSA nulls; 0 skips; at most {MAX_RESAMPLES:,}.")
 @common_run_options
 @out_options
 def figures_command(manifest, natural, fgsm, robust, trades, scarl, run_dirs, dataset, n_images, n_pairs, eps_text, eps_sweep,

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from semprobe.commands.common import checkpoint_options, command
+from semprobe.commands.common import checkpoint_options, command, load_one_checkpoint
 
 
 def _format_mapping(mapping: dict) -> str:
@@ -26,9 +26,7 @@ def info(ckpt, arch, num_classes, in_channels, normalization, as_json) -> None:
       semprobe info --ckpt runs/scarl/best.pt
       semprobe info --ckpt trades_wrn.pt --arch wrn_34_10 --normalization none --json
     """
-    from semprobe.checkpoint import load_checkpoint
-
-    loaded = load_checkpoint(
+    loaded = load_one_checkpoint(
         ckpt, arch=arch, num_classes=num_classes, in_channels=in_channels, normalization=normalization
     )
     summary = loaded.summary()

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from semprobe.commands.common import command, common_run_options, out_options
+from semprobe.commands.common import at_most, command, common_run_options, out_options
 from semprobe.commands.feature_sources import feature_source_options
+from semprobe.options import MAX_HALF_SPLITS, MAX_RESAMPLES
 
 ADVERSARIAL_SUFFIX = " (adversarial)"
 
@@ -22,11 +23,15 @@ ADVERSARIAL_SUFFIX = " (adversarial)"
               help="Cross-validated similarity: inner products between class means of disjoint halves "
                    "(unbiased when classes have few images).")
 @click.option("--n-splits", type=click.IntRange(min=1), default=10, show_default=True,
-              help="Random half splits averaged with --split-half.")
+              callback=at_most(MAX_HALF_SPLITS, "splits"),
+              help=f"Random half splits averaged with --split-half; at most {MAX_HALF_SPLITS:,}.")
 @click.option("--n-boot", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Bootstrap replicates of the RSA (images resampled within class); 0 skips.")
+              callback=at_most(MAX_RESAMPLES, "replicates"),
+              help=f"Bootstrap replicates of the RSA (images resampled within class); 0 skips; at most "
+                   f"{MAX_RESAMPLES:,}.")
 @click.option("--n-perm", type=click.IntRange(min=0), default=1000, show_default=True,
-              help="Class relabellings of the RSA null (all K! when K <= 8); 0 skips.")
+              callback=at_most(MAX_RESAMPLES, "permutations"),
+              help=f"Class relabellings of the RSA null (all K! when K <= 8); 0 skips; at most {MAX_RESAMPLES:,}.")
 @click.option("--confidence", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
               show_default=True, help="Confidence level of the bootstrap interval.")
 @common_run_options
@@ -89,7 +94,8 @@ def simmatrix_command(ckpt, arch, num_classes, in_channels, normalization, featu
             results[label]["embeddings"][embedding] = report.to_dict()
             ci = f"[{report.rsa_ci[0]:.2f}, {report.rsa_ci[1]:.2f}]" if report.rsa_ci is not None else "-"
             p = f"{report.relabel.p_value:.3g}" if report.relabel is not None else "-"
-            rows.append([label, embedding, sum(report.class_counts), f"{report.rsa:.3f} {ci}", p])
+            value = "undefined (see warning)" if report.rsa_note is not None else f"{report.rsa:.3f} {ci}"
+            rows.append([label, embedding, sum(report.class_counts), value, p])
             warnings += [f"{label} vs {embedding}: {w}" for w in report.warnings]
 
     from semprobe.tables import format_table
