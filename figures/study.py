@@ -51,9 +51,14 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # figures/: demo.py and study_analyses.py
+
+from study_analyses import SEMANTIC_COMPONENTS, Analysis, analyses, analysis_done, analysis_record, prepare_inputs  # noqa: E402
 STUDY = REPO / "figures" / "study"
 DATASET = "fashion-mnist"
 ARCH = "small_cnn"
@@ -144,8 +149,12 @@ def say(message: str, log: Path | None = None) -> None:
             handle.write(line + "\n")
 
 
+def model_file(name: str) -> Path:
+    return STUDY / "models" / f"{name}.pt"
+
+
 def model_path(run: StudyRun) -> Path:
-    return STUDY / "models" / f"{run.name}.pt"
+    return model_file(run.name)
 
 
 def is_done(run: StudyRun) -> bool:
@@ -212,37 +221,75 @@ def export(run: StudyRun) -> None:
 
 
 @dataclass
+class Job:
+    """One process of the study: a training run or an analysis, and what to do before and after it.
+
+    ``start()`` prepares its folder and returns ``(argv after python, log file, how)``;
+    ``finish()`` keeps its outputs; ``needs`` are the models it reads.
+    """
+
+    name: str
+    command: str
+    done: Callable[[], bool]
+    start: Callable[[], tuple[list[str], Path, str]]
+    finish: Callable[[], None]
+    needs: tuple[str, ...] = ()
+
+
+def training_job(run: StudyRun) -> Job:
+    def start() -> tuple[list[str], Path, str]:
+        run_dir = STUDY / "runs" / run.name
+        argv, how = trainer_argv(run)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "study-run.json").write_text(json.dumps({"command": run.command()}) + "\n")
+        return ["-m", "trainers", *argv], run_dir / "train.log", how
+
+    return Job(run.name, run.command(), partial(is_done, run), start, partial(export, run))
+
+
+@dataclass
 class _Running:
-    run: StudyRun
+    job: Job
     process: subprocess.Popen
     started: float
+    log: Path
     log_handle: object = field(repr=False, default=None)
 
 
-def train(runs: list[StudyRun], jobs: int, log: Path) -> int:
-    """Train every run that is not done, ``jobs`` at a time; export each as it finishes.
+def run_jobs(jobs: list[Job], workers: int, log: Path) -> int:
+    """Run every job that is not done, ``workers`` at a time (one thread each), in order, a job only
+    once the models it needs exist; keep each one's outputs as it finishes.
 
-    A run that fails is reported and the others go on; the exit code is 1 if any failed.
+    A job that fails is reported and the others go on (those that need its model are skipped);
+    the exit code is 1 if any failed or was skipped.
     """
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    pending = [run for run in runs if not is_done(run)]
-    say(f"study: {len(runs) - len(pending)} of {len(runs)} runs done; {len(pending)} to train, {jobs} at a time", log)
+    pending = [job for job in jobs if not job.done()]
+    say(f"study: {len(jobs) - len(pending)} of {len(jobs)} jobs done; {len(pending)} to run, {workers} at a time", log)
     running: list[_Running] = []
-    failed = []
+    failed: list[str] = []
     while pending or running:
-        while pending and len(running) < jobs:
-            run = pending.pop(0)
-            run_dir = STUDY / "runs" / run.name
-            argv, how = trainer_argv(run)
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "study-run.json").write_text(json.dumps({"command": run.command()}) + "\n")
-            handle = open(run_dir / "train.log", "a")
-            handle.write(f"# {how}: python -m trainers {' '.join(shlex.quote(a) for a in argv)}\n")
+        for job in list(pending):
+            if len(running) >= workers:
+                break
+            missing = [name for name in job.needs if not model_file(name).is_file()]
+            producing = {item.job.name for item in running} | {other.name for other in pending if other is not job}
+            if any(name not in producing for name in missing):
+                pending.remove(job)
+                failed.append(job.name)
+                say(f"[skipped] {job.name}: needs the models {', '.join(missing)}, which no job here makes", log)
+                continue
+            if missing:
+                continue
+            pending.remove(job)
+            argv, log_path, how = job.start()
+            handle = open(log_path, "a")
+            handle.write(f"# {how}: python {' '.join(shlex.quote(a) for a in argv)}\n")
             handle.flush()
-            process = subprocess.Popen([sys.executable, "-m", "trainers", *argv], stdout=handle,
-                                       stderr=subprocess.STDOUT, env=env, cwd=REPO)
-            running.append(_Running(run, process, time.monotonic(), handle))
-            say(f"[{how}] {run.name}: {run.command()}", log)
+            process = subprocess.Popen([sys.executable, *argv], stdout=handle, stderr=subprocess.STDOUT, env=env,
+                                       cwd=REPO)
+            running.append(_Running(job, process, time.monotonic(), log_path, handle))
+            say(f"[{how}] {job.name}: {job.command}", log)
         time.sleep(2)
         for item in list(running):
             if item.process.poll() is None:
@@ -251,17 +298,53 @@ def train(runs: list[StudyRun], jobs: int, log: Path) -> int:
             item.log_handle.close()
             minutes = (time.monotonic() - item.started) / 60
             if item.process.returncode == 0:
-                export(item.run)
-                say(f"[done {minutes:.0f} min] {item.run.name} -> {model_path(item.run)}", log)
+                item.job.finish()
+                say(f"[done {minutes:.0f} min] {item.job.name}", log)
             else:
-                tail = (STUDY / "runs" / item.run.name / "train.log").read_text().strip().splitlines()[-3:]
-                say(f"[failed {minutes:.0f} min, exit {item.process.returncode}] {item.run.name}: " + " | ".join(tail), log)
-                failed.append(item.run.name)
-    say("study: every run done" if not failed else f"study: failed: {', '.join(failed)}", log)
+                tail = item.log.read_text().strip().splitlines()[-3:]
+                say(f"[failed {minutes:.0f} min, exit {item.process.returncode}] {item.job.name}: " + " | ".join(tail),
+                    log)
+                failed.append(item.job.name)
+    say("study: every job done" if not failed else f"study: failed: {', '.join(failed)}", log)
     return 1 if failed else 0
 
 
-def list_runs(runs: list[StudyRun]) -> None:
+def train(runs: list[StudyRun], jobs: int, log: Path) -> int:
+    """Train every run that is not done, ``jobs`` at a time; export each as it finishes."""
+    return run_jobs([training_job(run) for run in runs], jobs, log)
+
+
+def analysis_job(analysis: Analysis) -> Job:
+    """A semprobe command over the zoo's models into results/NAME, done while its record holds."""
+    models, results = STUDY / "models", STUDY / "results"
+
+    def start() -> tuple[list[str], Path, str]:
+        from demo import write_word_components
+
+        results.mkdir(parents=True, exist_ok=True)
+        prepare_inputs(analysis, results, lambda path: write_word_components(path, DATASET, SEMANTIC_COMPONENTS))
+        (results / "logs").mkdir(exist_ok=True)
+        return analysis.argv(models, results), results / "logs" / f"{analysis.name}.log", "analyse"
+
+    def finish() -> None:
+        record = analysis_record(analysis, models)
+        (results / analysis.name / "study-job.json").write_text(json.dumps(record, indent=1) + "\n")
+
+    return Job(analysis.name, analysis.display(), partial(analysis_done, analysis, models, results), start, finish,
+               needs=analysis.models)
+
+
+def study_jobs(runs: list[StudyRun], action: str) -> list[Job]:
+    """``train``: the runs; ``analyse``: the analyses of their models; ``all``: both, so each analysis
+    starts as soon as the models it reads exist."""
+    jobs = [training_job(run) for run in runs] if action in ("train", "all") else []
+    names = {run.name for run in runs}
+    if action in ("analyse", "all"):
+        jobs += [analysis_job(a) for a in analyses(runs) if set(a.models) <= names or action == "analyse"]
+    return jobs
+
+
+def list_jobs(runs: list[StudyRun]) -> None:
     for run in runs:
         if is_done(run):
             state = "done"
@@ -269,6 +352,8 @@ def list_runs(runs: list[StudyRun]) -> None:
             epochs = _finished_epochs(STUDY / "runs" / run.name)
             state = f"{epochs}/{run.epochs} epochs" if epochs else "to train"
         print(f"{run.name:34s} {run.group:9s} {state:12s} {run.command()}")
+    for job in study_jobs(runs, "analyse"):
+        print(f"{job.name:34s} {'analysis':9s} {'done' if job.done() else 'to run':12s} {job.command}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -300,7 +385,8 @@ def _select(parser: argparse.ArgumentParser, only: str | None, groups: str | Non
 def main(argv: list[str] | None = None) -> int:
     global STUDY
     parser = _Parser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("action", choices=("list", "train"))
+    parser.add_argument("action", choices=("list", "train", "analyse", "all"),
+                        help="list the jobs; train the models; run the analyses of trained models; or both")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs at a time, one thread each")
     parser.add_argument("--only", help="comma-separated run names")
     parser.add_argument("--group", help=f"comma-separated groups: {', '.join(GROUPS)}")
@@ -313,10 +399,10 @@ def main(argv: list[str] | None = None) -> int:
     STUDY = args.study_dir.resolve()
     runs = _select(parser, args.only, args.group)
     if args.action == "list":
-        list_runs(runs)
+        list_jobs(runs)
         return 0
     STUDY.mkdir(parents=True, exist_ok=True)
-    return train(runs, args.jobs, STUDY / "study.log")
+    return run_jobs(study_jobs(runs, args.action), args.jobs, STUDY / "study.log")
 
 
 if __name__ == "__main__":

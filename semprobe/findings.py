@@ -240,8 +240,8 @@ def _eval_result(evaluation: dict, label: str, attack: str) -> dict | None:
 def _same_images(first: dict, second: dict) -> bool:
     """True when two eval.json documents scored the same images (dataset, split, sample, n and seed agree)."""
     keys = ("dataset", "split", "n", "seed", "sample")
-    a, b = first.get("metadata", {}), second.get("metadata", {})
-    return all(a.get(key) == b.get(key) for key in keys)
+    a, b = (document.get("metadata", {}).get("settings", {}) for document in (first, second))
+    return all(key in a and a.get(key) == b.get(key) for key in keys)
 
 
 def _result_pair(evaluations: list[dict], better: str, baseline: str, attack: str):

@@ -110,7 +110,7 @@ def _eval(rows, n=None):
         low, high = wilson_interval(correct, n)
         return {"attack": {"name": attack}, "n": n, "accuracy": 100 * correct / n, "ci95": [100 * low, 100 * high],
                 "per_image": per_image}
-    return {"metadata": {"dataset": "d", "split": "test", "n": n, "seed": 0, "sample": "all"},
+    return {"metadata": {"settings": {"dataset": "d", "split": "test", "n": n, "seed": 0, "sample": "all"}},
             "checkpoints": {label: {"results": [result(*row) for row in results]} for label, results in rows.items()}}
 
 

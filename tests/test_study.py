@@ -77,7 +77,7 @@ def test_train_exports_weights_only_models_and_then_reuses_them(study, tmp_path)
     stamp = study.model_path(runs[0]).stat().st_mtime_ns
     assert study.train(runs, jobs=1, log=tmp_path / "study.log") == 0
     assert study.model_path(runs[0]).stat().st_mtime_ns == stamp  # reused, not retrained
-    assert "2 of 2 runs done" in (tmp_path / "study.log").read_text()
+    assert "2 of 2 jobs done" in (tmp_path / "study.log").read_text()
     changed = _quick(study, "nat", "natural", options=("--seed", "1"))  # another command: retrained
     assert not study.is_done(changed)
 
@@ -121,3 +121,39 @@ def test_bad_arguments_are_one_line_and_exit_2():
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         "study: error: unknown run nope; `python figures/study.py list` names them"]
+
+
+def test_an_analysis_waits_for_its_model_then_is_kept_until_the_model_changes(study, tmp_path):
+    run = _quick(study, "nat", "natural")
+    analysis = study.Analysis("eval_nat", "eval", ("nat",), ("--attacks", "natural,pgd2", "--eps", "0.1", "--n", "40"))
+    jobs = [study.analysis_job(analysis), study.training_job(run)]  # listed first, started after the model
+    assert study.run_jobs(jobs, 2, tmp_path / "study.log") == 0
+    result = study.STUDY / "results" / "eval_nat"
+    document = json.loads((result / "eval.json").read_text())
+    assert document["metadata"]["settings"]["n"] == 40 and (result / "study-job.json").is_file()
+    record = json.loads((result / "study-job.json").read_text())
+    assert record["command"].startswith("semprobe eval --ckpt figures/study/models/nat.pt")
+    assert jobs[0].done()
+    study.model_path(run).write_bytes(study.model_path(run).read_bytes() + b"\0")  # another model: not done
+    assert not jobs[0].done()
+
+
+def test_an_analysis_whose_model_no_job_makes_is_skipped(study, tmp_path):
+    analysis = study.Analysis("eval_x", "eval", ("missing",), ("--attacks", "natural"))
+    assert study.run_jobs([study.analysis_job(analysis)], 1, tmp_path / "study.log") == 1
+    assert "[skipped] eval_x: needs the models missing" in (tmp_path / "study.log").read_text()
+
+
+def test_every_study_analysis_is_a_valid_command():
+    """The analyses' options parse (click) for the whole table, before hours of CPU are spent on them."""
+    spec = importlib.util.spec_from_file_location("study_table2", STUDY_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    del sys.modules[spec.name]
+    from semprobe.cli import cli
+
+    for analysis in module.analyses(module.RUNS):
+        argv = analysis.argv(Path("/m"), Path("/r"))[3:]
+        context = cli.commands[analysis.command].make_context(analysis.command, list(argv))
+        assert context.params["ckpt"], analysis.name

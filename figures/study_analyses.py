@@ -1,0 +1,110 @@
+"""The study's analyses: the ``semprobe`` commands run on the zoo's models, each into ``results/NAME/``.
+
+Every analysis is one command over committed models (``models/NAME.pt``), written into
+``figures/study/results/NAME/`` with a ``study-job.json`` that records the command and
+the SHA-256 of every model it read. It counts as done while both still hold, so a
+retrained model reruns exactly the analyses that read it, and nothing else (a change to
+semprobe's code does not: the study's numbers are hours of CPU, and the commands record
+semprobe's version in their JSON).
+
+==================  ========================================================================
+``eval_NAME``       every main model on the whole 10,000-image test split: natural, FGSM,
+                    PGD-20, PGD-100, CW-100 (SCARL Table 1, SPAT Tables 1-2); ablation and
+                    grid models: natural and PGD-20 at their training eps (Tables 4, 5, 7;
+                    SPAT Fig. 5)
+``aa_NAME``         AutoAttack (standard) with natural and PGD-20 on the same 500 images,
+                    for the models the SCARL-vs-TRADES claim compares, and PGD-AT
+``table3_scarl``    SCARL Table 3: PGD on CE, on the TRADES KL and on L_info (2,000 images)
+``cca``             SCARL Fig. 1 and 5: CCA with GloVe, 1,000 pairs, adversarial projected
+``cca_semantic``    the same against GloVe's top 3 principal components (claim C1 b)
+``simmatrix``       SCARL Fig. 2: class similarity with GloVe and the random/onehot controls
+``alpha_curve``     SPAT Fig. 4: PGD-LS success vs alpha, PGD-CE and PGD-KL as references
+==================  ========================================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+MAIN = ("natural", "fgsm", "pgd_at", "trades", "mart", "tla", "scarl", "spat_madry", "spat_trades", "spat_mart")
+SEMANTIC_COMPONENTS = 3
+STATS = ("--n-boot", "1000", "--n-perm", "1000")
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One semprobe command of the study: its output name, command, models and options."""
+
+    name: str
+    command: str
+    models: tuple[str, ...]
+    options: tuple[str, ...]
+
+    def argv(self, models_dir: Path, results_dir: Path) -> list[str]:
+        """``python`` arguments; ``{results}`` in an option names the results folder."""
+        checkpoints = [a for m in self.models for a in ("--ckpt", str(models_dir / f"{m}.pt"))]
+        options = [option.replace("{results}", str(results_dir)) for option in self.options]
+        return ["-m", "semprobe", self.command, *checkpoints, *options, "--quiet", "--overwrite",
+                "--out", str(results_dir / self.name)]
+
+    def display(self) -> str:
+        """The command as typed from the repository root."""
+        argv = self.argv(Path("figures/study/models"), Path("figures/study/results"))
+        return " ".join(["semprobe"] + [shlex.quote(a) for a in argv[2:]])
+
+
+def analyses(runs) -> list[Analysis]:
+    """Every analysis of the study, for the study's runs (each eval at its run's training eps)."""
+    found = []
+    for run in runs:
+        attacks = "natural,fgsm,pgd20,pgd100,cw100" if run.group == "main" else "natural,pgd20"
+        found.append(Analysis(f"eval_{run.name}", "eval", (run.name,), ("--attacks", attacks, "--eps", run.eps)))
+    for model in ("trades", "scarl", "pgd_at"):
+        found.append(Analysis(f"aa_{model}", "eval", (model,), ("--attacks", "natural,pgd20,aa", "--n", "500",
+                                                               "--eps", "0.1")))
+    found.append(Analysis("table3_scarl", "eval", ("scarl",), ("--attacks", "pgd-ce,pgd-kl,pgd-info", "--n", "2000",
+                                                               "--eps", "0.1")))
+    compared = ("natural", "fgsm", "pgd_at", "trades", "scarl")
+    found.append(Analysis("cca", "cca", compared, ("--n-pairs", "1000", "--project-adversarial", "--eps", "0.1",
+                                                   *STATS)))
+    components = f"{{results}}/glove_pc{SEMANTIC_COMPONENTS}.npy"
+    found.append(Analysis("cca_semantic", "cca", compared, ("--embedding", f"file:{components}", "--n-pairs", "1000",
+                                                            "--eps", "0.1", *STATS)))
+    found.append(Analysis("simmatrix", "simmatrix", compared, ("--embedding", "glove", "--embedding", "random",
+                                                               "--embedding", "onehot", "--adversarial", "--n", "5000",
+                                                               "--eps", "0.1", *STATS)))
+    found.append(Analysis("alpha_curve", "alpha-curve", ("natural", "pgd_at", "trades"),
+                          ("--alphas", "0:1:0.1", "--n", "1000", "--steps", "20", "--step-size", "eps/10",
+                           "--eps", "0.1")))
+    return found
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def analysis_record(analysis: Analysis, models_dir: Path) -> dict:
+    """What an analysis' outputs depend on: its command and the bytes of the models it reads."""
+    return {"command": analysis.display(),
+            "models": {m: sha256(models_dir / f"{m}.pt") for m in analysis.models}}
+
+
+def analysis_done(analysis: Analysis, models_dir: Path, results_dir: Path) -> bool:
+    marker = results_dir / analysis.name / "study-job.json"
+    if not marker.is_file() or not all((models_dir / f"{m}.pt").is_file() for m in analysis.models):
+        return False
+    try:
+        return json.loads(marker.read_text()) == analysis_record(analysis, models_dir)
+    except (OSError, json.JSONDecodeError):
+        return False
+
+
+def prepare_inputs(analysis: Analysis, results_dir: Path, write_components: Callable[[Path], None]) -> None:
+    """Files an analysis reads besides the models (GloVe's principal components for cca_semantic)."""
+    if analysis.name == "cca_semantic":
+        write_components(results_dir / f"glove_pc{SEMANTIC_COMPONENTS}.npy")
