@@ -141,10 +141,9 @@ def figures_command(manifest, natural, fgsm, robust, trades, scarl, run_dirs, da
     torch_device = resolve_device(device)
     output = OutputDir(out, overwrite=overwrite, expected=[f"{f}.{e}" for f in FIGURES for e in ("png", "pdf", "json")])
 
-    from semprobe.checkpoint import load_checkpoint
-    from semprobe.commands.common import check_model_fits_data, common_dataset, load_images
+    from semprobe.commands.common import check_model_fits_data, common_dataset, load_images, load_one_checkpoint
 
-    checkpoints = {role: load_checkpoint(path, device=torch_device) for role, path in given.items()}
+    checkpoints = {role: load_one_checkpoint(path, device=torch_device) for role, path in given.items()}
     dataset_name = common_dataset(checkpoints, dataset) if checkpoints else dataset
     settings = dict(manifest=str(manifest) if manifest else None, dataset=dataset_name, n=n_images, n_pairs=n_pairs, eps=eps, eps_sweep=eps_values,
                     max_steps=max_steps, alphas=alphas, only=sorted(wanted), n_boot=n_boot, n_perm=n_perm, seed=seed,
