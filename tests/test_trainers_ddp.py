@@ -67,7 +67,7 @@ def test_two_process_gloo_run_equals_one_process(tmp_path, method):
     if single.heads is not None:
         assert_states_close(single.heads.state_dict(), ddp.heads.state_dict())
         assert np.allclose(single.word_vectors.vectors, ddp.word_vectors.vectors, rtol=0, atol=1e-5)
-        centres = [torch.load(tmp_path / run / "last_state.pt", weights_only=True)["word_centres"]
+        centres = [torch.load(tmp_path / run / "last.pt", weights_only=True)["resume"]["word_centres"]
                    for run in ("single", "ddp")]
         assert torch.allclose(*centres, rtol=0, atol=1e-5)
     records = [[json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]

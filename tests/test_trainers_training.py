@@ -50,8 +50,7 @@ def test_one_epoch_of_every_method_trains_and_writes_a_run(tmp_path, method):
     run = tmp_path / method
     result = loop.train(*parse_args(argv_for(method, run, "--epochs", "1")))
     assert result.best_epoch == 1
-    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "last.pt", "last_state.pt",
-                                                     "metrics.jsonl"]
+    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "config.json", "last.pt", "metrics.jsonl"]
     (record,) = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     terms = {key[len("train_"):] for key in record if key.startswith("train_")} - {"acc", "loss", "time_s"}
     assert terms == EXPECTED_TERMS[method]
@@ -131,7 +130,7 @@ def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch)
         state_a, state_b = a.state_dict(), b.state_dict()
         assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
     assert np.array_equal(whole.word_vectors.vectors, resumed.word_vectors.vectors)
-    centres = [torch.load(tmp_path / run / "last_state.pt", weights_only=True)["word_centres"]
+    centres = [torch.load(tmp_path / run / "last.pt", weights_only=True)["resume"]["word_centres"]
                for run in ("whole", "resumed")]
     assert torch.equal(*centres)
     lines = [[json.loads(line) for line in (tmp_path / run / "metrics.jsonl").read_text().splitlines()]
@@ -203,7 +202,7 @@ def test_scarl_ablations(tmp_path, options, terms):
     (record,) = loop.train(*parse_args(argv_for("scarl", run, "--epochs", "1", *options))).history
     assert {key[len("train_"):] for key in record if key.startswith("train_")} - {"acc", "loss", "time_s"} == terms
     checkpoint = load_checkpoint(run / "last.pt")
-    state = torch.load(run / "last_state.pt", weights_only=True)
+    state = torch.load(run / "last.pt", weights_only=True)["resume"]
     assert (state["word_centres"] is None) == ("--no-struc" in options)
     if "--no-info" in options:  # nothing trains g_t without L_info
         seed_everything(0)

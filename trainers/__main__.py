@@ -1,10 +1,11 @@
 """``python -m trainers METHOD --dataset D --arch A [options] --out RUNDIR`` (also under torchrun).
 
-A user mistake (an unknown name, a number out of range, a run folder that does not fit)
-is one line ``trainers: error: ...`` on stderr and exit code 2, with nothing written. A
-loss that becomes NaN or infinite stops the run with one such line and exit code 1; the
-run folder keeps the last good epoch. Under torchrun only the main process (rank 0)
-prints.
+A user mistake (an unknown name, a number out of range, a run folder that does not fit
+or cannot be written) is one line ``trainers: error: ...`` on stderr and exit code 2,
+with nothing written. A loss or weights that become NaN or infinite stop the run with
+one such line and exit code 1; the run folder keeps the last good epoch. Ctrl-C is one
+line ``trainers: interrupted ...`` naming the epoch kept, exit code 130. Under torchrun
+only the main process (rank 0) prints.
 """
 
 from __future__ import annotations
@@ -13,30 +14,39 @@ import os
 import sys
 from typing import Sequence
 
-from semprobe.errors import SemprobeError
-from trainers.config import parse_args
-from trainers.loop import TrainingDiverged, train
-
 USER_ERROR_EXIT_CODE = 2
 DIVERGED_EXIT_CODE = 1
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, the shell's convention
 
 
-def _report(message: object) -> None:
+def _report(message: object, prefix: str = "trainers: error: ") -> None:
     if os.environ.get("RANK", "0") == "0":
         line = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
-        print(f"trainers: error: {line}", file=sys.stderr)
+        print(f"{prefix}{line}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse, train, and turn the expected failures into one line and an exit code."""
     try:
-        train(*parse_args(argv))
-    except SemprobeError as exc:
-        _report(exc)
-        return USER_ERROR_EXIT_CODE
-    except TrainingDiverged as exc:
-        _report(exc)
-        return DIVERGED_EXIT_CODE
+        # imported here so that Ctrl-C during the (slow) import of torch is one line too
+        from semprobe.errors import SemprobeError
+        from trainers.config import parse_args
+        from trainers.loop import TrainingDiverged, TrainingInterrupted, train
+
+        try:
+            train(*parse_args(argv))
+        except SemprobeError as exc:
+            _report(exc)
+            return USER_ERROR_EXIT_CODE
+        except TrainingDiverged as exc:
+            _report(exc)
+            return DIVERGED_EXIT_CODE
+        except TrainingInterrupted as exc:
+            _report(exc, prefix="trainers: ")
+            return INTERRUPTED_EXIT_CODE
+    except KeyboardInterrupt:
+        _report("interrupted before training started; no run file was written", prefix="trainers: ")
+        return INTERRUPTED_EXIT_CODE
     return 0
 
 

@@ -9,25 +9,35 @@
    uninterrupted one draws;
 2. trains one pass over the (sharded) training split with the method's step
    (:data:`trainers.methods.METHOD_STEPS`), stopping with :class:`TrainingDiverged`
-   at the first NaN or infinite loss, before it reaches the weights;
+   at the first NaN or infinite loss, before it reaches the weights, and at the first
+   update after which a weight or buffer (BatchNorm statistics, word centres) holds
+   NaN or inf, before anything evaluates or saves it;
 3. measures clean and PGD-CE accuracy (``--eval-steps`` steps of ``--eval-step-size``,
    uniform random start) on the validation split, and on the test split with
    ``--eval-test``; the random start of evaluation chunk c is seeded by (seed, c), so
    the numbers do not depend on the number of processes;
-4. appends its metrics line, then writes ``last.pt`` (and ``best.pt`` when the epoch's
-   selection metric is the best so far: validation PGD accuracy for every method that
-   trains on attacked images, validation clean accuracy for ``natural`` and SCARL with
-   ``--base natural``, whose PGD accuracy is near zero and would pick an early epoch).
+4. checks that the optimizer state is finite, then appends its metrics line and writes
+   ``last.pt`` (and ``best.pt`` when the epoch's selection metric is the best so far:
+   validation PGD accuracy for every method that trains on attacked images, validation
+   clean accuracy for ``natural`` and SCARL with ``--base natural``, whose PGD accuracy
+   is near zero and would pick an early epoch), with Ctrl-C held back until the files
+   are written.
+
+Ctrl-C stops the run with :class:`TrainingInterrupted` (a ``KeyboardInterrupt``) whose
+message names the epoch ``last.pt`` keeps.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -37,7 +47,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from semprobe.attacks import pgd
-from semprobe.checkpoint import save_checkpoint
+from semprobe.checkpoint import non_finite_tensors
 from semprobe.data import ImageDataset, load_dataset
 from semprobe.errors import ConfigError
 from semprobe.models import ProjectionHeads, create_model
@@ -53,7 +63,36 @@ _STREAM_DATA, _STREAM_ATTACK, _STREAM_EVAL, _STREAM_SUBSET, _STREAM_CENTRES = ra
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite; the run stopped before the bad step changed the weights."""
+    """The loss or the weights became NaN or infinite; the run stopped before saving them."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped the run; the message says which epoch the run folder keeps."""
+
+
+@contextlib.contextmanager
+def interrupts_held_back() -> Iterator[None]:
+    """Hold back SIGINT (Ctrl-C) inside the block and deliver it as KeyboardInterrupt after it,
+    so that an epoch's files are written completely. Outside the main thread, a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
+def all_finite(tensors: list[torch.Tensor]) -> bool:
+    """True when no tensor holds NaN or inf: one concatenation, one check (per dtype and device)."""
+    groups: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
+    for tensor in tensors:
+        groups.setdefault((tensor.dtype, tensor.device), []).append(tensor.detach().reshape(-1))
+    return all(bool(torch.isfinite(torch.cat(group)).all()) for group in groups.values())
 
 
 def derive_seed(*parts: int) -> int:
@@ -180,6 +219,8 @@ class TrainingRun:
             self.word_centres = WordCentres(info.num_classes, config.proj_dim, config.centre_momentum,
                                             derive_seed(config.seed, _STREAM_CENTRES), device)
         self.start_epoch = 0
+        self.saved_epoch = 0
+        self.resume_point: rundir.ResumePoint | None = None
         self.selection = selection_metric(config)
         self.best_epoch: int | None = None
         self.best_value: float | None = None
@@ -197,7 +238,8 @@ class TrainingRun:
         self.scheduler.load_state_dict(checkpoint.scheduler_state)
         if self.word_centres is not None:
             self.word_centres.load_state_dict({"centres": point.state["word_centres"]})
-        self.start_epoch = checkpoint.epoch
+        self.start_epoch = self.saved_epoch = checkpoint.epoch
+        self.resume_point = point
         self.best_epoch = checkpoint.metrics.get("best_epoch")
         self.best_value = checkpoint.metrics.get("best_value", checkpoint.metrics.get("best_val_pgd_acc"))
 
@@ -234,6 +276,32 @@ class TrainingRun:
         return ClassVectors(provider=LEARNED_EMBEDDING, classes=info.classes, phrases=info.phrases,
                             vectors=self.words.embedding.weight.detach().cpu().numpy())
 
+    def trained_state(self) -> dict[str, torch.Tensor]:
+        """Every floating-point tensor training changes: weights, buffers, word centres."""
+        state = {k: v for k, v in self.network.state_dict(keep_vars=True).items() if v.is_floating_point()}
+        if self.word_centres is not None:
+            state["word_centres"] = self.word_centres.centres
+        return state
+
+    def check_finite_state(self, epoch: int, step: int, loss: torch.Tensor) -> None:
+        """Raise :class:`TrainingDiverged` when an update left NaN or inf in the trained state."""
+        state = self.trained_state()
+        if distributed.all_agree(all_finite(list(state.values())), self.device):
+            return
+        names = non_finite_tensors({k: v.detach() for k, v in state.items()})
+        where = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+        raise TrainingDiverged(
+            f"the weights became non-finite at epoch {epoch + 1}, step {step + 1} ({where or 'on another process'}) "
+            f"after an update whose loss was finite ({loss.item():.4g})"
+        )
+
+    def check_finite_optimizer(self, epoch: int) -> None:
+        """Raise :class:`TrainingDiverged` when the optimizer state (momentum) holds NaN or inf."""
+        names = non_finite_tensors(self.optimizer.state_dict()["state"], "optimizer")
+        if not distributed.all_agree(not names, self.device):
+            raise TrainingDiverged(f"the optimizer state became non-finite in epoch {epoch} "
+                                   f"({', '.join(names[:4]) or 'on another process'})")
+
     def train_epoch(self, ctx: StepContext, loader: DataLoader, epoch: int, show_bar: bool) -> dict[str, float]:
         """One pass over the training shard; the epoch's mean of every loss term and the accuracy."""
         step_fn = METHOD_STEPS[self.config.method]
@@ -255,6 +323,7 @@ class TrainingRun:
             self.optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
             self.optimizer.step()
+            self.check_finite_state(epoch, step, result.loss)
             for name, value in {"loss": result.loss, **result.terms}.items():
                 value = torch.as_tensor(value, device=self.device).detach() * len(y)
                 totals[name] = totals[name] + value if name in totals else value
@@ -269,16 +338,14 @@ class TrainingRun:
         return means
 
     def save_epoch(self, epoch: int, record: dict[str, Any]) -> None:
-        """Record a completed epoch: metrics line, last_state.pt, last.pt, best.pt if best."""
+        """Record a completed epoch (:func:`trainers.rundir.record_epoch`): metrics line,
+        last.pt with the resume state, best.pt if best; Ctrl-C waits until they are written."""
+        self.check_finite_optimizer(epoch)
         value = record[self.selection]
         improved = self.best_value is None or value > self.best_value
         if improved:
             self.best_epoch, self.best_value = epoch, value
-        if not self.process.is_main:
-            return
-        rundir.append_metrics(self.run_dir, record)
         centres = self.word_centres.state_dict()["centres"] if self.word_centres is not None else None
-        rundir.save_state(self.run_dir, {"epoch": epoch, "word_centres": centres})
         info = self.splits.train.info
         fields = {
             "dataset": self.config.dataset, "classes": list(info.classes), "heads": self.heads,
@@ -286,10 +353,12 @@ class TrainingRun:
             "metrics": {**record, "best_epoch": self.best_epoch, "selection": self.selection,
                         "best_value": self.best_value},
         }
-        save_checkpoint(self.run_dir / rundir.LAST, self.model, optimizer=self.optimizer,
-                        scheduler=self.scheduler, **fields)
-        if improved:
-            save_checkpoint(self.run_dir / rundir.BEST, self.model, **fields)
+        with interrupts_held_back():
+            if self.process.is_main:
+                rundir.record_epoch(self.run_dir, record, self.model, fields, optimizer=self.optimizer,
+                                    scheduler=self.scheduler, resume_state={"word_centres": centres},
+                                    improved=improved)
+            self.saved_epoch = epoch
 
     def run(self) -> TrainResult:
         config, process = self.config, self.process
@@ -297,35 +366,61 @@ class TrainingRun:
         ctx = self.step_context()
         loader, sampler = self.loader()
         show_bar = process.is_main and not config.quiet and sys.stderr.isatty()
-        if process.is_main:
-            rundir.start(self.run_dir, config.to_dict(), self.start_epoch)
-        for epoch in range(self.start_epoch, config.epochs):
-            torch.manual_seed(derive_seed(config.seed, _STREAM_DATA, epoch, process.rank))
-            ctx.generator.manual_seed(derive_seed(config.seed, _STREAM_ATTACK, epoch, process.rank))
-            sampler.set_epoch(epoch)
-            lr = self.optimizer.param_groups[0]["lr"]
-            started = time.perf_counter()
-            try:
-                train_metrics = self.train_epoch(ctx, loader, epoch, show_bar)
-            except TrainingDiverged as exc:
-                kept = (f"{self.run_dir / rundir.LAST} keeps epoch {epoch}, the last good one"
-                        if epoch > 0 else "no checkpoint was written")
-                raise TrainingDiverged(f"{exc}; stopped: {kept}. Lower --lr or check the data") from None
-            self.scheduler.step()
-            trained = time.perf_counter()
-            record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "processes": process.world_size, **train_metrics}
-            for split_name, split in (("val", self.splits.val), ("test", self.splits.test)):
-                if split is not None:
-                    accuracies = evaluate(self.model, split, config, self.device, process)
-                    record.update({f"{split_name}_{name}": value for name, value in accuracies.items()})
-            record["train_time_s"] = trained - started
-            record["eval_time_s"] = time.perf_counter() - trained
-            self.save_epoch(epoch + 1, record)
-            result.history.append(record)
-            if process.is_main and not config.quiet:
-                tqdm.write(_epoch_line(record, config), file=sys.stderr)
+        epoch = self.start_epoch
+        try:
+            if process.is_main:
+                with interrupts_held_back():
+                    rundir.start(self.run_dir, config.to_dict(), self.resume_point)
+            for epoch in range(self.start_epoch, config.epochs):
+                try:
+                    record = self.run_epoch(ctx, loader, sampler, epoch, show_bar)
+                except TrainingDiverged as exc:
+                    raise TrainingDiverged(
+                        f"{exc}; stopped: {self.kept_after_divergence()}. Lower --lr or check the data"
+                    ) from None
+                result.history.append(record)
+                if process.is_main and not config.quiet:
+                    tqdm.write(_epoch_line(record, config), file=sys.stderr)
+        except KeyboardInterrupt:
+            raise TrainingInterrupted(
+                f"interrupted in epoch {epoch + 1} of {config.epochs}; {self.kept_after_interrupt()}"
+            ) from None
         result.best_epoch, result.best_value, result.selection = self.best_epoch, self.best_value, self.selection
         return result
+
+    def run_epoch(self, ctx: StepContext, loader: DataLoader, sampler: DistributedSampler, epoch: int,
+                  show_bar: bool) -> dict[str, Any]:
+        """Train, evaluate and save epoch ``epoch`` (0-based); its metrics record."""
+        config, process = self.config, self.process
+        torch.manual_seed(derive_seed(config.seed, _STREAM_DATA, epoch, process.rank))
+        ctx.generator.manual_seed(derive_seed(config.seed, _STREAM_ATTACK, epoch, process.rank))
+        sampler.set_epoch(epoch)
+        lr = self.optimizer.param_groups[0]["lr"]
+        started = time.perf_counter()
+        train_metrics = self.train_epoch(ctx, loader, epoch, show_bar)
+        self.scheduler.step()
+        trained = time.perf_counter()
+        record: dict[str, Any] = {"epoch": epoch + 1, "lr": lr, "processes": process.world_size, **train_metrics}
+        for split_name, split in (("val", self.splits.val), ("test", self.splits.test)):
+            if split is not None:
+                accuracies = evaluate(self.model, split, config, self.device, process)
+                record.update({f"{split_name}_{name}": value for name, value in accuracies.items()})
+        record["train_time_s"] = trained - started
+        record["eval_time_s"] = time.perf_counter() - trained
+        self.save_epoch(epoch + 1, record)
+        return record
+
+    def kept_after_divergence(self) -> str:
+        """What the run folder keeps after the run diverged."""
+        if self.saved_epoch == 0:
+            return "no checkpoint was written"
+        return f"{self.run_dir / rundir.LAST} keeps epoch {self.saved_epoch}, the last good one"
+
+    def kept_after_interrupt(self) -> str:
+        """What the run folder keeps after Ctrl-C, and how to go on."""
+        if self.saved_epoch == 0:
+            return "no epoch finished, so nothing is kept: run the same command again to start over"
+        return f"{self.run_dir / rundir.LAST} keeps epoch {self.saved_epoch}: continue with --resume {self.run_dir}"
 
 
 def _epoch_line(record: dict[str, Any], config: TrainConfig) -> str:
@@ -353,11 +448,14 @@ def train(config: TrainConfig, given: Iterable[str] = ()) -> TrainResult:
     if config.resume:
         point = rundir.read_resume_point(run_dir)
         config = resumed_config(point.checkpoint.config, config, set(given))
-        if point.checkpoint.epoch >= config.epochs:
-            raise ConfigError(f"{run_dir} has already run {point.checkpoint.epoch} of {config.epochs} epochs; "
+        done = point.checkpoint.epoch
+        # a finished run is resumed only to restore a best.pt that a crash left behind last.pt
+        if done > config.epochs or (done == config.epochs and not rundir.best_is_stale(run_dir, point.checkpoint)):
+            raise ConfigError(f"{run_dir} has already run {done} of {config.epochs} epochs; "
                               "pass a larger --epochs to continue it")
     else:
         rundir.check_fresh(run_dir, config.overwrite)
+    rundir.check_writable(run_dir)
     if config.batch_size % process.world_size:
         raise ConfigError(f"--batch-size {config.batch_size} must be divisible by the {process.world_size} processes")
     splits = load_splits(config)
