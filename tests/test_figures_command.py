@@ -52,9 +52,11 @@ def test_figures_from_checkpoints_and_runs(digits_ckpt, tmp_path, run_cli):
     out = tmp_path / "figs"
     code, stdout, err = run_cli(["figures", "--natural", digits_ckpt, "--robust", digits_ckpt]
                                 + [a for run in runs for a in ("--runs", run)] + ["--n", 120, "--n-pairs", 120, "--eps", 0.1, "--max-steps", 5,
-                                 "--eps-sweep", "0,0.1", "--alphas", "0,1", "--n-boot", 20, "--n-perm", 20,
+                                 "--eps-sweep", "0,0.2", "--alphas", "0,1", "--n-boot", 20, "--n-perm", 20,
                                  "--quiet", "--out", out])
     assert code == 0, err
+    sweep = json.loads((out / "scarl_fig4b_eps.json").read_text())["curves"][0]["points"]
+    assert [p["x"] for p in sweep] == pytest.approx([0.0, 0.1, 0.2])  # the --eps of the models is on the grid
     made = {"scarl_fig1_cca", "scarl_fig2_simmatrix", "scarl_fig4a_epochs", "scarl_fig4b_eps", "scarl_fig4c_steps",
             "scarl_fig4d_batch", "spat_fig4_alpha", "spat_fig2_examples", "spat_fig3_examples", "spat_fig5_alpha_sweep"}
     for name in made:
@@ -148,3 +150,6 @@ def test_figures_from_runs_the_trainers_made(tmp_path, run_cli):
     assert [c["label"] for c in epochs] == ["spat_0.2: spat_madry (PGD)", "spat_0.8: spat_madry (PGD)"]
     for name in ("spat_fig2_examples", "spat_fig3_examples", "scarl_fig1_cca", "scarl_fig4c_steps"):
         assert (out / f"{name}.png").stat().st_size > 0
+    for name in ("spat_fig2_examples", "spat_fig3_examples"):  # the paper shows images the model gets right
+        grid = json.loads((out / f"{name}.json").read_text())
+        assert grid["columns"][0]["name"] == "natural" and grid["columns"][0]["predictions"] == grid["labels"]

@@ -83,7 +83,7 @@ def read_manifest(path: Path) -> dict:
               help="Image/word pairs of the CCA figures.")
 @click.option("--eps", "eps_text", default=None, help="L-inf budget of the attacks (default: the manifest's, else 8/255).")
 @click.option("--eps-sweep", default="0,2/255,4/255,8/255,16/255", show_default=True,
-              help="The eps of Fig. 4 b.")
+              help="The eps of Fig. 4 b (--eps is always added).")
 @click.option("--max-steps", type=click.IntRange(min=1), default=500, show_default=True,
               callback=at_most(MAX_ATTACK_STEPS, "steps"),
               help=f"Largest PGD step count of Fig. 4 c; at most {MAX_ATTACK_STEPS:,}.")
@@ -132,7 +132,8 @@ def figures_command(manifest, natural, fgsm, robust, trades, scarl, run_dirs, da
     eps = parse_eps(eps_text or "8/255")
     if eps == 0:
         raise ConfigError("--eps must be > 0")
-    eps_values = [parse_eps(v) for v in eps_sweep.split(",") if v.strip()]
+    # Fig. 4 b shows the attack budget the models were trained and evaluated at: it is always on the grid
+    eps_values = sorted({parse_eps(v) for v in eps_sweep.split(",") if v.strip()} | {eps})
     alphas = parse_alphas(alpha_text)
     wanted = parse_figure_names(only_text)
     if not given and not run_dirs:
@@ -288,11 +289,13 @@ def _checkpoint_figures(context, made, skipped, eps_values, max_steps, alphas, n
 
 
 def _example_figures(context, made, wanted) -> None:
-    from semprobe.example_grids import attack_columns, example_grid, spat_fig2_attacks, spat_fig3_attacks
+    from semprobe.example_grids import (attack_columns, correct_examples, example_grid, spat_fig2_attacks,
+                                        spat_fig3_attacks)
 
     model = context.checkpoints["robust"].model.to(context.device)
-    images = context.images[:EXAMPLE_IMAGES].to(context.device)
-    labels = context.labels[:EXAMPLE_IMAGES].to(context.device)
+    images, labels = context.images.to(context.device), context.labels.to(context.device)
+    chosen = correct_examples(model, images, labels, EXAMPLE_IMAGES).to(context.device)
+    images, labels = images[chosen], labels[chosen]
     classes = list(context.data.classes)
     for name, attack_fns, title in (
         ("spat_fig2_examples", spat_fig2_attacks(), "CW-inf adversarial examples of the robust model"),
