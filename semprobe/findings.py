@@ -174,6 +174,13 @@ def semantics_finding(semantic_cca: dict, simmatrix: dict, robust: str, natural:
     rsa_results = {label: _lookup(_lookup(features, key(label), "simmatrix.json")["embeddings"], embedding, label)
                    for label in (robust, natural)}
     details, numbers, differences, robust_passes = [], {"rank_y": rank}, [], []
+    claim = (f"robust features carry more of the class words' semantics than natural ones, beyond class "
+             f"separability (SCARL Fig. 1-2, tested with the class-relabelling null); compared here: {robust} vs "
+             f"{natural}, {embedding}")
+    title = "C1b: robust features carry more word semantics (relabelling-null tests)"
+    if any(rsa_results[label].get("rsa") is None or not rsa_results[label].get("rsa_ci") for label in rsa_results):
+        return Finding(title, claim, UNTESTABLE, [f"the RSA with {embedding} is undefined here "
+                                                  "(one side cannot be ranked), so the test has no second part"], {})
     for name, results in ((f"CCA against the top {rank} word dimensions", cca_results),
                           (f"RSA with {embedding}", rsa_results)):
         excess = {label: _semantic_excess(results[label]) for label in (robust, natural)}
@@ -197,11 +204,7 @@ def semantics_finding(semantic_cca: dict, simmatrix: dict, robust: str, natural:
     details.append("verdict rule: holds when on both tests the difference's 95% CI is above 0 and the robust model "
                    "passes the relabelling null (p < 0.05) on both; does not hold when some difference's CI is below "
                    "0 and none above; inconclusive otherwise")
-    claim = (f"robust features carry more of the class words' semantics than natural ones, beyond class "
-             f"separability (SCARL Fig. 1-2, tested with the class-relabelling null); compared here: {robust} vs "
-             f"{natural}, {embedding}")
-    return Finding("C1b: robust features carry more word semantics (relabelling-null tests)", claim, verdict, details,
-                   numbers)
+    return Finding(title, claim, verdict, details, numbers)
 
 
 def rsa_finding(simmatrix: dict, robust: str, natural: str, embedding: str = "glove") -> Finding:
@@ -212,6 +215,14 @@ def rsa_finding(simmatrix: dict, robust: str, natural: str, embedding: str = "gl
     rsa = {label: reports[label]["rsa"] for label in reports}
     ci = {label: reports[label]["rsa_ci"] for label in reports}
     p = {label: (reports[label].get("relabel") or {}).get("p_value") for label in reports}
+    claim = (f"the robust model's class-similarity matrix is closer to the word vectors' than the natural model's "
+             f"(SCARL Fig. 2); compared here: {robust} vs {natural}, {embedding}")
+    title = "Robust class similarities are closer to the word vectors' (RSA)"
+    undefined = [label for label in reports if rsa[label] is None or not ci[label]]
+    if undefined:
+        notes = [reports[label].get("rsa_note") or "no RSA" for label in undefined]
+        return Finding(title, claim, UNTESTABLE, [f"RSA undefined for {', '.join(undefined)}: {'; '.join(notes)}"],
+                       {"rsa": rsa})
     difference, low, high = mover_difference(rsa[robust], ci[robust], rsa[natural], ci[natural])
     verdict = _verdict_from_interval(low, high)
     details = [f"RSA (Spearman, off-diagonal) with {embedding}: {label} {rsa[label]:.3f} {_fmt_ci(ci[label])}, "
@@ -224,9 +235,7 @@ def rsa_finding(simmatrix: dict, robust: str, natural: str, embedding: str = "gl
             details.append(f"on adversarial images, {label}: RSA {report['rsa']:.3f} {_fmt_ci(report['rsa_ci'])}, "
                            f"p = {_p((report.get('relabel') or {}).get('p_value'))}")
     details.append(DIFFERENCE_RULE)
-    claim = (f"the robust model's class-similarity matrix is closer to the word vectors' than the natural model's "
-             f"(SCARL Fig. 2); compared here: {robust} vs {natural}, {embedding}")
-    return Finding("Robust class similarities are closer to the word vectors' (RSA)", claim, verdict, details,
+    return Finding(title, claim, verdict, details,
                    {"rsa": rsa, "ci": ci, "relabel_p": p, "difference": [difference, low, high]})
 
 

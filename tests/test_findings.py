@@ -105,6 +105,14 @@ def test_rsa_verdicts():
     assert rsa_finding(_sim({"rob": (0.3, (0.1, 0.5)), "nat": (0.2, (0.0, 0.4))}), "rob", "nat").verdict == UNCLEAR
 
 
+def test_an_undefined_rsa_is_untestable_not_a_crash():
+    onehot = {"features": {label: {"embeddings": {"onehot": {"rsa": None, "rsa_ci": None, "relabel": None,
+                                                            "rsa_note": "one-hot vectors: every word similarity is 0"}}}
+                           for label in ("rob", "nat")}}
+    finding = rsa_finding(onehot, "rob", "nat", embedding="onehot")
+    assert finding.verdict == UNTESTABLE and "every word similarity is 0" in finding.details[0]
+
+
 def _eval(rows, n=None):
     def result(attack, correct, n, per_image=""):
         low, high = wilson_interval(correct, n)
