@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from semprobe.checkpoint import Checkpoint, load_checkpoint, non_finite_tensors, read_checkpoint_file, save_checkpoint
 from semprobe.errors import CheckpointError, ConfigError
-from semprobe.io import write_json_atomic, write_text_atomic
+from semprobe.io import check_folder_writable, write_json_atomic, write_text_atomic
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -107,19 +106,7 @@ def check_fresh(run_dir: Path, overwrite: bool) -> None:
 def check_writable(run_dir: Path) -> None:
     """Refuse a run folder that cannot be created or written (a read-only folder or file
     system), by creating and removing a temporary file where the run would write first."""
-    folder = run_dir
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ConfigError(f"cannot write the run folder {run_dir}: {folder} is a file, not a folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{CONFIG}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise ConfigError(
-            f"cannot write the run folder {run_dir}: {folder} is not writable ({exc.strerror}); choose another --out"
-        ) from None
-    os.close(fd)
-    os.unlink(probe)
+    check_folder_writable(run_dir, "--out")
 
 
 def start(run_dir: Path, config: dict[str, Any], point: ResumePoint | None) -> None:
