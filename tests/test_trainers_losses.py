@@ -20,7 +20,7 @@ from semprobe.models import ProjectionHeads, create_model
 from trainers import losses
 from trainers.config import resolve
 from trainers.distributed import GlobalBatchNorm, convert_batchnorm
-from trainers.methods import StepContext, mart, scarl, trades
+from trainers.methods import StepContext, mart, scarl, tla, trades
 from trainers.network import FixedWords, TrainingNetwork, WordCentres
 
 K = 10
@@ -150,26 +150,36 @@ def test_mart_kl_is_weighted_by_the_natural_miss_probability():
 # ----------------------------------------------------------------------------- TLA
 
 
-def test_triplet_loss_mines_the_closest_other_class_negative():
-    torch.manual_seed(3)
-    anchors, positives = torch.randn(6, 4, dtype=torch.float64), torch.randn(6, 4, dtype=torch.float64)
-    labels = torch.tensor([0, 0, 1, 1, 2, 2])
-    margin = 0.2
-    unit = lambda v: v / norm(v)  # noqa: E731
-    expected = []
+def test_hardest_negative_is_the_most_similar_image_of_another_class():
+    generator = torch.Generator().manual_seed(3)
+    anchors = torch.randn(5, 4, generator=generator, dtype=torch.float64)
+    pool = torch.randn(12, 4, generator=generator, dtype=torch.float64)
+    labels, pool_labels = torch.tensor([0, 1, 2, 0, 1]), torch.tensor([0, 1, 2] * 4)
+    index, found = losses.hardest_negatives(anchors, labels, pool, pool_labels)
+    for i in range(5):
+        cosines = {j: dot(anchors[i], pool[j]) / (norm(anchors[i]) * norm(pool[j])) for j in range(12)
+                   if pool_labels[j] != labels[i]}
+        assert int(index[i]) == max(cosines, key=cosines.get)
+    assert found.all()
+    _, none = losses.hardest_negatives(anchors[:1], labels[:1], pool[:1], pool_labels[:1])  # only its own class
+    assert not none.any()
+
+
+def test_tla_triplet_equals_the_authors_formula_by_hand():
+    generator = torch.Generator().manual_seed(4)
+    a, p, n = (torch.randn(6, 5, generator=generator, dtype=torch.float64) for _ in range(3))
+    margin, regularization = 0.3, 1e-3
+    hinges = []
     for i in range(6):
-        a = unit(anchors[i])
-        d_pos = 1 - dot(a, unit(positives[i]))
-        d_neg = min(1 - dot(a, unit(positives[j])) for j in range(6) if labels[j] != labels[i])
-        expected.append(max(0.0, d_pos - d_neg + margin))
-    ours = losses.triplet_loss(anchors, positives, labels, positives, labels, margin)
-    assert ours.tolist() == pytest.approx(expected, rel=1e-9, abs=1e-12)
-
-
-def test_triplet_loss_is_zero_without_a_negative():
-    values = losses.triplet_loss(torch.randn(3, 4), torch.randn(3, 4), torch.zeros(3, dtype=torch.long),
-                                 torch.randn(3, 4), torch.zeros(3, dtype=torch.long), 0.5)
-    assert values.tolist() == [0.0, 0.0, 0.0]
+        d_pos = 1 - abs(dot(a[i], p[i]) / (norm(a[i]) * norm(p[i])))
+        d_neg = 1 - abs(dot(a[i], n[i]) / (norm(a[i]) * norm(n[i])))
+        hinges.append(max(0.0, d_pos - d_neg + margin))
+    squares = sum(float(v) ** 2 for t in (a, p, n) for v in t.flatten()) / (6 * 5)
+    expected = sum(hinges) / 6 + regularization * squares
+    assert float(losses.tla_triplet_loss(a, p, n, margin, regularization)) == pytest.approx(expected, rel=1e-12)
+    mask = torch.tensor([True, False, True, True, False, True])
+    masked = sum(h for h, keep in zip(hinges, mask.tolist()) if keep) / 6 + regularization * squares
+    assert float(losses.tla_triplet_loss(a, p, n, margin, regularization, mask)) == pytest.approx(masked, rel=1e-12)
 
 
 # ----------------------------------------------------------------------------- L_struc
@@ -294,6 +304,56 @@ def test_mart_method_by_hand(batch):
     assert result.terms["bce"].item() == pytest.approx(bce, rel=1e-5)
     assert result.terms["mart_kl"].item() == pytest.approx(robust, rel=1e-4)
     assert result.loss.item() == pytest.approx(bce + 5.0 * robust, rel=1e-5)
+
+
+class _FixedPool:
+    """A TLA pool that hands out given images (to recompute the step by hand)."""
+
+    def __init__(self, images, labels, same):
+        self.images, self.labels, self.same = images, labels, same
+
+    def draw(self, count):
+        return self.images[:count], self.labels[:count]
+
+    def same_class(self, labels):
+        return self.same
+
+
+def test_tla_method_by_hand(batch):
+    x, y = batch
+    ctx = make_context("tla", tla_pool=2)
+    x_adv = (x + 0.05 * torch.randn_like(x)).clamp(0, 1)
+    ctx.attack = lambda images, labels: x_adv
+    pool_x, pool_y = load_dataset("digits", "test").tensors(torch.arange(2 * len(y)))
+    same = x.flip(0)  # any images will do as the same-class positives here
+    ctx.pool = _FixedPool(pool_x, pool_y, same)
+    model = ctx.model
+    model.eval()  # mining reads the running BatchNorm statistics from before the step's forward updates them
+    with torch.no_grad():
+        anchors_eval, pool_eval = model.features(x_adv).double(), model.features(pool_x).double()
+    model.train()
+    result = tla(ctx, x, y, 0.0)
+    negatives = []
+    for i in range(len(y)):
+        cosines = {j: dot(anchors_eval[i], pool_eval[j]) / (norm(anchors_eval[i]) * norm(pool_eval[j]))
+                   for j in range(len(pool_y)) if pool_y[j] != y[i]}
+        negatives.append(max(cosines, key=cosines.get))
+    with torch.no_grad():
+        outputs = ctx.network(natural=x, adversarial=x_adv, extra={"same_class": same, "negative": pool_x[negatives]})
+    p_adv = softmax_rows(outputs["logits_adv"].double())
+    ce = sum(-math.log(p[label]) for p, label in zip(p_adv, y.tolist())) / len(y)
+
+    def triplet(positives):
+        a, p, n = (outputs[k].double() for k in ("features_adv", positives, "features_negative"))
+        hinge = sum(max(0.0, (1 - abs(dot(a[i], p[i]) / (norm(a[i]) * norm(p[i]))))
+                        - (1 - abs(dot(a[i], n[i]) / (norm(a[i]) * norm(n[i])))) + 0.03) for i in range(len(y)))
+        return hinge / len(y) + 1e-3 * float((a * a + p * p + n * n).mean())
+
+    assert result.terms["ce_adv"].item() == pytest.approx(ce, rel=1e-5)
+    assert result.terms["triplet"].item() == pytest.approx(triplet("features_nat"), rel=1e-4, abs=1e-6)
+    assert result.terms["triplet_class"].item() == pytest.approx(triplet("features_same_class"), rel=1e-4, abs=1e-6)
+    assert result.loss.item() == pytest.approx(ce + 2.0 * (triplet("features_nat") + triplet("features_same_class")),
+                                               rel=1e-4)
 
 
 @pytest.mark.parametrize("info", ["bound", "infonce"])

@@ -29,7 +29,7 @@ METHOD_OPTIONS = {
 EXPECTED_TERMS = {
     "natural": {"ce"}, "fgsm": {"ce_adv"}, "pgd_at": {"ce_adv"}, "spat_madry": {"ce_adv"},
     "trades": {"ce", "kl"}, "spat_trades": {"ce", "kl"}, "mart": {"bce", "mart_kl"}, "spat_mart": {"bce", "mart_kl"},
-    "tla": {"ce_adv", "triplet"},
+    "tla": {"ce_adv", "triplet", "triplet_class"},
     "scarl": {"ce_adv", "kl", "info", "struc", "struc_distance", "struc_angle", "lambda1", "lambda2"},
 }
 

@@ -94,6 +94,8 @@ OPTION_METHODS: dict[str, tuple[str, ...]] = {
     "random_start": _ATTACKING,
     "tla_margin": ("tla",),
     "tla_weight": ("tla",),
+    "tla_pool": ("tla",),
+    "tla_regularization": ("tla",),
     **{name: ("scarl",) for name in _SCARL_ONLY},
 }
 #: options that may differ when a run is resumed (extending --epochs, another device, ...).
@@ -153,6 +155,8 @@ class TrainConfig:
     # TLA
     tla_margin: float | None = None
     tla_weight: float | None = None
+    tla_pool: int | None = None
+    tla_regularization: float | None = None
     # data and run
     data_dir: str | None = None
     max_train_images: int | None = None
@@ -269,7 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     tla = parser.add_argument_group("TLA")
     tla.add_argument("--tla-margin", type=float, help="triplet margin on the angular distance (default 0.03)")
-    tla.add_argument("--tla-weight", type=float, help="weight of the triplet term (default 2)")
+    tla.add_argument("--tla-weight", type=float, help="weight of each of the two triplet terms (default 2)")
+    tla.add_argument("--tla-pool", type=int,
+                     help="hard negatives are mined among this many batches of random training images (default 10)")
+    tla.add_argument("--tla-regularization", type=float,
+                     help="weight of the penalty on the features' squared entries (default 1e-3)")
     return parser
 
 
@@ -371,6 +379,7 @@ def resolve(method: str, given: dict[str, Any]) -> TrainConfig:
         config.ls_parametrization = pick("ls_parametrization", "spat")
     if method == "tla":
         config.tla_margin, config.tla_weight = pick("tla_margin", 0.03), pick("tla_weight", 2.0)
+        config.tla_pool, config.tla_regularization = pick("tla_pool", 10), pick("tla_regularization", 1e-3)
     _check_numbers(config)
     return config
 
@@ -430,6 +439,8 @@ def _check_numbers(config: TrainConfig) -> None:
         ("proj-dim", config.proj_dim, lambda v: v >= 1, ">= 1"),
         ("tla-margin", config.tla_margin, lambda v: v >= 0, ">= 0"),
         ("tla-weight", config.tla_weight, lambda v: v >= 0, ">= 0"),
+        ("tla-pool", config.tla_pool, lambda v: 1 <= v <= 1000, "in [1, 1000]"),
+        ("tla-regularization", config.tla_regularization, lambda v: v >= 0, ">= 0"),
     ]
     checks += [(name, value, test(value), rule) for name, value, test, rule in optional if value is not None]
     for name, value, ok, rule in checks:

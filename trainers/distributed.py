@@ -16,9 +16,10 @@ updates as one process with batch B:
   is left alone: every process feeds it the same K class vectors, so its local
   statistics already are the global ones (syncing would count each vector N times and
   change the unbiased running variance).
-- Batch-level losses (the SCARL class centres, the TLA negatives) see the global batch
-  through :func:`all_reduce_with_grad` and :func:`all_gather_with_grad`, whose backward
-  passes send every process its share of the gradient.
+- Batch-level losses (the SCARL class centres) see the global batch through
+  :func:`all_reduce_with_grad`, whose backward pass sends every process its share of the
+  gradient. TLA mines its negatives, as its authors do, from a pool of random training
+  images that each process draws for itself (like the attack's random start).
 """
 
 from __future__ import annotations
@@ -125,32 +126,9 @@ class _AllReduceSum(torch.autograd.Function):
         return grad
 
 
-class _AllGather(torch.autograd.Function):
-    """Concatenate equal-sized tensors of all processes along dim 0, in rank order."""
-
-    @staticmethod
-    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
-        tensor = tensor.contiguous()
-        parts = [torch.empty_like(tensor) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, tensor)
-        ctx.rank, ctx.rows = dist.get_rank(), tensor.shape[0]
-        return torch.cat(parts)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        grad = grad.contiguous().clone()
-        dist.all_reduce(grad)
-        return grad[ctx.rank * ctx.rows : (ctx.rank + 1) * ctx.rows]
-
-
 def all_reduce_with_grad(tensor: torch.Tensor) -> torch.Tensor:
     """The sum of ``tensor`` over all processes, differentiable (identity for one process)."""
     return _AllReduceSum.apply(tensor) if _active() else tensor
-
-
-def all_gather_with_grad(tensor: torch.Tensor) -> torch.Tensor:
-    """All processes' ``tensor`` (equal shapes) stacked along dim 0, differentiable."""
-    return _AllGather.apply(tensor) if _active() else tensor
 
 
 class GlobalBatchNorm(_BatchNorm):

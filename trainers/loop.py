@@ -4,9 +4,9 @@
 ``config.out`` (see :mod:`trainers.rundir` for the files) on one process or, under
 ``torchrun``, on several (:mod:`trainers.distributed`). Every epoch:
 
-1. re-seeds torch's global generator (data augmentation, loader seeds) and the attack's
-   generator from (seed, epoch, rank), so a resumed run draws exactly what an
-   uninterrupted one draws;
+1. re-seeds torch's global generator (data augmentation, loader seeds), the attack's
+   generator and TLA's image pool from (seed, epoch, rank), so a resumed run draws
+   exactly what an uninterrupted one draws;
 2. trains one pass over the (sharded) training split with the method's step
    (:data:`trainers.methods.METHOD_STEPS`), stopping with :class:`TrainingDiverged`
    at the first NaN or infinite loss, before it reaches the weights, and at the first
@@ -55,11 +55,12 @@ from semprobe.options import resolve_device, seed_everything
 from semprobe.words import ClassVectors, class_vectors
 from trainers import distributed, rundir
 from trainers.config import LEARNED_EMBEDDING, TrainConfig, resumed_config
+from trainers.image_pool import ImagePool
 from trainers.methods import METHOD_STEPS, StepContext
 from trainers.network import FixedWords, LearnedWords, TrainingNetwork, WordCentres
 
 # independent random streams derived from the seed
-_STREAM_DATA, _STREAM_ATTACK, _STREAM_EVAL, _STREAM_SUBSET, _STREAM_CENTRES = range(5)
+_STREAM_DATA, _STREAM_ATTACK, _STREAM_EVAL, _STREAM_SUBSET, _STREAM_CENTRES, _STREAM_POOL = range(6)
 
 
 class TrainingDiverged(RuntimeError):
@@ -254,7 +255,8 @@ class TrainingRun:
         return StepContext(
             config=self.config, network=network, model=self.model, num_classes=self.splits.train.info.num_classes,
             generator=torch.Generator(device=self.device), word_centres=self.word_centres,
-            reduce=distributed.all_reduce_with_grad, gather=distributed.all_gather_with_grad,
+            pool=ImagePool(self.splits.train, self.device) if self.config.method == "tla" else None,
+            reduce=distributed.all_reduce_with_grad,
         )
 
     def loader(self) -> tuple[DataLoader, DistributedSampler]:
@@ -394,6 +396,8 @@ class TrainingRun:
         config, process = self.config, self.process
         torch.manual_seed(derive_seed(config.seed, _STREAM_DATA, epoch, process.rank))
         ctx.generator.manual_seed(derive_seed(config.seed, _STREAM_ATTACK, epoch, process.rank))
+        if ctx.pool is not None:
+            ctx.pool.reseed(derive_seed(config.seed, _STREAM_POOL, epoch, process.rank))
         sampler.set_epoch(epoch)
         lr = self.optimizer.param_groups[0]["lr"]
         started = time.perf_counter()

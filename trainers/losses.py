@@ -7,8 +7,8 @@ centres of a whole batch.
 
 - :func:`boosted_cross_entropy`, :func:`mart_kl`: MART (Wang et al., 2020), the two
   terms of SPAT section 3.3's "MART + SPAT" loss.
-- :func:`triplet_loss`: TLA (Mao et al., 2019), the triplet term with an adversarial
-  anchor and a mined clean negative.
+- :func:`hardest_negatives`, :func:`tla_triplet_loss`: TLA (Mao et al., 2019), the mined
+  negative and the triplet term with its feature-norm penalty, as in the authors' code.
 - :func:`class_centres`: SCARL eq. 7 (image centres from the batch).
 - :func:`momentum_update`: SCARL eq. 6 (word centres).
 - :func:`distance_matching_loss`, :func:`angle_matching_loss`: SCARL eq. 8-9 (L_D) and
@@ -67,29 +67,52 @@ def mart_kl(logits_adv: torch.Tensor, logits_natural: torch.Tensor, labels: torc
     return kl * (MART_WEIGHT_OFFSET - true_prob)
 
 
-def triplet_loss(
+def _unit(rows: torch.Tensor) -> torch.Tensor:
+    """Rows divided by their L2 norm, as the TLA code does it: ``a / sqrt(sum(a^2 + 1e-20))``."""
+    return rows / (rows * rows + 1e-20).sum(dim=1, keepdim=True).sqrt()
+
+
+def hardest_negatives(
+    anchors: torch.Tensor, anchor_labels: torch.Tensor, pool: torch.Tensor, pool_labels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """TLA's hard negative mining (Mao et al. 2019): for each anchor, the pool item of another
+    class with the largest cosine similarity. Returns ``(index, found)``; ``found`` is False
+    for an anchor whose pool holds no other class (its index is then 0 and meaningless).
+
+    The authors' code zeroes the scores of same-class items before the argmax, so an
+    anchor whose other-class scores are all negative picks a same-class item; here
+    same-class items are excluded outright.
+    """
+    scores = _unit(anchors) @ _unit(pool).T
+    same_class = anchor_labels[:, None] == pool_labels[None, :]
+    scores = scores.masked_fill(same_class, float("-inf"))
+    best = scores.max(dim=1)
+    return best.indices, torch.isfinite(best.values)
+
+
+def tla_triplet_loss(
     anchors: torch.Tensor,
     positives: torch.Tensor,
-    anchor_labels: torch.Tensor,
-    candidates: torch.Tensor,
-    candidate_labels: torch.Tensor,
+    negatives: torch.Tensor,
     margin: float,
+    regularization: float,
+    mask: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """TLA's triplet term (Mao et al. 2019) per anchor, on L2-normalised embeddings.
+    """One TLA triplet term as the authors' code computes it (``triplet_loss``, type ``cos``):
 
-    ``relu(d(a, p) - d(a, n) + margin)`` with the angular distance ``d = 1 - cos``; the
-    anchor ``a`` is an adversarial embedding, ``p`` the clean embedding of the same image
-    (same class), and ``n`` the candidate of another class closest to the anchor (hard
-    negative mining in the batch). An anchor with no candidate of another class scores 0.
+    ``mean_i relu(d(a_i, p_i) - d(a_i, n_i) + margin) + regularization * mean(a^2 + p^2 + n^2)``
+
+    with ``d(u, v) = 1 - |cos(u, v)|`` on the raw features and the penalty on their squared
+    entries (the mean over every element of the three feature matrices). ``mask`` keeps
+    the hinge of some anchors only (those that have a negative); the mean stays over all.
     """
-    anchors, positives, candidates = (F.normalize(t, dim=1) for t in (anchors, positives, candidates))
-    positive_distance = 1.0 - (anchors * positives).sum(dim=1)
-    distances = 1.0 - anchors @ candidates.T
-    same_class = anchor_labels[:, None] == candidate_labels[None, :]
-    negative_distance = distances.masked_fill(same_class, float("inf")).min(dim=1).values
-    has_negative = torch.isfinite(negative_distance)
-    hinge = F.relu(positive_distance - negative_distance.where(has_negative, positive_distance) + margin)
-    return hinge.where(has_negative, torch.zeros_like(hinge))
+    positive_distance = 1 - (_unit(anchors) * _unit(positives)).sum(dim=1).abs()
+    negative_distance = 1 - (_unit(anchors) * _unit(negatives)).sum(dim=1).abs()
+    hinge = F.relu(positive_distance - negative_distance + margin)
+    if mask is not None:
+        hinge = hinge * mask.to(hinge.dtype)
+    norm = (anchors * anchors + positives * positives + negatives * negatives).mean()
+    return hinge.mean() + regularization * norm
 
 
 def class_centres(

@@ -12,7 +12,7 @@ The loss is a mean over the batch, so DDP's gradient average is the global-batch
 ``pgd_at``      CE(f(x'), y), x' = PGD-CE (Madry et al. 2018)
 ``trades``      CE(f(x), y) + beta KL(P(x) || P(x')), x' = PGD-KL (Zhang et al. 2019)
 ``mart``        BCE(f(x'), y) + beta KL(P(x) || P(x')) (1 - p_y(x)) (Wang et al. 2020)
-``tla``         CE(f(x'), y) + w triplet(x', x, mined negative) (Mao et al. 2019)
+``tla``         CE(f(x'), y) + w [triplet(x', x, n) + triplet(x', x1, n)], n mined (Mao et al. 2019)
 ``scarl``       L_adv + lambda_1(t) L_info + lambda_2(t) L_struc (SCARL eq. 15)
 ``spat_*``      Madry / TRADES / MART with x' = PGD-LS(alpha) (SPAT section 3.3)
 ==============  ==================================================================
@@ -34,6 +34,7 @@ from semprobe import attacks
 from semprobe.losses import cross_entropy, info_loss, info_nce_loss, kl_from_natural
 from trainers import losses
 from trainers.config import TrainConfig
+from trainers.image_pool import ImagePool
 from trainers.network import WordCentres
 
 
@@ -47,9 +48,9 @@ class StepContext:
 
     ``network`` is the :class:`~trainers.network.TrainingNetwork` (or its DDP wrapper) the
     loss runs through; ``model`` the bare classifier the attack runs on; ``generator``
-    draws the attack's random start. ``reduce`` and ``gather`` are differentiable
-    sum / concatenation over processes (identity for one process), used by the losses
-    defined on a whole batch (SCARL's class centres, TLA's negatives).
+    draws the attack's random start; ``pool`` draws TLA's random training images.
+    ``reduce`` is a differentiable sum over processes (identity for one process), used by
+    the losses defined on a whole batch (SCARL's class centres).
     """
 
     config: TrainConfig
@@ -58,8 +59,8 @@ class StepContext:
     num_classes: int
     generator: torch.Generator | None = None
     word_centres: WordCentres | None = None
+    pool: ImagePool | None = None
     reduce: Callable[[Tensor], Tensor] = _identity
-    gather: Callable[[Tensor], Tensor] = _identity
     surrogate: attacks.Surrogate | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
@@ -137,21 +138,37 @@ def mart(ctx: StepContext, x: Tensor, y: Tensor, progress: float) -> StepResult:
 
 
 def tla(ctx: StepContext, x: Tensor, y: Tensor, progress: float) -> StepResult:
-    """TLA (Mao et al. 2019): ``CE(f(x'), y) + w * triplet`` on the penultimate features.
+    """TLA (Mao et al. 2019) as the authors' code trains it (``train_update_fast_triplet.py`` with
+    their CIFAR-10 configuration: ``Use_A_Ap_B`` and ``Use_A1_Ap_B``, ``mul_num`` 10, type ``cos``):
 
-    Anchor: the features of x' (PGD-CE); positive: the clean features of the same image;
-    negative: the clean features of another class closest to the anchor, mined in the
-    global batch (:func:`trainers.losses.triplet_loss`). The defaults, angular distance
-    with margin 0.03 and weight w = 2, are the authors' CIFAR-10 configuration; their
-    small extra penalty on the embedding norms is left out.
+    ``CE(f(x'), y) + w * [T(x', x, n) + T(x', x1, n)]`` on the penultimate features, where
+
+    - x' is PGD-CE of x (the anchor);
+    - the positives are x itself and x1, a random clean training image of the same class;
+    - n is a hard negative: among ``--tla-pool`` batches of random training images, the one
+      of another class whose features (eval mode, no gradient) are closest in angle to the
+      anchor's (:func:`trainers.losses.hardest_negatives`);
+    - T is :func:`trainers.losses.tla_triplet_loss` (distance 1 - |cos|, margin, and the
+      penalty ``--tla-regularization`` on the features' squared entries).
+
+    Defaults: margin 0.03, w = 2, pool 10, penalty 1e-3 (the authors' CIFAR-10 values).
+    The pool comes from the non-augmented training split (theirs from an augmented stream).
     """
-    outputs = ctx.network(natural=x, adversarial=ctx.attack(x, y))
+    config = ctx.config
+    x_adv = ctx.attack(x, y)
+    pool_x, pool_y = ctx.pool.draw(config.tla_pool * len(y))
+    with attacks.model_mode(ctx.model, train=False), torch.no_grad():
+        index, found = losses.hardest_negatives(ctx.model.features(x_adv), y, ctx.model.features(pool_x), pool_y)
+    extra = {"same_class": ctx.pool.same_class(y), "negative": pool_x[index]}
+    outputs = ctx.network(natural=x, adversarial=x_adv, extra=extra)
     ce_adv = cross_entropy(outputs["logits_adv"], y).mean()
-    candidates, candidate_labels = ctx.gather(outputs["features_nat"]), ctx.gather(y)
-    triplet = losses.triplet_loss(
-        outputs["features_adv"], outputs["features_nat"], y, candidates, candidate_labels, ctx.config.tla_margin
-    ).mean()
-    return StepResult(ce_adv + ctx.config.tla_weight * triplet, {"ce_adv": ce_adv, "triplet": triplet},
+    anchors, negatives = outputs["features_adv"], outputs["features_negative"]
+    triplet_self = losses.tla_triplet_loss(anchors, outputs["features_nat"], negatives, config.tla_margin,
+                                           config.tla_regularization, found)
+    triplet_class = losses.tla_triplet_loss(anchors, outputs["features_same_class"], negatives, config.tla_margin,
+                                            config.tla_regularization, found)
+    loss = ce_adv + config.tla_weight * (triplet_self + triplet_class)
+    return StepResult(loss, {"ce_adv": ce_adv, "triplet": triplet_self, "triplet_class": triplet_class},
                       outputs["logits_adv"])
 
 

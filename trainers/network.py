@@ -47,7 +47,8 @@ class TrainingNetwork(nn.Module):
 
     ``forward(natural, adversarial)`` runs the classifier on each input given (separate
     batches, so BatchNorm sees each as the reference code does) and returns a dict with
-    ``features_nat``/``logits_nat`` and ``features_adv``/``logits_adv``. With heads it also
+    ``features_nat``/``logits_nat`` and ``features_adv``/``logits_adv`` (and ``features_NAME``/
+    ``logits_NAME`` for each batch of ``extra``, e.g. TLA's positives and negatives). With heads it also
     returns ``image_proj`` = g_s of the adversarial features (of the natural ones when no
     adversarial input is given) and ``word_proj`` = g_t of the K class word vectors,
     computed without gradient when ``train_words`` is false (no loss term trains the
@@ -69,9 +70,10 @@ class TrainingNetwork(nn.Module):
         self.words = words
         self.train_words = train_words
 
-    def forward(self, natural: Tensor | None = None, adversarial: Tensor | None = None) -> dict[str, Tensor]:
+    def forward(self, natural: Tensor | None = None, adversarial: Tensor | None = None,
+                extra: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
         outputs: dict[str, Tensor] = {}
-        for name, images in (("nat", natural), ("adv", adversarial)):
+        for name, images in (("nat", natural), ("adv", adversarial), *(extra or {}).items()):
             if images is not None:
                 features = self.model.features(images)
                 outputs[f"features_{name}"] = features
