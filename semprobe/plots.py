@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 # Up to this many classes the class colours get a legend of class names.
 MAX_LEGEND_CLASSES = 20
+# Up to this many classes the similarity heatmaps print their values in the cells.
+MAX_ANNOTATED_CLASSES = 12
+# Characters per line of a CCA panel title (longer descriptions are wrapped, never clipped).
+TITLE_WIDTH = 48
 
 
 def _pyplot():
@@ -53,12 +57,16 @@ def _tick_size(n_classes: int) -> float:
     return float(min(8.0, 240.0 / max(n_classes, 1)))
 
 
-def _panel_text(report: CCAReport | CanonicalVariates, column: str) -> tuple[CanonicalVariates, str, list[str]]:
-    """Variates to draw, the panel title and the trap notes for one panel."""
+def _panel_text(report: CCAReport | CanonicalVariates, column: str) -> tuple[CanonicalVariates, str, list[str] | None]:
+    """Variates to draw, the panel title (wrapped to the panel's width) and the trap notes for one
+    panel (None for projected variates, which have no fit of their own to warn about)."""
+    import textwrap
+
     from semprobe.stats.cca import CCAReport
 
     if not isinstance(report, CCAReport):
-        return report, f"{column}\nr = {report.r:.2f} ({report.description})", []
+        description = textwrap.fill(report.description, TITLE_WIDTH)
+        return report, f"{column}\nr = {report.r:.2f}\n{description}", None
     in_sample, held_out = report.in_sample, report.held_out
     diagnostics = in_sample.diagnostics
     ci = f" [{held_out.ci[0]:.2f}, {held_out.ci[1]:.2f}]" if held_out.ci is not None else ""
@@ -70,8 +78,16 @@ def _panel_text(report: CCAReport | CanonicalVariates, column: str) -> tuple[Can
     if diagnostics.saturated:
         notes.append(f"n = {diagnostics.n} <= dim_x + dim_y: in-sample r = 1 by construction")
     if diagnostics.labels_only:
-        notes.append(f"word side has {diagnostics.n_distinct_y} distinct rows spanning the labels:\nr measures class separability, not semantics")
+        notes.append(f"the word side has {diagnostics.n_distinct_y} distinct rows spanning the labels: "
+                     "r measures class separability, not semantics")
     return in_sample.variates, title, notes
+
+
+def textwrap_lines(notes: Sequence[str], width: int = TITLE_WIDTH) -> list[str]:
+    """Each note wrapped to ``width`` characters, as a list of lines."""
+    import textwrap
+
+    return [line for note in notes for line in textwrap.wrap(note, width)]
 
 
 def cca_grid(
@@ -88,7 +104,8 @@ def cca_grid(
             ``{"pgd_at": {"natural": r1, "adversarial": r2}}``. A value is a
             :class:`~semprobe.stats.cca.CCAReport` (its in-sample variates are drawn; the
             title gives the in-sample r with the chance level and the held-out r with its
-            CI; the saturation and one-hot-equivalence traps are noted on the panel) or
+            CI; the saturation and one-hot-equivalence traps are noted on the panel, or
+            once above the figure when every panel has them) or
             :class:`~semprobe.stats.cca.CanonicalVariates` (e.g. adversarial features
             projected with natural weights, :meth:`CCAReport.project`).
         class_names: the K class names, in class-index order (colours and legend).
@@ -98,7 +115,8 @@ def cca_grid(
 
     Returns:
         A figure with one axes per (checkpoint, column) cell, rows in the order of the
-        mapping, columns in order of first appearance; an empty cell's axes is hidden.
+        mapping, columns in order of first appearance, one axis range per row; an empty
+        cell's axes is hidden.
         The class legend is shown for up to :data:`MAX_LEGEND_CLASSES` classes.
     """
     rows = list(reports_by_checkpoint)
@@ -110,8 +128,10 @@ def cca_grid(
     colours = _class_colours(n_classes)
     rng = np.random.default_rng(random_state)
     fig, axes = plt.subplots(
-        len(rows), len(columns), figsize=(4.3 * len(columns) + 2.0, 4.0 * len(rows)), squeeze=False, layout="constrained"
+        len(rows), len(columns), figsize=(4.3 * len(columns) + 2.0, 4.2 * len(rows)), squeeze=False,
+        layout="constrained", sharex="row", sharey="row",
     )
+    panel_notes: dict[tuple[int, int], list[str]] = {}
     for i, row in enumerate(rows):
         for j, column in enumerate(columns):
             ax = axes[i, j]
@@ -126,15 +146,23 @@ def cca_grid(
             y = variates.y + jitter * spacing * rng.uniform(-0.5, 0.5, size=variates.y.size)
             ax.scatter(variates.x, y, c=colours[variates.labels], s=9, alpha=0.7, linewidths=0)
             ax.set_title(title, fontsize=9)
-            if notes:
-                ax.text(
-                    0.02, 0.98, "\n".join(notes), transform=ax.transAxes, va="top", ha="left", fontsize=6.5, color="darkred",
-                    bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
-                )
+            ax.tick_params(labelleft=True, labelbottom=True)  # shared ranges, but every panel keeps its numbers
+            if notes is not None:
+                panel_notes[(i, j)] = notes
             if i == len(rows) - 1:
                 ax.set_xlabel("image-side canonical variate 1")
             if j == 0:
                 ax.set_ylabel(f"{row}\nword-side canonical variate 1 (jittered)")
+    everywhere = set.intersection(*(set(n) for n in panel_notes.values())) if panel_notes else set()
+    for (i, j), notes in panel_notes.items():
+        own = [note for note in notes if note not in everywhere]
+        if own:
+            axes[i, j].text(
+                0.02, 0.98, "\n".join(textwrap_lines(own)), transform=axes[i, j].transAxes, va="top", ha="left",
+                fontsize=8, color="darkred", bbox={"facecolor": "white", "alpha": 0.85, "edgecolor": "none"},
+            )
+    if everywhere:
+        fig.suptitle("In every panel: " + "; ".join(sorted(everywhere)), fontsize=9, color="darkred")
     if n_classes <= MAX_LEGEND_CLASSES:
         from matplotlib.lines import Line2D
 
@@ -148,6 +176,21 @@ def _unique_matrix(matrices: list[np.ndarray], what: str) -> np.ndarray:
     if any(not np.array_equal(first, m, equal_nan=True) for m in matrices[1:]):
         raise ConfigError(f"the reports disagree on the {what}; one checkpoint / embedding must give one matrix")
     return first
+
+
+def _off_diagonal_range(matrices: Sequence[np.ndarray]) -> tuple[float, float]:
+    """One colour range for every heatmap: the finite off-diagonal entries of all of them.
+
+    The diagonal (1 for every inner product of normalised means and for every cosine
+    matrix) is left out, so it cannot squeeze the scale; controls whose off-diagonal
+    entries are all equal (one-hot vectors: 0) or near 0 (random vectors) stay inside it.
+    """
+    values = np.concatenate([m[~np.eye(len(m), dtype=bool)] for m in matrices])
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 0.0, 1.0
+    low, high = float(values.min()), float(values.max())
+    return (low, high) if high > low else (low - 0.5, high + 0.5)
 
 
 def similarity_grid(
@@ -170,8 +213,10 @@ def similarity_grid(
         max_columns: panels per row.
 
     Returns:
-        A figure with one heatmap axes per checkpoint (features) and per embedding
-        (words), all on one colour scale with one colour bar (an axes of its own), and a
+        A figure with one seaborn heatmap per checkpoint (features) and per embedding
+        (words), with the values in the cells up to :data:`MAX_ANNOTATED_CLASSES` classes,
+        all on one colour scale set by the off-diagonal entries (:func:`_off_diagonal_range`)
+        with one colour bar (an axes of its own), and a
         last panel scattering every feature-matrix entry against the matching
         word-matrix entry (off-diagonal pairs), one series per (checkpoint, embedding) with
         its RSA, CI and relabelling p-value in the legend. NaN entries are grey.
@@ -189,29 +234,34 @@ def similarity_grid(
     panels = [(f"features: {c}", m) for c, m in feature.items()] + [(f"words: {e}", m) for e, m in word.items()]
     if any(m.shape != (n_classes, n_classes) for _, m in panels):
         raise ConfigError(f"every matrix must be {n_classes} x {n_classes}, one row per class name")
-    values = np.concatenate([m[np.isfinite(m)] for _, m in panels])
-    vmin, vmax = float(values.min()), float(values.max())
+    vmin, vmax = _off_diagonal_range([m for _, m in panels])
 
     plt = _pyplot()
     import matplotlib
+    import seaborn as sns
 
-    colour_map = matplotlib.colormaps[cmap].with_extremes(bad="lightgrey")
+    colour_map = matplotlib.colormaps[cmap]
     n_panels = len(panels) + 1
     n_cols = min(n_panels, max_columns)
     n_rows = -(-n_panels // n_cols)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols + 1.0, 4.0 * n_rows), squeeze=False, layout="constrained")
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.6 * n_cols + 1.0, 4.4 * n_rows), squeeze=False, layout="constrained")
     flat = list(axes.ravel())
     for ax in flat[n_panels:]:
         fig.delaxes(ax)
-    ticks = np.arange(n_classes)
     size = _tick_size(n_classes)
-    image = None
+    annotate = n_classes <= MAX_ANNOTATED_CLASSES
     for ax, (title, matrix) in zip(flat, panels):
-        image = ax.imshow(matrix, vmin=vmin, vmax=vmax, cmap=colour_map, interpolation="nearest")
+        ax.set_facecolor("lightgrey")  # NaN cells
+        sns.heatmap(matrix, ax=ax, vmin=vmin, vmax=vmax, cmap=colour_map, cbar=False, square=True,
+                    annot=annotate, fmt=".2f", annot_kws={"fontsize": 5.5}, xticklabels=class_names,
+                    yticklabels=class_names, linewidths=0)
         ax.set_title(title, fontsize=9)
-        ax.set_xticks(ticks, class_names, rotation=90, fontsize=size)
-        ax.set_yticks(ticks, class_names, fontsize=size)
-    fig.colorbar(image, ax=flat[: len(panels)], shrink=0.8, label="similarity")
+        ax.tick_params(labelsize=size)
+        ax.set_xticklabels(class_names, rotation=90, fontsize=size)
+        ax.set_yticklabels(class_names, rotation=0, fontsize=size)
+    scale = matplotlib.cm.ScalarMappable(norm=matplotlib.colors.Normalize(vmin, vmax), cmap=colour_map)
+    fig.colorbar(scale, ax=flat[: len(panels)], shrink=0.8, extend="max",
+                 label="similarity (scale of the off-diagonal entries; the diagonal is 1)")
 
     scatter = flat[len(panels)]
     rows, cols = np.triu_indices(n_classes, k=1)

@@ -36,9 +36,18 @@ def test_cca_grid_layout_notes_and_png(data, tmp_path):
     fig = cca_grid(grid, NAMES)
     assert len(fig.axes) == 6
     assert not fig.axes[5].get_visible()  # the empty cell
-    notes = " ".join(t.get_text() for t in fig.axes[0].texts)
-    assert "class separability" in notes  # 6-d words span the 3-d label space
+    # 6-d words span the 3-d label space in every panel with a report: said once, above the figure
+    assert "class separability" in fig._suptitle.get_text()
     assert "chance" in fig.axes[0].get_title()
+    for row in (0, 1):  # one axis range per row
+        visible = [ax for ax in fig.axes[3 * row: 3 * row + 3] if ax.get_visible()]
+        assert len({ax.get_xlim() for ax in visible}) == 1 and len({ax.get_ylim() for ax in visible}) == 1
+    fig.canvas.draw()
+    width = fig.bbox.width
+    for ax in fig.axes[:5]:  # titles inside the figure: none is clipped
+        box = ax.title.get_window_extent()
+        assert box.x0 >= 0 and box.x1 <= width
+    assert max(len(line) for line in fig.axes[2].get_title().splitlines()) <= 48
     assert [t.get_text() for t in fig.legends[0].get_texts()] == NAMES
     fig.savefig(tmp_path / "cca.png", dpi=60)
     assert is_png(tmp_path / "cca.png")
@@ -56,13 +65,32 @@ def test_similarity_grid_layout_and_png(data, tmp_path):
     }
     fig = similarity_grid(reports, NAMES)
     assert len(fig.axes) == 2 + 2 + 1 + 1  # features, words, scatter, colour bar
-    heatmaps = [ax for ax in fig.axes if ax.images]
+    heatmaps = [ax for ax in fig.axes if ax.collections and ax.get_title().startswith(("features", "words"))]
     assert len(heatmaps) == 4
-    assert len({ax.images[0].get_clim() for ax in heatmaps}) == 1  # one colour scale
+    assert len({ax.collections[0].get_clim() for ax in heatmaps}) == 1  # one colour scale
     assert [t.get_text() for t in heatmaps[0].get_xticklabels()] == NAMES
+    cells = [t.get_text() for t in heatmaps[0].texts]
+    assert len(cells) == 16 and cells[0] == "1.00"  # values printed in the cells
     assert "RSA" in fig.axes[4].get_legend().get_texts()[0].get_text()
     fig.savefig(tmp_path / "sim.png", dpi=60)
     assert is_png(tmp_path / "sim.png")
     mixed = {"nat": {"glove": reports["nat"]["glove"], "clip": reports["adv"]["glove"]}}
     with pytest.raises(ConfigError, match="disagree"):
         similarity_grid(mixed, NAMES)
+
+
+def test_similarity_scale_is_set_by_off_diagonal_entries_so_controls_do_not_saturate(data):
+    natural, _, labels, _ = data
+    onehot = np.eye(4)
+    rng = np.random.default_rng(2)
+    random_words = rng.standard_normal((4, 50))
+    options = {"n_boot": 10, "n_perm": 0}
+    reports = {"nat": {"onehot": similarity_report(natural, labels, onehot, **options),
+                       "random": similarity_report(natural, labels, random_words, **options)}}
+    fig = similarity_grid(reports, NAMES)
+    heatmaps = [ax for ax in fig.axes if ax.collections and ax.get_title().startswith(("features", "words"))]
+    low, high = heatmaps[0].collections[0].get_clim()
+    off = np.concatenate([r.word_matrix[~np.eye(4, dtype=bool)] for r in reports["nat"].values()]
+                         + [reports["nat"]["onehot"].feature_matrix[~np.eye(4, dtype=bool)]])
+    assert (low, high) == pytest.approx((off.min(), off.max()))
+    assert high < 1.0  # the diagonal of 1 does not squeeze the scale
