@@ -373,6 +373,7 @@ def stage_in_a_child(out: Path, then: str) -> subprocess.Popen:
     """A python process that stages ``result.json`` in ``out``, says 'staged' and then does ``then``."""
     code = textwrap.dedent(f"""
         import os, signal, sys
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if started in the background
         from semprobe.outputs import OutputDir
         output = OutputDir({str(out)!r})
         with output:

@@ -276,6 +276,7 @@ def test_a_damaged_metrics_line_before_the_last_is_one_line_exit_2(tmp_path, cap
 
 INTERRUPTER = """
 import os, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even under a shell that ignores it
 from trainers import methods
 from trainers.__main__ import main
 
