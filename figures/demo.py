@@ -40,10 +40,8 @@ from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
 METHODS = ("scarl", "trades", "pgd_at", "spat_madry", "fgsm", "natural")  # longest first
-# best.pt is the epoch of best validation PGD accuracy, which means nothing for a model trained
-# without attacks: the natural model is taken at its last epoch.
-CHECKPOINT_FILE = {method: "last.pt" if method == "natural" else "best.pt" for method in METHODS}
 EPS = "0.1"
+ZOO = REPO / "figures" / "study"
 SPAT_ALPHA = "0.2"
 FIGURES_ONLY = "scarl_fig4a_epochs,scarl_fig4b_eps,scarl_fig4c_steps,spat_fig2_examples,spat_fig3_examples"
 SEMANTIC_COMPONENTS = 3  # GloVe principal components for the CCA whose relabelling null has power (< K-1)
@@ -54,8 +52,9 @@ class Profile:
     """How much of everything: training size and the sample size of each analysis."""
 
     train_images: int | None  # None: the whole training split
+    check_images: int         # the end-to-end training check beside the zoo: this many images, one epoch
     epochs: int
-    natural_epochs: int       # natural training is cheap: more epochs (its checkpoint is last.pt)
+    natural_epochs: int       # natural training is cheap: more epochs
     train_steps: int          # PGD steps of the training attacks (step eps/4 ... see step_size)
     train_step_size: str
     val_size: int
@@ -73,10 +72,10 @@ class Profile:
 
 
 PROFILES = {
-    "full": Profile(train_images=3500, epochs=2, natural_epochs=4, train_steps=5, train_step_size="eps/2",
+    "full": Profile(train_images=3500, check_images=2000, epochs=2, natural_epochs=4, train_steps=5, train_step_size="eps/2",
                     val_size=250, eval_n=300, aa_n=30, cca_pairs=500, sim_n=300, alpha_n=200, alphas="0:1:0.2",
                     figures_n=150, max_steps=50, eps_sweep="0,0.05,0.1,0.15,0.2", n_boot=500, n_perm=500),
-    "smoke": Profile(train_images=300, epochs=1, natural_epochs=2, train_steps=2, train_step_size="eps/2",
+    "smoke": Profile(train_images=300, check_images=200, epochs=1, natural_epochs=2, train_steps=2, train_step_size="eps/2",
                      val_size=50, eval_n=60, aa_n=8, cca_pairs=60, sim_n=100, alpha_n=30, alphas="0:1:0.5",
                      figures_n=30, max_steps=3, eps_sweep="0,0.1", n_boot=30, n_perm=30),
 }
@@ -130,30 +129,80 @@ def _typed(argv: list[str]) -> str:
     return " ".join([program] + [shlex.quote(a) for a in argv[2:]])
 
 
-def training_jobs(profile: Profile, dataset: str, cache: Path, data_dir: str | None) -> list[Job]:
-    """The six training runs (``python -m trainers METHOD ...``) into ``cache/METHOD``."""
+@dataclass
+class Models:
+    """The demo's six checkpoints and where they come from.
+
+    ``checkpoints`` and ``runs`` (folders with the run's ``config.json`` and ``metrics.jsonl``)
+    by method; ``made_by`` the training job each checkpoint waits for (none for the zoo's);
+    ``labels`` the label the semprobe commands give each checkpoint, mapped to its method;
+    ``jobs`` the training jobs to run (for the zoo, one short end-to-end check of the trainers).
+    """
+
+    source: str
+    checkpoints: dict[str, Path]
+    runs: dict[str, Path]
+    made_by: dict[str, str]
+    labels: dict[str, str]
+    jobs: list[Job]
+
+
+def _training_argv(method: str, profile: Profile, dataset: str, out: Path, data_dir: str | None,
+                   epochs: int, train_images: int | None) -> list[str]:
+    argv = ["-m", "trainers", method, "--dataset", dataset, "--arch", "small_cnn", "--eps", EPS,
+            "--epochs", str(epochs), "--val-size", str(profile.val_size), "--quiet", "--out", str(out), "--overwrite"]
+    if method not in ("natural", "fgsm"):  # FGSM-AT takes one step of 1.25 eps (Wong et al. 2020)
+        argv += ["--steps", str(profile.train_steps), "--step-size", profile.train_step_size]
+    if train_images is not None:
+        argv += ["--max-train-images", str(train_images)]
+    if method == "spat_madry":
+        argv += ["--alpha", SPAT_ALPHA]
+    if data_dir:
+        argv += ["--data-dir", data_dir]
+    return argv
+
+
+def trained_models(profile: Profile, dataset: str, cache: Path, data_dir: str | None) -> Models:
+    """The six small models trained here (``python -m trainers METHOD ...``) into ``cache/METHOD``;
+    each checkpoint is the run's ``best.pt`` (validation PGD accuracy; clean accuracy for natural)."""
     jobs = []
     for method in METHODS:
-        argv = ["-m", "trainers", method, "--dataset", dataset, "--arch", "small_cnn", "--eps", EPS,
-                "--epochs", str(profile.natural_epochs if method == "natural" else profile.epochs), "--val-size", str(profile.val_size), "--quiet",
-                "--out", str(cache / method), "--overwrite"]
-        if method not in ("natural", "fgsm"):  # FGSM-AT takes one step of 1.25 eps (Wong et al. 2020)
-            argv += ["--steps", str(profile.train_steps), "--step-size", profile.train_step_size]
-        if profile.train_images is not None:
-            argv += ["--max-train-images", str(profile.train_images)]
-        if method == "spat_madry":
-            argv += ["--alpha", SPAT_ALPHA]
-        if data_dir:
-            argv += ["--data-dir", data_dir]
+        epochs = profile.natural_epochs if method == "natural" else profile.epochs
+        argv = _training_argv(method, profile, dataset, cache / method, data_dir, epochs, profile.train_images)
         jobs.append(Job(f"train {method}", argv, display=_typed(argv), done_marker=cache / method / "demo-run.json"))
-    return jobs
+    return Models("trained", {m: cache / m / "best.pt" for m in METHODS}, {m: cache / m for m in METHODS},
+                  {m: f"train {m}" for m in METHODS}, {f"{m}/best": m for m in METHODS}, jobs)
 
 
-def analysis_jobs(profile: Profile, dataset: str, cache: Path, stage: Path, test_size: int,
+def zoo_models(zoo: Path, profile: Profile, dataset: str, cache: Path, data_dir: str | None) -> Models | None:
+    """The study's well-trained models (``zoo/models/METHOD.pt``, logs in ``zoo/logs/METHOD``) when
+    all six are there and were trained on ``dataset``; else None. The trainers still get one short
+    end-to-end run (pgd_at, one epoch), so the demo shows they work."""
+    from semprobe.checkpoint import load_checkpoint
+    from semprobe.errors import SemprobeError
+
+    checkpoints = {m: zoo / "models" / f"{m}.pt" for m in METHODS}
+    runs = {m: zoo / "logs" / m for m in METHODS}
+    if not all(checkpoints[m].is_file() and (runs[m] / "metrics.jsonl").is_file() for m in METHODS):
+        return None
+    try:
+        if any(load_checkpoint(path).dataset != dataset for path in checkpoints.values()):
+            return None
+    except SemprobeError:
+        return None
+    check = _training_argv("pgd_at", profile, dataset, cache / "trainer_check", data_dir, 1, profile.check_images)
+    job = Job("train pgd_at (end-to-end check)", check, display=_typed(check),
+              done_marker=cache / "trainer_check" / "demo-run.json")
+    return Models("zoo", checkpoints, runs, {}, {m: m for m in METHODS}, [job])
+
+
+def analysis_jobs(profile: Profile, dataset: str, models: Models, stage: Path, test_size: int,
                   data_dir: str | None) -> list[Job]:
-    """eval, cca, simmatrix, alpha-curve and figures on the cached checkpoints, each into ``stage/NAME``."""
-    ckpt = {method: str(cache / method / CHECKPOINT_FILE[method]) for method in METHODS}
-    trained = {method: f"train {method}" for method in METHODS}
+    """eval, cca, simmatrix, alpha-curve and figures on the six checkpoints, each into ``stage/NAME``."""
+    ckpt = {method: str(path) for method, path in models.checkpoints.items()}
+
+    def after(methods) -> tuple[str, ...]:
+        return tuple(models.made_by[m] for m in methods if m in models.made_by)
     n = {key: min(value, test_size) for key, value in
          dict(eval=profile.eval_n, aa=profile.aa_n, sim=profile.sim_n, alpha=profile.alpha_n,
               figures=profile.figures_n, pairs=profile.cca_pairs).items()}
@@ -163,7 +212,7 @@ def analysis_jobs(profile: Profile, dataset: str, cache: Path, stage: Path, test
     def job(name, command, methods, options):
         argv = ["-m", "semprobe", command] + [a for m in methods for a in ("--ckpt", ckpt[m])] + options + common \
             + ["--out", str(stage / name)]
-        return Job(name, argv, tuple(trained[m] for m in methods), _typed(argv), output=stage / name)
+        return Job(name, argv, after(methods), _typed(argv), output=stage / name)
 
     glove_pcs = stage / "cca_semantic" / f"glove_pc{SEMANTIC_COMPONENTS}.npy"
     jobs = [
@@ -180,12 +229,12 @@ def analysis_jobs(profile: Profile, dataset: str, cache: Path, stage: Path, test
             ["--alphas", profile.alphas, "--n", str(n["alpha"])]),
     ]
     figures = ["-m", "semprobe", "figures", "--robust", ckpt["pgd_at"], "--trades", ckpt["trades"], "--scarl",
-               ckpt["scarl"]] + [a for m in ("pgd_at", "trades", "scarl", "spat_madry") for a in ("--runs", str(cache / m))] \
+               ckpt["scarl"]] + [a for m in ("pgd_at", "trades", "scarl", "spat_madry") for a in ("--runs", str(models.runs[m]))] \
         + ["--only", FIGURES_ONLY, "--n", str(max(n["figures"], 20)), "--n-pairs", str(max(n["pairs"], 20)),
            "--max-steps", str(profile.max_steps), "--eps-sweep", profile.eps_sweep] + stats + common \
         + ["--out", str(stage / "figures")]
-    jobs.append(Job("figures", figures, tuple(trained[m] for m in ("pgd_at", "trades", "scarl", "spat_madry")),
-                    _typed(figures), output=stage / "figures"))
+    jobs.append(Job("figures", figures, after(("pgd_at", "trades", "scarl", "spat_madry")), _typed(figures),
+                    output=stage / "figures"))
     semantic = next(job for job in jobs if job.name == "cca_semantic")
     semantic.prepare = partial(write_word_components, glove_pcs, dataset, SEMANTIC_COMPONENTS)
     return jobs
@@ -361,6 +410,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default=str(REPO / "figures" / "demo"), help="where the outputs go (replaced)")
     parser.add_argument("--cache", default=str(REPO / "demo-cache"), help="where trained runs are kept")
+    parser.add_argument("--zoo", default=str(ZOO),
+                        help="the study folder whose models/ and logs/ the demo analyses when all six are there")
+    parser.add_argument("--no-zoo", action="store_true", help="train the six small models even when the zoo is there")
     parser.add_argument("--profile", choices=sorted(PROFILES), default="full")
     parser.add_argument("--aa-n", type=_positive, help="images for AutoAttack (default: the profile's)")
     parser.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, help="processes at a time")
@@ -396,8 +448,14 @@ def _run(args, profile: Profile, out: Path, cache: Path, stage: Path, started: f
         dataset, data_line = args.dataset, f"data: {args.dataset}, as asked (--dataset)"
     say(data_line)
     test_size = len(load_dataset(dataset, "test", data_dir=args.data_dir))
-    train = training_jobs(profile, dataset, cache, args.data_dir)
-    analyses = analysis_jobs(profile, dataset, cache, stage, test_size, args.data_dir)
+    models = None if args.no_zoo else zoo_models(Path(args.zoo), profile, dataset, cache, args.data_dir)
+    if models is None:
+        models = trained_models(profile, dataset, cache, args.data_dir)
+        say(f"models: trained here ({'--no-zoo' if args.no_zoo else f'no complete {dataset} zoo in {args.zoo}'})")
+    else:
+        say(f"models: the well-trained zoo in {args.zoo}, plus one short end-to-end training run")
+    train = models.jobs
+    analyses = analysis_jobs(profile, dataset, models, stage, test_size, args.data_dir)
     for job in train + analyses:  # the commands as a user would type them from the repository
         job.display = job.display.replace(str(stage), str(out)).replace(f"{Path.cwd()}/", "")
     run_jobs(schedule(train, analyses), args.jobs, cache / "logs",
@@ -406,7 +464,7 @@ def _run(args, profile: Profile, out: Path, cache: Path, stage: Path, started: f
     from demo_summary import write_summary
 
     elapsed = time.monotonic() - started
-    write_summary(stage, cache, dataset, data_line, profile, args.profile, train + analyses, elapsed, CHECKPOINT_FILE)
+    write_summary(stage, models, dataset, data_line, profile, args.profile, train + analyses, elapsed)
     (stage / "commands.txt").write_text("\n".join(job.display for job in train + analyses) + "\n")
     if out.exists():
         shutil.rmtree(out)

@@ -38,14 +38,18 @@ def _first_table(markdown: str) -> str:
     return markdown.split("\n## ", 1)[0].replace("# ", "#### ", 1).strip()
 
 
-def _training_lines(cache: Path, methods) -> list[str]:
-    rows = ["| method | epochs | validation clean % | validation PGD-10 % | training time |", "|---|---|---|---|---|"]
-    for method in methods:
-        lines = (cache / method / "metrics.jsonl").read_text().splitlines()
-        last = json.loads(lines[-1])
-        seconds = sum(json.loads(line).get("train_time_s", 0) + json.loads(line).get("eval_time_s", 0) for line in lines)
-        rows.append(f"| {method} | {last['epoch']} | {100 * last['val_clean_acc']:.1f} | "
-                    f"{100 * last['val_pgd_acc']:.1f} | {seconds / 60:.1f} min |")
+def _training_lines(runs: dict[str, Path]) -> list[str]:
+    """A row per run: its epochs, the chosen (best) epoch's validation accuracies and the training time."""
+    rows = ["| method | epochs | chosen epoch | validation clean % | validation PGD-10 % | training time |",
+            "|---|---|---|---|---|---|"]
+    for method, folder in runs.items():
+        records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        selection = "val_clean_acc" if json.loads((folder / "config.json").read_text())["method"] == "natural" \
+            else "val_pgd_acc"
+        best = max(records, key=lambda record: record[selection])
+        seconds = sum(r.get("train_time_s", 0) + r.get("eval_time_s", 0) for r in records)
+        rows.append(f"| {method} | {records[-1]['epoch']} | {best['epoch']} | {100 * best['val_clean_acc']:.1f} | "
+                    f"{100 * best['val_pgd_acc']:.1f} | {seconds / 60:.1f} min |")
     return rows
 
 
@@ -65,18 +69,35 @@ def name_by_method(document: dict, names: dict[str, str]) -> None:
         curve["label"] = names.get(curve["label"], curve["label"])
 
 
-def write_summary(stage: Path, cache: Path, dataset: str, data_line: str, profile, profile_name: str, jobs,
-                  elapsed: float, checkpoint_file: dict[str, str]) -> Path:
-    """Compose ``stage/summary.md`` from the outputs in ``stage`` and the runs in ``cache``."""
+def _models_line(models, config: dict, profile) -> str:
+    """The summary's line on where the six models come from and how they were trained."""
+    images = config.get("max_train_images") or "all"
+    if models.source == "zoo":
+        return (f"- Models: the study's well-trained zoo (figures/study/, `python figures/study.py`): the small CNN "
+                f"trained at eps {config['eps']:.3g} (L-inf, pixels in [0,1]) on {images} training images, the "
+                f"robust methods for {config['epochs']} epochs with a PGD-{config['steps']} training attack of step "
+                f"{config['step_size']:.3g}; each checkpoint is its run's best epoch by validation PGD-10 accuracy "
+                "(natural: by validation clean accuracy). Beside them, one short pgd_at run shows the trainers work "
+                "end to end. A check of the papers' claims on another dataset, not a reproduction of their CIFAR "
+                "numbers.")
+    return (f"- Models: the small CNN, trained here at eps {config['eps']:.3g} (L-inf, pixels in [0,1]) on "
+            f"{images} training images for {config['epochs']} epochs (natural: {profile.natural_epochs}), "
+            f"training attack PGD-{config['steps']} with step {config['step_size']:.3g}; spat_madry with alpha "
+            f"{config.get('alpha') or 0.2}. Each checkpoint is the run's best epoch by validation PGD-10 accuracy "
+            "(natural: by validation clean accuracy). Briefly trained models: a check of the analyses on real data, "
+            "not of the papers' claims.")
+
+
+def write_summary(stage: Path, models, dataset: str, data_line: str, profile, profile_name: str, jobs,
+                  elapsed: float) -> Path:
+    """Compose ``stage/summary.md`` from the outputs in ``stage`` and the models' runs."""
     outputs = {name: _load(stage / folder, file) for name, folder, file in (
         ("cca", "cca", "cca.json"), ("semantic", "cca_semantic", "cca.json"), ("sim", "simmatrix", "simmatrix.json"),
         ("eval", "eval", "eval.json"), ("eval_aa", "eval_aa", "eval.json"), ("alpha", "alpha_curve", "alpha_curve.json"))}
 
-    # the commands label a trainer's checkpoint FOLDER/best.pt as "FOLDER/best"
-    methods = {f"{method}/{Path(file).stem}": method for method, file in checkpoint_file.items()}
-    for document in outputs.values():
-        name_by_method(document, methods)
-    config = json.loads((cache / "pgd_at" / "config.json").read_text())
+    for document in outputs.values():  # the commands' labels (pgd_at/best, or pgd_at for a zoo file) -> methods
+        name_by_method(document, models.labels)
+    config = json.loads((models.runs["pgd_at"] / "config.json").read_text())
     cached = [job.name.removeprefix("train ") for job in jobs if job.cached and job.output is None]
     reused = [job.name for job in jobs if job.cached and job.output is not None]
     findings = [
@@ -86,7 +107,6 @@ def write_summary(stage: Path, cache: Path, dataset: str, data_line: str, profil
         accuracy_finding([outputs["eval"], outputs["eval_aa"]], "scarl", "trades"),
         alpha_finding(outputs["alpha"], ["natural", "pgd_at"], "pgd_at"),
     ]
-    train_images = config.get("max_train_images") or "all"
     preamble = [
         f"Made by `python figures/demo.py --profile {profile_name}` (`make demo` runs the full profile) in "
         f"{elapsed / 60:.1f} minutes on "
@@ -96,11 +116,7 @@ def write_summary(stage: Path, cache: Path, dataset: str, data_line: str, profil
            if reused else "") + ".",
         "",
         f"- {data_line}.",
-        f"- Models: the small CNN, trained at eps {config['eps']:.3g} (L-inf, pixels in [0,1]) on {train_images} "
-        f"training images for {config['epochs']} epochs (natural: {profile.natural_epochs}), training attack PGD-{config['steps']} with step "
-        f"{config['step_size']:.3g}; spat_madry with alpha {config.get('alpha') or 0.2}. The best epoch by "
-        "validation PGD-10 accuracy is the checkpoint (the natural model: its last epoch). This is a small-scale check of the papers' claims on "
-        "another dataset, not a reproduction of their CIFAR numbers.",
+        _models_line(models, config, profile),
         f"- Analyses (every command is in [commands.txt](commands.txt)): eval on {profile.eval_n} test images, "
         f"AutoAttack (standard; about 10 s per robust image on one CPU core, so `--aa-n` sets how many) on "
         f"{profile.aa_n}, CCA on {profile.cca_pairs} image/word pairs (half held out), "
@@ -108,9 +124,9 @@ def write_summary(stage: Path, cache: Path, dataset: str, data_line: str, profil
         f"{profile.n_boot} replicates, permutation nulls {profile.n_perm}. Adversarial images: PGD-20 at eps 0.1, "
         "step eps/4 (alpha curves: eps/10, as SPAT). All 95% intervals.",
         "",
-        "Training (last epoch):",
+        "Training (the chosen epoch of each run):",
         "",
-    ] + _training_lines(cache, ("natural", "fgsm", "pgd_at", "trades", "scarl", "spat_madry"))
+    ] + _training_lines({m: models.runs[m] for m in ("natural", "fgsm", "pgd_at", "trades", "scarl", "spat_madry")})
     tables = ["## Robust accuracy", "",
               _first_table((stage / "eval" / "eval.md").read_text()), "",
               _first_table((stage / "eval_aa" / "eval.md").read_text())]

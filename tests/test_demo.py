@@ -143,8 +143,8 @@ def test_smoke_demo_end_to_end_then_from_the_cache(tmp_path):
                  "eval/eval.json", "eval_aa/eval.json", "figures/scarl_fig4c_steps.png", "findings.json"):
         assert (out / name).stat().st_size > 0, name
     evaluated = json.loads((out / "eval" / "eval.json").read_text())["checkpoints"]
-    assert sorted(evaluated) == sorted(["natural/last"] + [f"{m}/best" for m in ("fgsm", "pgd_at", "trades", "scarl",
-                                                                                   "spat_madry")])
+    assert sorted(evaluated) == sorted(f"{m}/best" for m in ("natural", "fgsm", "pgd_at", "trades", "scarl",
+                                                             "spat_madry"))
     commands = (out / "commands.txt").read_text()
     assert "python -m trainers spat_madry" in commands and "--alpha 0.2" in commands
     assert ".partial" not in commands and "semprobe alpha-curve" in commands
@@ -156,6 +156,28 @@ def test_smoke_demo_end_to_end_then_from_the_cache(tmp_path):
     assert "[start]" not in second.stdout
     assert "came from the cache" in (out / "summary.md").read_text()
     assert (out / "eval" / "eval.json").read_text() == (cache / "analyses" / "eval" / "eval.json").read_text()
+
+    # a zoo of the six models (as figures/study/ keeps them): the demo analyses those and checks the trainers
+    zoo = tmp_path / "zoo"
+    for method in ("natural", "fgsm", "pgd_at", "trades", "scarl", "spat_madry"):
+        (zoo / "models").mkdir(parents=True, exist_ok=True)
+        (zoo / "logs" / method).mkdir(parents=True)
+        (zoo / "models" / f"{method}.pt").write_bytes((cache / method / "best.pt").read_bytes())
+        for name in ("metrics.jsonl", "config.json"):
+            (zoo / "logs" / method / name).write_bytes((cache / method / name).read_bytes())
+    third = subprocess.run([*command, "--zoo", str(zoo)], capture_output=True, text=True, cwd=tmp_path)
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "models: the well-trained zoo" in third.stdout
+    assert "[start] python -m trainers pgd_at" in third.stdout and third.stdout.count("[start] python -m trainers") == 1
+    summary = (out / "summary.md").read_text()
+    assert "the study's well-trained zoo" in summary and "| pgd_at |" in summary
+    evaluated = json.loads((out / "eval" / "eval.json").read_text())["checkpoints"]
+    assert {c["path"] for c in evaluated.values()} == {str(zoo / "models" / f"{m}.pt") for m in
+                                                      ("natural", "fgsm", "pgd_at", "trades", "scarl", "spat_madry")}
+    assert "C1b" in summary and "scarl vs trades" in summary
+    digits_zoo = subprocess.run([*command, "--zoo", str(tmp_path / "nothing")], capture_output=True, text=True,
+                                cwd=tmp_path)
+    assert "models: trained here (no complete digits zoo" in digits_zoo.stdout
 
 
 def test_analyses_are_reused_only_for_the_same_inputs(demo, tmp_path):
