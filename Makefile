@@ -33,9 +33,11 @@ data:
 demo: install data
 	$(BIN)/python figures/demo.py --out $(DEMO) --cache $(DEMO_CACHE)
 
-# the well-trained Fashion-MNIST zoo of figures/study/ (hours on 2 CPU cores; resumable: run it again after a stop)
+# the well-trained Fashion-MNIST zoo of figures/study/, its analyses and REPORT.md (many hours on 2 CPU cores;
+# resumable: run it again after a stop)
 study: install data
-	$(BIN)/python figures/study.py train
+	$(BIN)/python figures/study.py all
+	$(BIN)/python figures/study_report.py
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -35,9 +35,11 @@ training images with PGD-10):
 - ``grid``: spat_madry over alpha in {0, 0.1, 0.2, 0.4} x eps in {0.05, 0.1, 0.15}
   (SPAT Fig. 5) on a seeded 10,000-image subset, 8 epochs.
 
-    python figures/study.py list                     # every run, and whether it is done
+    python figures/study.py list                     # every job, and whether it is done
     python figures/study.py train --jobs 2           # train what is missing (resumable)
     python figures/study.py train --only pgd_at,trades
+    python figures/study.py all                      # train, and analyse each model as soon as it exists
+    python figures/study_report.py                   # figures/study/REPORT.md from what has been computed
 """
 
 from __future__ import annotations

@@ -1,0 +1,251 @@
+"""``figures/study/REPORT.md``: the study's tables and verdicts, from what its analyses wrote.
+
+``python figures/study_report.py`` reads ``figures/study/results/*/`` (the JSON of the
+``semprobe`` commands that ``figures/study.py analyse`` ran), ``models/*.json`` and
+``logs/*/metrics.jsonl``, and writes one Markdown page. Every section says which command
+made its numbers; a section whose analyses have not run yet says so instead, so the
+report can be written at any stage of the study.
+
+Sections: the training runs (schedules, chosen epoch, whether validation PGD accuracy is
+flat over the last epochs, the targets); SCARL Table 1 / SPAT Tables 1-2 (every main
+model on the full test split); SCARL vs TRADES and each method with and without SPAT,
+compared paired on the same images (McNemar's exact test, Newcombe's paired interval);
+SCARL Table 3; the ablations of Tables 4, 5, 7 against their own reference; the SPAT
+Fig. 5 grid; and the findings of ``semprobe.findings`` (C1 a and b, RSA, PGD-LS vs alpha).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from study import RUNS, STUDY, StudyRun  # noqa: E402
+
+MAIN_ATTACKS = ("natural", "fgsm", "pgd20", "pgd100", "cw100")
+SPAT_PAIRS = (("spat_madry", "pgd_at"), ("spat_trades", "trades"), ("spat_mart", "mart"))
+ABLATION_REFERENCE = "scarl_20k"
+TARGETS = {"natural": {"natural": 91.0}, "robust": {"natural": 80.0, "pgd20": 68.0}}
+FLAT_EPOCHS, FLAT_POINTS = 3, 1.0  # converged: validation PGD accuracy within 1 point over the last 3 epochs
+
+
+def _read(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _result(document: dict | None, attack: str) -> dict | None:
+    if document is None:
+        return None
+    for checkpoint in document["checkpoints"].values():
+        for result in checkpoint["results"]:
+            if result["attack"]["name"] == attack:
+                return result
+    return None
+
+
+def _cell(result: dict | None) -> str:
+    if result is None:
+        return "-"
+    return f"{result['accuracy']:.1f} [{result['ci95'][0]:.1f}, {result['ci95'][1]:.1f}]"
+
+
+def _command(results: Path, name: str) -> str:
+    record = _read(results / name / "study-job.json")
+    return f"`{record['command']}`" if record else "(not run yet)"
+
+
+def training_section(study: Path, runs: list[StudyRun]) -> list[str]:
+    """A row per run: epochs, chosen epoch and its validation accuracies, convergence, time."""
+    lines = ["## Training", "",
+             "SGD (momentum 0.9, weight decay 5e-4, batch 128), lr 0.1 decayed x0.1 at 75% and 90% of the epochs, "
+             "eps 0.1, training attacks of 10 steps of eps/4; validation on 1,000 held-out training images with "
+             f"PGD-10. *Flat* means the validation PGD-10 accuracy moved less than {FLAT_POINTS:g} point over the "
+             f"last {FLAT_EPOCHS} epochs.", "",
+             "| run | group | training images | epochs | chosen epoch | val clean % | val PGD-10 % | flat | hours |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for run in runs:
+        record = _read(study / "models" / f"{run.name}.json")
+        metrics = study / "logs" / run.name / "metrics.jsonl"
+        if record is None or not metrics.is_file():
+            lines.append(f"| {run.name} | {run.group} | {run.train_images or 'all'} | - | not trained yet | | | | |")
+            continue
+        epochs = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+        chosen = next(e for e in epochs if e["epoch"] == record["best_epoch"])
+        tail = [e["val_pgd_acc"] for e in epochs[-FLAT_EPOCHS:]]
+        flat = "yes" if len(tail) == FLAT_EPOCHS and 100 * (max(tail) - min(tail)) < FLAT_POINTS else "no"
+        hours = sum(e.get("train_time_s", 0) + e.get("eval_time_s", 0) for e in epochs) / 3600
+        lines.append(f"| {run.name} | {run.group} | {run.train_images or 'all'} | {len(epochs)} | {chosen['epoch']} | "
+                     f"{100 * chosen['val_clean_acc']:.1f} | {100 * chosen['val_pgd_acc']:.1f} | {flat} | "
+                     f"{hours:.1f} |")
+    return lines + [""]
+
+
+def main_table(results: Path, names: list[str]) -> list[str]:
+    """SCARL Table 1 / SPAT Tables 1-2: accuracy % [95% CI] on the whole test split, with the targets."""
+    lines = ["## Robust accuracy on the full test split (SCARL Table 1, SPAT Tables 1-2)", "",
+             "Accuracy % with 95% Wilson intervals on the 10,000 test images at eps 0.1 (an image counts when it and "
+             "its attacked version are both right). Targets: natural >= 91% clean; every robust method >= 80% "
+             "clean and >= 68% PGD-20.", "",
+             "| model | " + " | ".join(MAIN_ATTACKS) + " | target |", "|---" * (len(MAIN_ATTACKS) + 2) + "|"]
+    for name in names:
+        document = _read(results / f"eval_{name}" / "eval.json")
+        cells = {attack: _result(document, attack) for attack in MAIN_ATTACKS}
+        if document is None:
+            lines.append(f"| {name} | " + " | ".join("-" for _ in MAIN_ATTACKS) + " | not evaluated yet |")
+            continue
+        targets = TARGETS["natural" if name == "natural" else "robust"]
+        met = all(cells[a] is not None and cells[a]["accuracy"] >= floor for a, floor in targets.items())
+        lines.append(f"| {name} | " + " | ".join(_cell(cells[a]) for a in MAIN_ATTACKS) + f" | "
+                     f"{'met' if met else 'short'} |")
+    return lines + ["", "Commands: " + "; ".join(_command(results, f"eval_{name}") for name in names), ""]
+
+
+def _labelled(document: dict, label: str) -> dict:
+    """An eval.json whose single checkpoint is relabelled ``label`` (the commands label a file by its name)."""
+    return {**document, "checkpoints": {label: next(iter(document["checkpoints"].values()))}}
+
+
+def comparisons(results: Path) -> list[str]:
+    """SCARL vs TRADES (PGD-20 on the full split, AutoAttack on 500) and each method with vs without SPAT."""
+    from semprobe.findings import accuracy_finding
+
+    lines = []
+    pairs = [("scarl", "trades")] + [(a, b) for a, b in SPAT_PAIRS]
+    lines += ["## Paired comparisons (SCARL Table 1's claim; SPAT Tables 1-2: each method with and without SPAT)",
+              "", "Each pair is scored on the same test images, so the difference gets Newcombe's paired interval "
+              "and McNemar's exact test.", "",
+              "| comparison | attack | n | first % | second % | difference, points [95% CI] | McNemar p |",
+              "|---|---|---|---|---|---|---|"]
+    for first, second in pairs:
+        documents = []
+        for prefix in ("eval_", "aa_"):
+            for name in (first, second):
+                document = _read(results / f"{prefix}{name}" / "eval.json")
+                if document is not None:
+                    documents.append(_labelled(document, name))
+        attacks = ("pgd20", "aa", "cw100") if first == "scarl" else ("natural", "pgd20", "cw100")
+        if not documents:
+            lines.append(f"| {first} vs {second} | - | | | | not evaluated yet | |")
+            continue
+        finding = accuracy_finding(documents, first, second, attacks=attacks)
+        for attack in attacks:
+            numbers = finding.numbers.get(attack)
+            if numbers is None:
+                continue
+            difference, low, high = numbers["difference"]
+            p = f"{numbers['mcnemar_p']:.3g}" if numbers.get("paired") else "unpaired"
+            lines.append(f"| {first} vs {second} | {attack} | {numbers['n']} | {numbers[first]:.1f} | "
+                         f"{numbers[second]:.1f} | {difference:+.1f} [{low:+.1f}, {high:+.1f}] | {p} |")
+        lines.append(f"| | verdict: **{finding.verdict}** ({first} more robust) | | | | | |")
+    return lines + [""]
+
+
+def table3_section(results: Path) -> list[str]:
+    """SCARL Table 3: the SCARL model under PGD on CE, on the TRADES KL and on L_info through its heads."""
+    document = _read(results / "table3_scarl" / "eval.json")
+    lines = ["## SCARL Table 3: adaptive attacks on the SCARL model", ""]
+    if document is None:
+        return lines + ["Not computed yet.", ""]
+    attacks = [r["attack"]["name"] for r in next(iter(document["checkpoints"].values()))["results"]]
+    lines += ["| attack | accuracy % [95% CI] |", "|---|---|"]
+    lines += [f"| {attack} | {_cell(_result(document, attack))} |" for attack in attacks]
+    return lines + ["", f"Command: {_command(results, 'table3_scarl')}", ""]
+
+
+def ablation_table(results: Path, runs: list[StudyRun]) -> list[str]:
+    """SCARL Tables 4, 5, 7 on 20,000 training images: clean and PGD-20, and the difference to the full recipe."""
+    from semprobe.intervals import paired_comparison
+
+    lines = ["## SCARL ablations (Tables 4, 5, 7; 20,000 training images)", "",
+             f"Each variant against `{ABLATION_REFERENCE}` (the full recipe on the same images), paired.", "",
+             "| run | options | clean % | PGD-20 % | PGD-20 difference to the full recipe [95% CI] | McNemar p |",
+             "|---|---|---|---|---|---|"]
+    reference = _result(_read(results / f"eval_{ABLATION_REFERENCE}" / "eval.json"), "pgd20")
+    for run in runs:
+        document = _read(results / f"eval_{run.name}" / "eval.json")
+        clean, pgd = _result(document, "natural"), _result(document, "pgd20")
+        if pgd is None:
+            lines.append(f"| {run.name} | {' '.join(run.options) or run.method} | - | - | not evaluated yet | |")
+            continue
+        versus = ""
+        if reference is not None and run.name != ABLATION_REFERENCE and reference.get("per_image"):
+            c = paired_comparison([ch == "1" for ch in pgd["per_image"]], [ch == "1" for ch in reference["per_image"]])
+            versus = (f"{100 * c.difference:+.1f} [{100 * c.ci95[0]:+.1f}, {100 * c.ci95[1]:+.1f}] | "
+                      f"{c.mcnemar_p:.3g}")
+        lines.append(f"| {run.name} | {' '.join(run.options) or run.method} | {_cell(clean)} | {_cell(pgd)} | "
+                     f"{versus or '- | -'} |")
+    return lines + [""]
+
+
+def grid_table(results: Path, runs: list[StudyRun]) -> list[str]:
+    """SPAT Fig. 5: spat_madry's clean and PGD-20 accuracy at its training eps, per alpha and eps."""
+    lines = ["## SPAT Fig. 5: spat_madry over alpha and eps (10,000 training images)", "",
+             "| eps | alpha | clean % | PGD-20 % at the training eps |", "|---|---|---|---|"]
+    for run in runs:
+        document = _read(results / f"eval_{run.name}" / "eval.json")
+        alpha = run.options[run.options.index("--alpha") + 1]
+        lines.append(f"| {run.eps} | {alpha} | {_cell(_result(document, 'natural'))} | "
+                     f"{_cell(_result(document, 'pgd20'))} |")
+    return lines + [""]
+
+
+def findings_section(results: Path) -> list[str]:
+    """The findings of semprobe.findings on the study's cca, simmatrix and alpha_curve outputs."""
+    from semprobe.findings import alpha_finding, rsa_finding, semantics_finding, separability_finding
+
+    cca, semantic = _read(results / "cca" / "cca.json"), _read(results / "cca_semantic" / "cca.json")
+    sim, alpha = _read(results / "simmatrix" / "simmatrix.json"), _read(results / "alpha_curve" / "alpha_curve.json")
+    findings = []
+    if cca is not None:
+        findings.append(separability_finding(cca, "pgd_at", "natural"))
+    if semantic is not None and sim is not None:
+        findings.append(semantics_finding(semantic, sim, "pgd_at", "natural"))
+    if sim is not None:
+        findings.append(rsa_finding(sim, "pgd_at", "natural"))
+    if alpha is not None:
+        findings.append(alpha_finding(alpha, ["natural", "pgd_at"], "pgd_at"))
+    lines = ["## Findings (SCARL Fig. 1, 2; SPAT Fig. 4)", ""]
+    if not findings:
+        return lines + ["Not computed yet: the cca, cca_semantic, simmatrix and alpha_curve analyses.", ""]
+    lines += ["| finding | verdict |", "|---|---|"] + [f"| {f.title} | {f.verdict} |" for f in findings] + [""]
+    return lines + [f.to_markdown() for f in findings]
+
+
+def write_report(study: Path = STUDY) -> Path:
+    results = study / "results"
+    by_group = {group: [run for run in RUNS if run.group == group] for group in ("main", "ablation", "grid")}
+    sections = [
+        ["# The study: SCARL and SPAT on well-trained Fashion-MNIST models", "",
+         "Made by `python figures/study_report.py` from the outputs of `python figures/study.py` (every command is "
+         "named with its section). A check of the papers' claims on another dataset with a small CNN, not a "
+         "reproduction of their CIFAR numbers.", ""],
+        training_section(study, RUNS),
+        main_table(results, [run.name for run in by_group["main"]]),
+        comparisons(results),
+        table3_section(results),
+        ablation_table(results, by_group["ablation"]),
+        grid_table(results, by_group["grid"]),
+        findings_section(results),
+    ]
+    path = study / "REPORT.md"
+    path.write_text("\n".join(line for section in sections for line in section).rstrip() + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--study-dir", type=Path, default=STUDY, help="the study folder (default figures/study)")
+    args = parser.parse_args(argv)
+    print(f"wrote {write_report(args.study_dir.resolve())}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""figures/study_report.py: the report's tables from synthetic command outputs, paired where it must be."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from semprobe.intervals import paired_comparison, wilson_interval
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "figures" / "study_report.py"
+
+
+@pytest.fixture()
+def report():
+    sys.path.insert(0, str(SCRIPT.parent))
+    spec = importlib.util.spec_from_file_location("semprobe_study_report", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+    sys.path.remove(str(SCRIPT.parent))
+
+
+def write_eval(results: Path, name: str, flags: dict[str, str], n_label: int = 100) -> None:
+    """An eval.json of the shape `semprobe eval` writes, for one checkpoint FILE name.pt."""
+    rows = []
+    for attack, per_image in flags.items():
+        correct = per_image.count("1")
+        low, high = wilson_interval(correct, len(per_image))
+        rows.append({"attack": {"name": attack}, "n": len(per_image), "correct": correct,
+                     "accuracy": 100 * correct / len(per_image), "ci95": [100 * low, 100 * high],
+                     "per_image": per_image})
+    folder = results / name
+    folder.mkdir(parents=True)
+    document = {"metadata": {"settings": {"dataset": "fashion-mnist", "split": "test", "n": n_label, "seed": 0,
+                                          "sample": "all"}},
+                "checkpoints": {name.split("_", 1)[1]: {"results": rows}}}
+    (folder / "eval.json").write_text(json.dumps(document))
+    (folder / "study-job.json").write_text(json.dumps({"command": f"semprobe eval ... {name}"}))
+
+
+def test_report_tables_targets_and_paired_comparisons(report, tmp_path):
+    study = tmp_path / "study"
+    results = study / "results"
+    scarl = "1" * 70 + "1" * 10 + "0" * 2 + "0" * 18   # 80 robust
+    trades = "1" * 70 + "0" * 10 + "1" * 2 + "0" * 18  # 72 robust
+    write_eval(results, "eval_scarl", {"natural": "1" * 85 + "0" * 15, "pgd20": scarl})
+    write_eval(results, "eval_trades", {"natural": "1" * 90 + "0" * 10, "pgd20": trades})
+    write_eval(results, "eval_natural", {"natural": "1" * 92 + "0" * 8, "pgd20": "0" * 100})
+    write_eval(results, "eval_pgd_at", {"natural": "1" * 78 + "0" * 22, "pgd20": "1" * 70 + "0" * 30})
+    text = report.write_report(study).read_text()
+    assert "| natural | 92.0 [" in text and "| met |" in text.split("| natural | 92.0")[1].splitlines()[0]
+    scarl_row = next(line for line in text.splitlines() if line.startswith("| scarl | 85.0"))
+    assert scarl_row.endswith("| met |")  # >= 80% clean and >= 68% PGD-20
+    pgd_at_row = next(line for line in text.splitlines() if line.startswith("| pgd_at | 78.0"))
+    assert pgd_at_row.endswith("| short |")  # 78% clean
+    expected = paired_comparison([c == "1" for c in scarl], [c == "1" for c in trades])
+    low, high = 100 * expected.ci95[0], 100 * expected.ci95[1]
+    row = next(line for line in text.splitlines() if line.startswith("| scarl vs trades | pgd20"))
+    assert f"+8.0 [{low:+.1f}, {high:+.1f}]" in row and f"{expected.mcnemar_p:.3g}" in row
+    assert "| mart vs spat_mart" not in text and "| spat_mart vs mart | - | | | | not evaluated yet |" in text
+    assert "## SCARL Table 3" in text and "Not computed yet" in text
+    assert "| natural | main | all | - | not trained yet |" in text
+    assert "`semprobe eval ... eval_scarl`" in text
