@@ -29,6 +29,7 @@ import torch
 
 from semprobe import attacks
 from semprobe.evaluation import batches, wilson_interval
+from semprobe.models.wrapper import wrap_model
 
 
 @dataclass
@@ -162,8 +163,12 @@ def alpha_curve(
     ls_parametrization: str = "spat",
     progress=None,
 ) -> AlphaCurve:
-    """PGD-LS at each alpha, PGD-CE and PGD-KL, from one shared random start per image."""
+    """PGD-LS at each alpha, PGD-CE and PGD-KL, from one shared random start per image.
+
+    ``model`` may be any classifier module (wrapped with :func:`semprobe.models.wrap_model`).
+    """
     attacks.check_budget(eps, step_size, steps)
+    model = wrap_model(model)
     surrogates = [attacks.ls(a, ls_parametrization) for a in alphas] + [attacks.ce(), attacks.kl()]
     device = torch.device(device)
     generator = torch.Generator(device=device).manual_seed(seed)

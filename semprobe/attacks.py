@@ -28,6 +28,7 @@ import torch
 
 from semprobe import losses
 from semprobe.errors import ConfigError
+from semprobe.models.wrapper import wrap_model
 from semprobe.options import MAX_ATTACK_STEPS
 
 Objective = Callable[[torch.Tensor], "tuple[torch.Tensor, torch.Tensor]"]
@@ -299,9 +300,11 @@ def pgd(
     ``observe(k, logits)``, if given (one restart only), sees the logits of the k-th
     iterate for k = 0..steps, so one run yields PGD-k for every k (the logits of
     iterate k < steps are those the attack computes anyway).
-    Returns the adversarial images, detached.
+    Returns the adversarial images, detached. ``model`` may be any classifier module
+    (wrapped with :func:`semprobe.models.wrap_model`, no normalization added).
     """
     check_budget(eps, step_size, steps)
+    model = wrap_model(model)
     if restarts < 1:
         raise ConfigError(f"restarts must be >= 1, got {restarts}")
     if observe is not None and restarts != 1:
@@ -341,8 +344,9 @@ def fgsm(
     model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, *, eps: float, loss: str | Surrogate = "ce",
     train_mode: bool = False,
 ) -> torch.Tensor:
-    """FGSM (Goodfellow et al.): one signed-gradient step of size eps, no random start."""
+    """FGSM (Goodfellow et al.): one signed-gradient step of size eps, no random start (any classifier module)."""
     check_budget(eps)
+    model = wrap_model(model)
     surrogate = resolve_loss(loss)
     x = x.detach()
     with model_mode(model, train=train_mode):

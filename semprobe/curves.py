@@ -15,6 +15,7 @@ import torch
 from semprobe import attacks
 from semprobe.attack_specs import AttackSpec
 from semprobe.evaluation import AttackContext, batches, predict, robust_flags, wilson_interval
+from semprobe.models.wrapper import wrap_model
 
 
 @dataclass
@@ -59,8 +60,12 @@ def accuracy_vs_eps(
     label: str = "",
     context: AttackContext | None = None,
 ) -> Curve:
-    """PGD-``steps`` (CE) accuracy at each eps, step size ``step_size_factor * eps`` (SCARL Fig. 4 b)."""
+    """PGD-``steps`` (CE) accuracy at each eps, step size ``step_size_factor * eps`` (SCARL Fig. 4 b).
+
+    ``model`` may be any classifier module (wrapped with :func:`semprobe.models.wrap_model`).
+    """
     device = torch.device(device)
+    model = wrap_model(model)
     clean = predict(model, images, batch_size, device) == labels
     spec = AttackSpec(f"pgd{steps}", "pgd", steps, "ce")
     curve = Curve(label, "eps", {"steps": steps, "step_size": f"{step_size_factor}*eps", "loss": "ce"})
@@ -87,8 +92,12 @@ def accuracy_vs_steps(
     seed: int = 0,
     label: str = "",
 ) -> Curve:
-    """PGD-k (CE, uniform start) accuracy for each k in ``step_counts``, from one run (SCARL Fig. 4 c)."""
+    """PGD-k (CE, uniform start) accuracy for each k in ``step_counts``, from one run (SCARL Fig. 4 c).
+
+    ``model`` may be any classifier module (wrapped with :func:`semprobe.models.wrap_model`).
+    """
     device = torch.device(device)
+    model = wrap_model(model)
     wanted = sorted(set(int(k) for k in step_counts))
     clean = predict(model, images, batch_size, device) == labels
     robust = {k: clean.clone() for k in wanted}

@@ -17,6 +17,7 @@ import torch
 
 from semprobe.attack_specs import AttackSpec
 from semprobe.intervals import Z_95, wilson_interval  # noqa: F401  (re-exported: the accuracy intervals)
+from semprobe.models.wrapper import wrap_model
 
 
 @dataclass
@@ -130,9 +131,11 @@ def evaluate(
 
     Each attack's randomness comes from its own generator seeded with ``seed``, so a
     result does not depend on which other attacks ran before it. ``progress_factory``
-    (name, total) -> a tqdm-like object, or None.
+    (name, total) -> a tqdm-like object, or None. ``model`` may be any classifier module
+    (wrapped with :func:`semprobe.models.wrap_model`, no normalization added).
     """
     device = torch.device(device)
+    model = wrap_model(model)
     num_classes = num_classes or int(labels.max()) + 1
     model.eval()
     clean_correct = predict(model, images, batch_size, device) == labels

@@ -19,6 +19,7 @@ import torch
 from semprobe.attack_specs import AttackSpec
 from semprobe.errors import ConfigError, SemprobeError
 from semprobe.evaluation import AttackContext, batches
+from semprobe.models.wrapper import wrap_model
 
 REQUIRED_ARRAYS = ("features", "labels")
 
@@ -40,8 +41,8 @@ class FeatureSet:
 
 
 def check_layer(model: torch.nn.Module, layer: str) -> None:
-    """Refuse an unknown tap before any work, listing some of the available ones."""
-    names = model.tap_names()
+    """Refuse an unknown tap before any work, listing some of the available ones (any module, wrapped)."""
+    names = wrap_model(model).tap_names()
     if layer not in names:
         shown = ", ".join(names[:12])
         raise ConfigError(f"unknown layer {layer!r}; available: {shown}, ... (penultimate and logits always)")
@@ -67,8 +68,13 @@ def extract_features(
     classes: list[str] | None = None,
     progress=None,
 ) -> FeatureSet:
-    """Layer ``layer`` of ``model`` on ``images`` (and on their attacked versions when ``attack``)."""
+    """Layer ``layer`` of ``model`` on ``images`` (and on their attacked versions when ``attack``).
+
+    ``model`` is a semprobe model or any classifier module (wrapped with
+    :func:`semprobe.models.wrap_model`, no normalization added).
+    """
     device = torch.device(device)
+    model = wrap_model(model)
     check_layer(model, layer)
     model.eval()
     context = context or AttackContext()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import textwrap
 
 import click
 
@@ -19,7 +20,8 @@ def _format_mapping(mapping: dict) -> str:
 @checkpoint_options()
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
 def info(ckpt, arch, num_classes, in_channels, normalization, as_json) -> None:
-    """Describe a checkpoint: arch, classes, dataset, normalization, heads, config, metrics.
+    """Describe a checkpoint: arch, classes, dataset, normalization, heads, config, metrics,
+    and the tap names `--layer` accepts (penultimate, logits and every module name).
 
     \b
     Examples:
@@ -31,6 +33,7 @@ def info(ckpt, arch, num_classes, in_channels, normalization, as_json) -> None:
     )
     summary = loaded.summary()
     summary["sha256"] = loaded.sha256
+    summary["taps"] = loaded.model.tap_names()
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -55,8 +58,18 @@ def info(ckpt, arch, num_classes, in_channels, normalization, as_json) -> None:
         ("config", _format_mapping(summary["config"])),
         ("metrics", _format_mapping(summary["metrics"])),
     ]
+    rows.append((f"taps ({len(summary['taps'])})", ", ".join(summary["taps"])))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        click.echo(f"{key.ljust(width)}  {value}")
+        click.echo(_wrapped_row(key, value, width))
+
+
+def _wrapped_row(key: str, value: str, width: int, columns: int = 100) -> str:
+    """``key  value`` with a value longer than a line wrapped under itself (taps are long)."""
+    indent = " " * (width + 2)
+    if len(indent) + len(value) <= columns or not key.startswith("taps"):
+        return f"{key.ljust(width)}  {value}"
+    lines = textwrap.wrap(value, columns - len(indent), break_on_hyphens=False)
+    return f"{key.ljust(width)}  " + f"\n{indent}".join(lines)
 
 

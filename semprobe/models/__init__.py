@@ -1,4 +1,5 @@
-"""Image classifiers for semprobe: registry, in-model normalization, taps, SCARL heads.
+"""Image classifiers for semprobe: registry, in-model normalization, taps, SCARL heads,
+and :func:`wrap_model` for any other classifier module.
 
 Every model takes pixels in [0, 1] and holds its mean/std normalization as non-persistent
 buffers, so its ``state_dict`` keys are those of the public code it reproduces::
@@ -13,6 +14,7 @@ This package imports torch; ``import semprobe`` does not import it.
 from semprobe.models.base import ImageClassifier, parse_normalization
 from semprobe.models.heads import ProjectionHead, ProjectionHeads
 from semprobe.models.registry import create_model, list_models
+from semprobe.models.wrapper import WrappedModel, wrap_model
 
 __all__ = [
     "ImageClassifier",
@@ -20,5 +22,7 @@ __all__ = [
     "ProjectionHeads",
     "create_model",
     "list_models",
+    "WrappedModel",
     "parse_normalization",
+    "wrap_model",
 ]

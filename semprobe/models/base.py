@@ -65,6 +65,12 @@ class ImageClassifier(nn.Module):
         self.in_channels = in_channels
         self.feature_dim = feature_dim
         self.channels_last = False
+        self._register_normalization(normalization, in_channels)
+
+    def _register_normalization(
+        self, normalization: str | Mapping[str, Sequence[float]] | None, in_channels: int | None
+    ) -> None:
+        """Parse ``normalization`` and hold its mean/std as non-persistent buffers."""
         self._normalization = parse_normalization(normalization, in_channels)
         mean = std = None
         if self._normalization is not None:
