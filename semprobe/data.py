@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import codecs
 import functools
-import importlib
 import json
 import os
 import pickle
@@ -463,59 +462,27 @@ def _fetch_archive(url: str, root: Path, md5: str) -> None:
 # --------------------------------------------------------------------------- safe pickles
 
 
-def _numpy_global(modules: tuple[str, ...], name: str) -> object:
-    """``name`` from the first of ``modules`` that imports (numpy moved ``core`` to ``_core``)."""
-    for module in modules:
-        try:
-            return getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError):
-            continue
-    raise ImportError(f"numpy has no {name} in {', '.join(modules)}")
-
-
-@functools.lru_cache(maxsize=1)
-def _pickle_allowlist() -> dict[tuple[str, str], object]:
-    """The only globals a data pickle may name: what numpy arrays are rebuilt from."""
-    reconstruct = _numpy_global(("numpy._core.multiarray", "numpy.core.multiarray"), "_reconstruct")
-    frombuffer = _numpy_global(("numpy._core.numeric", "numpy.core.numeric"), "_frombuffer")
-    return {
-        ("numpy.core.multiarray", "_reconstruct"): reconstruct,
-        ("numpy._core.multiarray", "_reconstruct"): reconstruct,
-        ("numpy.core.numeric", "_frombuffer"): frombuffer,
-        ("numpy._core.numeric", "_frombuffer"): frombuffer,
-        ("numpy", "ndarray"): np.ndarray,
-        ("numpy", "dtype"): np.dtype,
-        ("_codecs", "encode"): codecs.encode,
-    }
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """An unpickler that builds dicts, lists, strings, numbers and numpy arrays, nothing else."""
-
-    def __init__(self, file, path: Path) -> None:
-        super().__init__(file, encoding="latin1")
-        self.path = path
-
-    def find_class(self, module: str, name: str) -> object:
-        try:
-            return _pickle_allowlist()[(module, name)]
-        except KeyError:
-            raise DataError(
-                f"{self.path} asks to run {module}.{name}; refused: a data file may only hold numpy arrays, "
-                "so replace it with the official file"
-            ) from None
+def _refuse_global(path: Path):
+    """The error for a data pickle that names a global beyond numpy's arrays."""
+    def refuse(module: str, name: str) -> DataError:
+        return DataError(f"{path} asks to run {module}.{name}; refused: a data file may only hold numpy arrays, "
+                         "so replace it with the official file")
+    return refuse
 
 
 def _load_data_pickle(path: Path) -> object:
-    """Unpickle the data file ``path`` with :class:`_NumpyOnlyUnpickler`.
+    """Unpickle the data file ``path`` building only dicts, lists, strings, numbers and numpy arrays
+    (:func:`semprobe.io.load_restricted_pickle`; Python 2 pickles also name ``_codecs.encode``).
 
-    A refused global raises the unpickler's own DataError; any other failure of a
-    damaged file becomes a DataError naming it.
+    A refused global raises a DataError that names it; any other failure of a damaged
+    file becomes a DataError naming the file.
     """
+    from semprobe.io import load_restricted_pickle, numpy_pickle_globals
+
     damaged = (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, IndexError, KeyError)
+    allowed = {**numpy_pickle_globals(), ("_codecs", "encode"): codecs.encode}
     try:
-        with open(path, "rb") as handle:
-            return _NumpyOnlyUnpickler(handle, path).load()
+        return load_restricted_pickle(path, allowed, _refuse_global(path))
     except damaged as exc:
         raise DataError(f"cannot read {path}: {exc}; replace it with the official file") from exc
 

@@ -14,15 +14,21 @@ STUDY_SCRIPT = REPO / "figures" / "study.py"
 QUICK = ("--max-train-images", "128", "--batch-size", "64", "--eval-steps", "2", "--quiet")
 
 
+def load_study(name: str):
+    """figures/study.py as a module named ``name`` (registered while it loads: dataclasses look it up)."""
+    spec = importlib.util.spec_from_file_location(name, STUDY_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    del sys.modules[spec.name]
+    return module
+
+
 @pytest.fixture()
 def study(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("semprobe_study_script", STUDY_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
-    spec.loader.exec_module(module)
+    module = load_study("semprobe_study_script")
     monkeypatch.setattr(module, "STUDY", tmp_path / "study")
-    yield module
-    del sys.modules[spec.name]
+    return module
 
 
 def _quick(study, name, method, epochs=1, options=()):
@@ -32,12 +38,7 @@ def _quick(study, name, method, epochs=1, options=()):
 
 
 def test_the_run_table_covers_the_issue():
-    spec = importlib.util.spec_from_file_location("study_table", STUDY_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    del sys.modules[spec.name]
-    runs = module.RUNS
+    runs = load_study("study_table").RUNS
     assert len({run.name for run in runs}) == len(runs)
     main = {run.method for run in runs if run.group == "main"}
     assert main == {"natural", "fgsm", "pgd_at", "trades", "mart", "tla", "scarl", "spat_madry", "spat_trades",
@@ -146,11 +147,7 @@ def test_an_analysis_whose_model_no_job_makes_is_skipped(study, tmp_path):
 
 def test_every_study_analysis_is_a_valid_command():
     """The analyses' options parse (click) for the whole table, before hours of CPU are spent on them."""
-    spec = importlib.util.spec_from_file_location("study_table2", STUDY_SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    del sys.modules[spec.name]
+    module = load_study("study_table2")
     from semprobe.cli import cli
 
     for analysis in module.analyses(module.RUNS):
