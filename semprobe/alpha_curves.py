@@ -4,6 +4,7 @@ For every alpha, PGD-LS (SPAT eq. 8-10) attacks the same images from the same ra
 start; PGD-CE and PGD-KL run from that start too, as references. The clean forward pass
 and the random starts are computed once per batch and shared by every attack, so the
 whole curve costs the bare PGD runs plus one forward per run to read its outcome.
+Every attack runs in the L-inf ball (the default) or the L2 ball (``norm="L2"``).
 
 Success is reported two ways (SPAT does not say which it uses):
 
@@ -30,6 +31,7 @@ import torch
 from semprobe import attacks
 from semprobe.evaluation import batches, wilson_interval
 from semprobe.models.wrapper import wrap_model
+from semprobe.options import parse_norm
 
 
 @dataclass
@@ -162,12 +164,15 @@ def alpha_curve(
     label: str = "",
     ls_parametrization: str = "spat",
     progress=None,
+    norm: str = "Linf",
 ) -> AlphaCurve:
-    """PGD-LS at each alpha, PGD-CE and PGD-KL, from one shared random start per image.
+    """PGD-LS at each alpha, PGD-CE and PGD-KL, from one shared random start per image,
+    in the ``norm`` ball (``Linf`` or ``L2``) of radius ``eps``.
 
     ``model`` may be any classifier module (wrapped with :func:`semprobe.models.wrap_model`).
     """
-    attacks.check_budget(eps, step_size, steps)
+    attacks.check_budget(eps, step_size, steps, norm)
+    norm = parse_norm(norm)
     model = wrap_model(model)
     surrogates = [attacks.ls(a, ls_parametrization) for a in alphas] + [attacks.ce(), attacks.kl()]
     device = torch.device(device)
@@ -184,10 +189,10 @@ def alpha_curve(
             n_correct += len(y)
             if len(y) == 0:
                 continue
-            start = attacks.random_start(x, eps, "uniform", generator)
+            start = attacks.random_start(x, eps, "uniform", generator, norm)
             for i, surrogate in enumerate(surrogates):
                 objective = surrogate.bind(model, x, y)
-                x_adv = attacks.iterate(objective, x, start.clone(), eps, step_size, steps)
+                x_adv = attacks.iterate(objective, x, start.clone(), eps, step_size, steps, norm=norm)
                 with torch.no_grad():
                     outcome[rows, i] = (model(x_adv).argmax(1) == y).cpu()
                 if progress is not None:
@@ -195,6 +200,6 @@ def alpha_curve(
     flags = outcome.numpy()
     rates = [SuccessRate(int(flags[:, i].sum()), len(labels), n_correct, flags[:, i].copy())
              for i in range(len(surrogates))]
-    settings = {"eps": eps, "step_size": step_size, "steps": steps, "random_start": "uniform, shared by all attacks",
+    settings = {"norm": norm, "eps": eps, "step_size": step_size, "steps": steps, "random_start": "uniform, shared by all attacks",
                 "ls_parametrization": ls_parametrization, "seed": seed}
     return AlphaCurve(label, [float(a) for a in alphas], rates[:-2], rates[-2], rates[-1], settings)

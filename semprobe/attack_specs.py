@@ -16,17 +16,21 @@ itself on a batch. The names follow the columns of SCARL Table 1 and Table 3:
 ``aa``              AutoAttack, standard version
 ``apgd-ce`` ...     any single AutoAttack component (apgd-ce, apgd-dlr, apgd-t, fab, fab-t)
 ==================  =============================================================
+
+Every attack runs in the L-inf ball (the default) or, with ``norm="L2"`` (``--norm L2``),
+in the L2 ball: PGD and FGSM step along the L2-normalized gradient, AutoAttack runs with
+``norm="L2"``. The norm is recorded in the attack's settings.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from semprobe import attacks
-from semprobe.options import MAX_ATTACK_STEPS
+from semprobe.options import MAX_ATTACK_STEPS, parse_norm
 from semprobe.autoattack_bridge import AUTOATTACK_ATTACKS, autoattack
 from semprobe.errors import ConfigError
 
@@ -38,7 +42,7 @@ KNOWN_ATTACK_FORMS = ("natural", "fgsm", "pgdN", "cwN", "pgd-ce[N]", "pgd-kl[N]"
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """One named attack: its kind (natural, fgsm, pgd, autoattack), steps and surrogate loss."""
+    """One named attack: its kind (natural, fgsm, pgd, autoattack), steps, surrogate loss and norm."""
 
     name: str
     kind: str
@@ -46,6 +50,7 @@ class AttackSpec:
     loss: str = "ce"
     alpha: float | None = None
     autoattack_attacks: tuple[str, ...] | None = None
+    norm: str = "Linf"
 
     @property
     def needs_heads(self) -> bool:
@@ -54,7 +59,7 @@ class AttackSpec:
 
     def describe(self, eps: float, step_size: float | None) -> dict:
         """The settings recorded in results."""
-        out = {"name": self.name, "kind": self.kind, "eps": eps}
+        out = {"name": self.name, "kind": self.kind, "eps": eps, "norm": self.norm}
         if self.kind == "pgd":
             out.update(steps=self.steps, step_size=step_size, loss=self.loss, random_start="uniform")
             if self.alpha is not None:
@@ -93,13 +98,14 @@ class AttackSpec:
         if self.kind == "natural":
             return x
         if self.kind == "fgsm":
-            return attacks.fgsm(model, x, y, eps=eps)
+            return attacks.fgsm(model, x, y, eps=eps, norm=self.norm)
         if self.kind == "pgd":
             return attacks.pgd(
                 model, x, y, eps=eps, step_size=step_size if step_size is not None else eps / 4, steps=self.steps,
-                loss=self.surrogate(heads, word_vectors, info_tau, info_c), generator=generator,
+                loss=self.surrogate(heads, word_vectors, info_tau, info_c), generator=generator, norm=self.norm,
             )
-        return autoattack(model, x, y, eps=eps, attacks=self.autoattack_attacks, batch_size=len(x), seed=seed)
+        return autoattack(model, x, y, eps=eps, attacks=self.autoattack_attacks, batch_size=len(x), seed=seed,
+                          norm=self.norm)
 
 
 def _steps(text: str | None, default: int, name: str) -> int:
@@ -112,12 +118,18 @@ def _steps(text: str | None, default: int, name: str) -> int:
     return steps
 
 
-def parse_attack(name: str, default_steps: int | None = None) -> AttackSpec:
+def parse_attack(name: str, default_steps: int | None = None, norm: str = "Linf") -> AttackSpec:
     """The :class:`AttackSpec` of ``name``; ConfigError listing the known forms otherwise.
 
     ``default_steps`` replaces the default step count of forms written without one
-    (``pgd``, ``cw``, ``pgd-kl``...).
+    (``pgd``, ``cw``, ``pgd-kl``...); ``norm`` (``Linf`` or ``L2``) is the threat model
+    the attack runs in.
     """
+    return replace(_parse_name(name, default_steps), norm=parse_norm(norm))
+
+
+def _parse_name(name: str, default_steps: int | None) -> AttackSpec:
+    """The :class:`AttackSpec` (L-inf) that the attack name ``name`` spells."""
     spelled = name.strip().lower()
     if spelled in ("natural", "clean"):
         return AttackSpec(spelled, "natural")
@@ -148,12 +160,12 @@ def parse_attack(name: str, default_steps: int | None = None) -> AttackSpec:
     raise ConfigError(f"unknown attack {name!r}; known attacks: {', '.join(KNOWN_ATTACK_FORMS)}")
 
 
-def parse_attack_list(text: str) -> list[AttackSpec]:
-    """Comma-separated attack names, each parsed; duplicates refused."""
+def parse_attack_list(text: str, norm: str = "Linf") -> list[AttackSpec]:
+    """Comma-separated attack names, each parsed (in the threat model ``norm``); duplicates refused."""
     names = [part.strip() for part in text.split(",") if part.strip()]
     if not names:
         raise ConfigError(f"no attack named in {text!r}; known attacks: {', '.join(KNOWN_ATTACK_FORMS)}")
-    specs = [parse_attack(n) for n in names]
+    specs = [parse_attack(n, norm=norm) for n in names]
     seen = set()
     for spec in specs:
         if spec.name in seen:

@@ -2,8 +2,9 @@
 
 ``autoattack(model, x, y, eps=...)`` runs the standard ensemble (APGD-CE, APGD-T, FAB-T,
 Square) or any subset of its attacks (``attacks=[...]``, run as AutoAttack's ``custom``
-version with the standard version's settings), in [0,1] pixel space, L-infinity, and
-returns the adversarial images. Square alone is ``attacks=["square"]``. AutoAttack's own
+version with the standard version's settings), in [0,1] pixel space, in the L-infinity
+ball (``norm="Linf"``, the default) or the L2 ball (``norm="L2"``, AutoAttack's own L2
+threat model), and returns the adversarial images. Square alone is ``attacks=["square"]``. AutoAttack's own
 progress goes to the ``auto-attack`` logger; ``verbose=True`` shows it on stderr.
 """
 
@@ -17,6 +18,7 @@ import torch
 
 from semprobe.attacks import check_budget, model_mode
 from semprobe.errors import ConfigError
+from semprobe.options import parse_norm
 
 AUTOATTACK_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 STANDARD_ATTACKS = ("apgd-ce", "apgd-t", "fab-t", "square")
@@ -69,22 +71,25 @@ def autoattack(
     batch_size: int = 250,
     seed: int = 0,
     verbose: bool = False,
+    norm: str = "Linf",
 ) -> torch.Tensor:
-    """Adversarial images from AutoAttack (``attacks=None``: the standard version).
+    """Adversarial images from AutoAttack (``attacks=None``: the standard version) in the
+    ``norm`` ball (``Linf`` or ``L2``) of radius ``eps``.
 
     A subset runs with the standard version's settings (1 restart of APGD, 9 target
     classes, or K-1 when the model has fewer classes, 5,000 Square queries).
     """
     from pyautoattack import AutoAttack
 
-    check_budget(eps)
+    norm = parse_norm(norm)
+    check_budget(eps, norm=norm)
     with torch.no_grad():
         num_classes = model(x[:1]).shape[1]
     chosen = check_attacks(attacks, num_classes)
     if attacks is None:
-        adversary = AutoAttack(model, device=x.device, eps=eps, norm="Linf", seed=seed, version="standard")
+        adversary = AutoAttack(model, device=x.device, eps=eps, norm=norm, seed=seed, version="standard")
     else:
-        adversary = AutoAttack(model, attacks=list(chosen), device=x.device, eps=eps, norm="Linf", seed=seed,
+        adversary = AutoAttack(model, attacks=list(chosen), device=x.device, eps=eps, norm=norm, seed=seed,
                                version="custom")
         # the custom version starts from 5 restarts; use the standard version's settings
         adversary.apgd.n_restarts = 1

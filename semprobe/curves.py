@@ -3,6 +3,9 @@
 Accuracy vs steps runs PGD once, for the largest step count, and reads the accuracy of
 every intermediate iterate: PGD-k with the same start and step size is exactly the k-th
 iterate of PGD-K, so one run of 500 steps gives every point of the curve.
+
+Both curves run in the L-inf ball (the default) or the L2 ball (``norm="L2"``), recorded
+in the curve's fixed settings.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from semprobe import attacks
 from semprobe.attack_specs import AttackSpec
 from semprobe.evaluation import AttackContext, batches, predict, robust_flags, wilson_interval
 from semprobe.models.wrapper import wrap_model
+from semprobe.options import parse_norm
 
 
 @dataclass
@@ -59,16 +63,19 @@ def accuracy_vs_eps(
     seed: int = 0,
     label: str = "",
     context: AttackContext | None = None,
+    norm: str = "Linf",
 ) -> Curve:
-    """PGD-``steps`` (CE) accuracy at each eps, step size ``step_size_factor * eps`` (SCARL Fig. 4 b).
+    """PGD-``steps`` (CE) accuracy at each eps, step size ``step_size_factor * eps`` (SCARL Fig. 4 b),
+    in the ``norm`` ball (``Linf`` or ``L2``).
 
     ``model`` may be any classifier module (wrapped with :func:`semprobe.models.wrap_model`).
     """
     device = torch.device(device)
     model = wrap_model(model)
     clean = predict(model, images, batch_size, device) == labels
-    spec = AttackSpec(f"pgd{steps}", "pgd", steps, "ce")
-    curve = Curve(label, "eps", {"steps": steps, "step_size": f"{step_size_factor}*eps", "loss": "ce"})
+    spec = AttackSpec(f"pgd{steps}", "pgd", steps, "ce", norm=parse_norm(norm))
+    curve = Curve(label, "eps", {"steps": steps, "step_size": f"{step_size_factor}*eps", "loss": "ce",
+                                 "norm": spec.norm})
     for eps in eps_values:
         if eps == 0:
             flags = clean
@@ -91,11 +98,14 @@ def accuracy_vs_steps(
     device: torch.device | str = "cpu",
     seed: int = 0,
     label: str = "",
+    norm: str = "Linf",
 ) -> Curve:
-    """PGD-k (CE, uniform start) accuracy for each k in ``step_counts``, from one run (SCARL Fig. 4 c).
+    """PGD-k (CE, uniform start) accuracy for each k in ``step_counts``, from one run (SCARL Fig. 4 c),
+    in the ``norm`` ball (``Linf`` or ``L2``).
 
     ``model`` may be any classifier module (wrapped with :func:`semprobe.models.wrap_model`).
     """
+    norm = parse_norm(norm)
     device = torch.device(device)
     model = wrap_model(model)
     wanted = sorted(set(int(k) for k in step_counts))
@@ -111,7 +121,8 @@ def accuracy_vs_steps(
             if step in robust:
                 robust[step][index] = (logits.argmax(1) == y).cpu()
 
-        attacks.pgd(model, x, y, eps=eps, step_size=step_size, steps=max(wanted), generator=generator, observe=observe)
-    curve = Curve(label, "steps", {"eps": eps, "step_size": step_size, "loss": "ce"})
+        attacks.pgd(model, x, y, eps=eps, step_size=step_size, steps=max(wanted), generator=generator, observe=observe,
+                    norm=norm)
+    curve = Curve(label, "steps", {"eps": eps, "step_size": step_size, "loss": "ce", "norm": norm})
     curve.points = [_point(k, int(robust[k].sum()), len(labels)) for k in wanted]
     return curve

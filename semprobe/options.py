@@ -26,6 +26,11 @@ MAX_RESAMPLES = 100_000
 #: Most random half splits one split-half similarity matrix may average.
 MAX_HALF_SPLITS = 1_000
 
+#: Threat models of the attacks: the L-infinity ball (the default) and the L2 ball.
+NORMS = ("Linf", "L2")
+NORM_HELP = ("Threat model: Linf (each pixel moves at most eps) or L2 (the perturbation's Euclidean norm is at "
+             "most eps, e.g. --eps 0.5 on CIFAR); the --step-size default stays relative to eps.")
+
 
 def parse_fraction(text: str | float | int, what: str = "value") -> float:
     """A float from ``0.031``, ``8/255`` or a number; ConfigError otherwise."""
@@ -46,12 +51,36 @@ def parse_fraction(text: str | float | int, what: str = "value") -> float:
     return value
 
 
-def parse_eps(text: str | float) -> float:
-    """An L-inf radius in [0, 1] pixel units from ``8/255``, ``0.031`` or ``0.1``."""
+def parse_norm(text: str) -> str:
+    """The threat model's norm, ``Linf`` or ``L2``, from any case (``linf``, ``l2``); ConfigError otherwise."""
+    spelled = str(text).strip().lower()
+    for norm in NORMS:
+        if spelled == norm.lower():
+            return norm
+    raise ConfigError(f"unknown norm {text!r}; use {' or '.join(NORMS)}")
+
+
+def parse_eps(text: str | float, norm: str = "Linf") -> float:
+    """An attack radius in [0, 1] pixel units from ``8/255``, ``0.031``, ``0.5``.
+
+    Under ``Linf`` (the default) the radius bounds each pixel's change, so it lies in
+    [0, 1]; under ``L2`` it bounds the Euclidean norm of the whole perturbation, which
+    may exceed 1 (0.5 is usual on CIFAR-10, 3.0 on ImageNet), so only eps >= 0 is required.
+    """
+    norm = parse_norm(norm)
     value = parse_fraction(text, "eps")
-    if not 0.0 <= value <= 1.0:
+    if norm == "Linf" and not 0.0 <= value <= 1.0:
         raise ConfigError(f"eps must be in [0, 1] (pixels are in [0,1]), got {text}")
+    if norm == "L2" and value < 0.0:
+        raise ConfigError(f"eps must be >= 0 (an L2 radius in [0,1] pixel units, e.g. 0.5), got {text}")
     return value
+
+
+def norm_option():
+    """The ``--norm Linf|L2`` click option of eval, alpha-curve, cca and simmatrix (read with :func:`parse_norm`)."""
+    import click
+
+    return click.option("--norm", "norm_text", default="Linf", show_default=True, help=NORM_HELP)
 
 
 def parse_step_size(text: str | float, eps: float) -> float:
