@@ -84,6 +84,8 @@ class Checkpoint:
     resume_state: dict | None = None
     arch_kwargs: dict = field(default_factory=dict)
     foreign: bool = False
+    threat_model: str | None = None  # a RobustBench zoo entry's (Linf, L2); recorded, not applied
+    source: str | None = None  # what was asked for when it is not the file: robustbench:DATASET/THREAT/NAME
 
     @property
     def sha256(self) -> str:
@@ -94,12 +96,14 @@ class Checkpoint:
         """Plain-typed description of the checkpoint (what ``semprobe info`` prints)."""
         return {
             "path": str(self.path),
-            "format": "foreign state_dict" if self.foreign else FORMAT,
+            "format": self._format_name(),
+            "source": self.source,
             "arch": self.arch,
             "arch_kwargs": self.arch_kwargs,
             "num_classes": self.num_classes,
             "in_channels": self.in_channels,
             "dataset": self.dataset,
+            "threat_model": self.threat_model,
             "classes": self.classes,
             "normalization": self.normalization,
             "parameters": sum(p.numel() for p in self.model.parameters()),
@@ -113,6 +117,12 @@ class Checkpoint:
             "config": self.config,
             "metrics": self.metrics,
         }
+
+    def _format_name(self) -> str:
+        """What kind of file this is: semprobe's schema, a foreign state_dict, a RobustBench zoo file."""
+        if self.source is not None and self.source.startswith("robustbench:"):
+            return "RobustBench zoo file"
+        return "foreign state_dict" if self.foreign else FORMAT
 
 
 def file_sha256(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
@@ -317,12 +327,17 @@ def load_weights(model: Any, state: Mapping[str, torch.Tensor], path: Path, stri
             parts.append(f"missing keys: {_describe_keys(missing)}")
         if unexpected:
             parts.append(f"unexpected keys: {_describe_keys(unexpected)}")
-        raise CheckpointError(f"{path} does not fit arch {model.arch!r}: " + "; ".join(parts))
+        raise CheckpointError(f"{path} does not fit arch {_arch_label(model)!r}: " + "; ".join(parts))
     try:
         model.load_state_dict(state, strict=strict)
     except RuntimeError as exc:
         detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc))
-        raise CheckpointError(f"{path} does not fit arch {model.arch!r}: {detail}") from None
+        raise CheckpointError(f"{path} does not fit arch {_arch_label(model)!r}: {detail}") from None
+
+
+def _arch_label(model: Any) -> str:
+    """The architecture name an error shows: a semprobe model's ``arch``, else the class name."""
+    return getattr(model, "arch", None) or type(model).__name__
 
 
 def load_checkpoint(
@@ -334,8 +349,18 @@ def load_checkpoint(
     normalization: str | dict | None = None,
     strict: bool = True,
     device: str | torch.device = "cpu",
+    dataset: str | None = None,
+    threat_model: str | None = None,
+    model_dir: str | os.PathLike | None = None,
+    download: bool = False,
 ) -> Checkpoint:
-    """Load a semprobe checkpoint, or a foreign one when ``arch`` is given.
+    """Load a semprobe checkpoint, a foreign one when ``arch`` is given, or a RobustBench model.
+
+    ``arch`` is a semprobe registry name, ``torchvision:NAME`` or ``timm:NAME`` (see
+    :func:`load_foreign_module`). ``path`` may be ``robustbench:NAME`` (or
+    ``robustbench:DATASET/THREAT_MODEL/NAME``): ``dataset``, ``threat_model``,
+    ``model_dir`` and ``download`` then say which zoo entry and where its file is (see
+    :func:`load_zoo_model`); they are ignored for files.
 
     For a semprobe checkpoint the options must agree with what it records (or be left
     ``None``). For a foreign one, ``num_classes`` and ``in_channels`` are read off the
@@ -344,7 +369,14 @@ def load_checkpoint(
     which input scaling the model was trained with.
     """
     from semprobe.models import create_model, parse_normalization
+    from semprobe.models.foreign import split_arch
+    from semprobe.models.zoo import is_zoo_spec
 
+    if is_zoo_spec(path):
+        return load_zoo_model(str(path), dataset=dataset, threat_model=threat_model, model_dir=model_dir,
+                              download=download, arch=arch, normalization=normalization, device=device)
+    if arch is not None:
+        split_arch(arch)  # an unknown library prefix is refused before the file is read
     path = Path(path)
     raw = read_checkpoint_file(path)
     if isinstance(raw, Mapping) and str(raw.get("format", "")).startswith("semprobe-checkpoint/"):
@@ -355,8 +387,11 @@ def load_checkpoint(
         from semprobe.models import list_models
 
         raise CheckpointError(
-            f"{path} is a foreign checkpoint (plain weights); pass --arch (one of: {', '.join(list_models())})"
+            f"{path} is a foreign checkpoint (plain weights); pass --arch (one of: {', '.join(list_models())}, "
+            "torchvision:NAME, timm:NAME)"
         )
+    if split_arch(arch)[0] is not None:
+        return load_foreign_module(path, state, arch, num_classes, in_channels, normalization, strict, device)
     inferred_classes, inferred_channels = _infer_shapes(state)
     num_classes = num_classes or inferred_classes
     in_channels = in_channels or inferred_channels
@@ -380,6 +415,74 @@ def load_checkpoint(
         path=path, model=model, arch=arch, num_classes=num_classes, in_channels=in_channels,
         normalization=model.normalization, arch_kwargs=arch_kwargs, foreign=True,
     )
+
+
+NORMALIZATION_NEEDED = ("none, a preset (cifar10, cifar100, imagenet, fashion-mnist) or MEAN,.../STD,...")
+
+
+def load_foreign_module(path, state, arch, num_classes, in_channels, normalization, strict, device) -> Checkpoint:
+    """A ``torchvision:NAME`` or ``timm:NAME`` state_dict: the module built with fresh
+    weights, loaded strictly, wrapped with :func:`semprobe.models.wrap_model`.
+
+    ``num_classes`` is read off the weights when not given; ``normalization`` must be
+    given (``none`` for a module trained on raw [0, 1] pixels).
+    """
+    from semprobe.models import parse_normalization, wrap_model
+    from semprobe.models.foreign import build_foreign, infer_num_classes
+
+    if normalization is None:
+        raise CheckpointError(f"cannot infer the input normalization of foreign checkpoint {path}; pass "
+                              f"--normalization {NORMALIZATION_NEEDED}")
+    num_classes = num_classes or infer_num_classes(arch, state, in_channels)
+    if num_classes is None:
+        raise CheckpointError(f"cannot infer the number of classes of {path} for {arch}; pass --num-classes")
+    module = build_foreign(arch, num_classes, in_channels)
+    load_weights(module, state, path, strict)
+    model = wrap_model(module, normalization=parse_normalization(normalization))
+    model.arch = arch
+    model.num_classes = num_classes
+    model.to(device).eval()
+    return Checkpoint(
+        path=path, model=model, arch=arch, num_classes=num_classes, in_channels=model.in_channels,
+        normalization=model.normalization, foreign=True,
+    )
+
+
+def load_zoo_model(spec, *, dataset=None, threat_model=None, model_dir=None, download=False, arch=None,
+                   normalization=None, device="cpu") -> Checkpoint:
+    """A RobustBench zoo entry (``robustbench:NAME``) from its file in RobustBench's layout.
+
+    The architecture comes from RobustBench's registry, the weights from
+    ``MODEL_DIR/DATASET/THREAT_MODEL/NAME.pt`` (fetched only with ``download``), read with
+    ``weights_only=True`` and loaded strictly. The model is wrapped with
+    ``normalization=None``: zoo models take [0, 1] pixels and normalize inside, so
+    ``normalization`` other than none and ``arch`` are refused.
+    """
+    from semprobe.models import parse_normalization, wrap_model
+    from semprobe.models.zoo import build_zoo_model, locate_zoo_file, parse_zoo_spec, zoo_state_dict
+
+    if arch is not None:
+        raise CheckpointError(f"{spec} brings its own architecture; leave --arch out")
+    if parse_normalization(normalization) is not None:
+        raise CheckpointError(f"{spec} normalizes inside (RobustBench models take [0,1] pixels); leave "
+                              "--normalization out, or it would be normalized twice")
+    entry = parse_zoo_spec(spec, dataset, threat_model, model_dir)
+    path = locate_zoo_file(entry, download)
+    module = build_zoo_model(entry)
+    load_weights(module, zoo_state_dict(read_checkpoint_file(path), module, path), path, strict=True)
+    model = wrap_model(module, normalization=None)
+    model.arch = entry.spec
+    model.num_classes = _zoo_num_classes(entry.dataset)
+    model.to(device).eval()
+    return Checkpoint(
+        path=path, model=model, arch=entry.spec, num_classes=model.num_classes, in_channels=model.in_channels or 3,
+        normalization=None, dataset=entry.dataset, foreign=True, threat_model=entry.threat_model, source=entry.spec,
+    )
+
+
+def _zoo_num_classes(dataset: str) -> int:
+    """Classes of a RobustBench dataset."""
+    return {"cifar10": 10, "cifar100": 100, "imagenet": 1000}[dataset]
 
 
 def _load_own(path, raw, arch, num_classes, in_channels, normalization, strict, device) -> Checkpoint:

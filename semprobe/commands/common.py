@@ -29,8 +29,40 @@ def at_most(maximum: int, unit: str):
     return check
 
 
+ZOO_THREAT_MODELS = ("Linf", "L2")
+# where the RobustBench options wait in click's context until a checkpoint is loaded
+ZOO_OPTIONS_KEY = "semprobe.zoo_options"
+ZOO_DATASETS = ("cifar10", "cifar100", "imagenet")
+
+
+def _remember_zoo_option(ctx, param, value):
+    """Keep ``--threat-model``/``--model-dir``/``--download`` in ``ctx.meta`` for :func:`zoo_options`.
+
+    They are not passed to the command function, so every command that takes
+    ``--ckpt`` gets them without a new argument.
+    """
+    ctx.meta.setdefault(ZOO_OPTIONS_KEY, {})[param.name] = value
+    return value
+
+
+def zoo_options(dataset: str | None = None) -> dict:
+    """The RobustBench options of the running command, for ``load_checkpoint``.
+
+    ``dataset`` (else the command's ``--dataset``) is passed on only when it is a zoo
+    dataset; outside a click command (from Python) nothing is set.
+    """
+    ctx = click.get_current_context(silent=True)
+    options = dict(ctx.meta.get(ZOO_OPTIONS_KEY, {})) if ctx is not None else {}
+    if dataset is None and ctx is not None:
+        dataset = ctx.params.get("dataset")
+    options["dataset"] = dataset if dataset in ZOO_DATASETS else None
+    return options
+
+
 def checkpoint_options(multiple: bool = False, required: bool = True):
-    """The options that identify checkpoints, ours or foreign (``--arch`` and friends).
+    """The options that identify checkpoints, ours or foreign (``--arch`` and friends),
+    and a RobustBench zoo entry (``--ckpt robustbench:NAME``, ``--threat-model``,
+    ``--model-dir``, ``--download``).
 
     With ``multiple``, ``--ckpt`` may be repeated and the foreign options apply to each;
     ``required=False`` when a command has another source (``--features``).
@@ -38,9 +70,14 @@ def checkpoint_options(multiple: bool = False, required: bool = True):
     options = [
         click.option("--ckpt", "ckpt", required=required, multiple=multiple,
                      type=click.Path(dir_okay=False, path_type=Path),
-                     help="Checkpoint file (semprobe's, or a foreign state_dict with --arch)"
+                     help="Checkpoint file (semprobe's, or a foreign state_dict with --arch), or "
+                          "robustbench:NAME (a RobustBench zoo entry, pip install semprobe[robustbench]; "
+                          "or robustbench:DATASET/THREAT_MODEL/NAME)"
                           + (" ; repeat for several." if multiple else ".")),
-        click.option("--arch", default=None, help="Architecture of a foreign checkpoint (see `semprobe info --help`)."),
+        click.option("--arch", default=None,
+                     help="Architecture of a foreign checkpoint: a semprobe name (resnet18, wrn_34_10, ...), "
+                          "torchvision:NAME (any torchvision.models classifier) or timm:NAME "
+                          "(pip install semprobe[timm])."),
         click.option("--num-classes", type=click.IntRange(min=2), default=None,
                      help="Classes of a foreign checkpoint, when its weights do not say."),
         click.option("--in-channels", type=click.IntRange(min=1), default=None,
@@ -48,6 +85,16 @@ def checkpoint_options(multiple: bool = False, required: bool = True):
         click.option("--normalization", default=None,
                      help="Input normalization of a foreign checkpoint: none, cifar10, cifar100, imagenet, "
                           "fashion-mnist, or MEAN,.../STD,..."),
+        click.option("--threat-model", type=click.Choice(ZOO_THREAT_MODELS), default=None, expose_value=False,
+                     callback=_remember_zoo_option,
+                     help="Threat model of a --ckpt robustbench:NAME zoo entry (Linf by default). "
+                          "The attack's norm is its own option."),
+        click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+                     expose_value=False, callback=_remember_zoo_option,
+                     help="RobustBench's model folder (MODEL_DIR/DATASET/THREAT_MODEL/NAME.pt) for "
+                          "--ckpt robustbench:NAME; default $SEMPROBE_CACHE/robustbench."),
+        click.option("--download", is_flag=True, default=False, expose_value=False, callback=_remember_zoo_option,
+                     help="Fetch a missing RobustBench zoo file into --model-dir (else nothing is downloaded)."),
     ]
 
     def decorate(func):
@@ -67,10 +114,14 @@ REQUIRED_CHECKPOINT_ENTRIES = ("arch", "num_classes", "in_channels", "model")
 
 def load_one_checkpoint(path, **options):
     """:func:`semprobe.checkpoint.load_checkpoint`, with a file that claims the semprobe format
-    but lacks a required entry refused as a CheckpointError instead of a KeyError."""
+    but lacks a required entry refused as a CheckpointError instead of a KeyError.
+
+    The running command's RobustBench options (:func:`zoo_options`) are passed on unless
+    ``options`` sets them."""
     from semprobe.checkpoint import FORMAT, load_checkpoint
     from semprobe.errors import CheckpointError
 
+    options = {**zoo_options(), **options}
     try:
         return load_checkpoint(path, **options)
     except KeyError as exc:

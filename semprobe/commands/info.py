@@ -7,7 +7,7 @@ import textwrap
 
 import click
 
-from semprobe.commands.common import checkpoint_options, command, load_one_checkpoint
+from semprobe.commands.common import ZOO_DATASETS, checkpoint_options, command, load_one_checkpoint
 
 
 def _format_mapping(mapping: dict) -> str:
@@ -18,8 +18,10 @@ def _format_mapping(mapping: dict) -> str:
 
 @command()
 @checkpoint_options()
+@click.option("--dataset", type=click.Choice(ZOO_DATASETS), default=None,
+              help="Dataset of a --ckpt robustbench:NAME zoo entry.")
 @click.option("--json", "as_json", is_flag=True, help="Print the description as JSON.")
-def info(ckpt, arch, num_classes, in_channels, normalization, as_json) -> None:
+def info(ckpt, arch, num_classes, in_channels, normalization, dataset, as_json) -> None:
     """Describe a checkpoint: arch, classes, dataset, normalization, heads, config, metrics,
     and the tap names `--layer` accepts (penultimate, logits and every module name).
 
@@ -27,6 +29,8 @@ def info(ckpt, arch, num_classes, in_channels, normalization, as_json) -> None:
     Examples:
       semprobe info --ckpt runs/scarl/best.pt
       semprobe info --ckpt trades_wrn.pt --arch wrn_34_10 --normalization none --json
+      semprobe info --ckpt tv_resnet18.pt --arch torchvision:resnet18 --num-classes 10 --normalization cifar10
+      semprobe info --ckpt robustbench:Standard --dataset cifar10 --threat-model Linf
     """
     loaded = load_one_checkpoint(
         ckpt, arch=arch, num_classes=num_classes, in_channels=in_channels, normalization=normalization
@@ -47,10 +51,12 @@ def info(ckpt, arch, num_classes, in_channels, normalization, as_json) -> None:
         ("arch", f"{summary['arch']} {_format_mapping(summary['arch_kwargs']) if summary['arch_kwargs'] else ''}".strip()),
         ("parameters", f"{summary['parameters']:,}"),
         ("input", f"{summary['in_channels']} channels, pixels in [0,1]"),
-        ("normalization", f"mean {norm['mean']} std {norm['std']}" if norm else "none"),
+        ("normalization", f"mean {norm['mean']} std {norm['std']}" if norm
+         else "inside the model (RobustBench)" if summary["source"] else "none"),
         ("classes", f"{summary['num_classes']}: " + ", ".join(summary["classes"]) if summary["classes"]
          else str(summary["num_classes"])),
         ("dataset", summary["dataset"] or "-"),
+        *([("source", f"{summary['source']} (threat model {summary['threat_model']})")] if summary["source"] else []),
         ("heads", f"image {heads['image_dim']} -> {heads['out_dim']}, word {heads['word_dim']} -> {heads['out_dim']}"
          if heads else "none"),
         ("word vectors", f"{words['name']} ({words['dim']}-d)" if words else "none"),
