@@ -1,7 +1,8 @@
 # semprobe: the two set-up commands of the README, and their parts.
 #   make demo   install into .venv, then run the main job on the embedded default (Fashion-MNIST + GloVe):
 #               train, evaluate, CCA, similarity matrices, alpha curves, figures -> figures/demo/summary.md
-#   make test   install into .venv, then run the test suite (offline, a few minutes on 2 CPU cores)
+#   make test   install into .venv (with the timm and robustbench extras), then run the test suite
+#               (offline, a few minutes on 2 CPU cores)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -16,7 +17,7 @@ FASHION_MNIST_SYSTEM_DIR := /usr/share/datasets/fashion-mnist
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,timm,robustbench]"
 	touch $(STAMP)
 
 install: $(STAMP)
