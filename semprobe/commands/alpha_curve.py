@@ -8,7 +8,7 @@ from semprobe.commands.common import (
     at_most, check_model_fits_data, checkpoint_options, common_dataset, command, common_run_options, load_checkpoints, load_images,
     out_options, progress_factory,
 )
-from semprobe.options import MAX_ALPHAS, MAX_ATTACK_STEPS
+from semprobe.options import MAX_ALPHAS, MAX_ATTACK_STEPS, norm_option
 
 
 @command(name="alpha-curve")
@@ -18,7 +18,9 @@ from semprobe.options import MAX_ALPHAS, MAX_ATTACK_STEPS
 @click.option("--alphas", "alpha_texts", multiple=True, default=("0:1:0.1",), show_default=True,
               help=f"START:STOP:STEP or a comma list, each alpha in [0,1]; repeat to combine "
                    f"(e.g. --alphas 0:1:0.1 --alphas 1e-5,1e-4,1e-3); at most {MAX_ALPHAS:,} alphas in all.")
-@click.option("--eps", "eps_text", default="8/255", show_default=True, help="L-inf budget in [0,1] pixels.")
+@click.option("--eps", "eps_text", default="8/255", show_default=True,
+              help="Attack radius in [0,1] pixels (L-inf); with --norm L2 an L2 radius, e.g. 0.5.")
+@norm_option()
 @click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True,
               callback=at_most(MAX_ATTACK_STEPS, "steps"), help=f"PGD steps; at most {MAX_ATTACK_STEPS:,}.")
 @click.option("--step-size", "step_text", default="eps/10", show_default=True,
@@ -31,7 +33,7 @@ from semprobe.options import MAX_ALPHAS, MAX_ATTACK_STEPS
 @common_run_options
 @out_options
 def alpha_curve_command(ckpt, arch, num_classes, in_channels, normalization, dataset, split, alpha_texts, eps_text,
-                        steps, step_text, ls_parametrization, n_images, data_dir, batch_size, seed, device, quiet,
+                        norm_text, steps, step_text, ls_parametrization, n_images, data_dir, batch_size, seed, device, quiet,
                         out, overwrite) -> None:
     """Attack success of PGD-LS at every alpha, with PGD-CE and PGD-KL as references.
 
@@ -48,12 +50,13 @@ def alpha_curve_command(ckpt, arch, num_classes, in_channels, normalization, dat
     from semprobe.alpha_curves import alpha_curve
     from semprobe.curve_plots import alpha_curve_figure
     from semprobe.errors import ConfigError
-    from semprobe.options import parse_alphas, parse_eps, parse_step_size, resolve_device, seed_everything
+    from semprobe.options import parse_alphas, parse_eps, parse_norm, parse_step_size, resolve_device, seed_everything
     from semprobe.outputs import OutputDir, run_metadata
     from semprobe.tables import format_table
 
     alphas = sorted(set(a for text in alpha_texts for a in parse_alphas(text)))
-    eps = parse_eps(eps_text)
+    norm = parse_norm(norm_text)
+    eps = parse_eps(eps_text, norm)
     if eps == 0:
         raise ConfigError("eps must be > 0 for an attack")
     step_size = parse_step_size(step_text, eps)
@@ -72,7 +75,7 @@ def alpha_curve_command(ckpt, arch, num_classes, in_channels, normalization, dat
         bar = factory(label, (len(alphas) + 2) * len(labels)) if factory else None
         curves.append(alpha_curve(loaded.model, images, labels, alphas, eps=eps, step_size=step_size, steps=steps,
                                   batch_size=batch_size, device=torch_device, seed=seed, label=label,
-                                  ls_parametrization=ls_parametrization, progress=bar))
+                                  ls_parametrization=ls_parametrization, progress=bar, norm=norm))
         if bar is not None:
             bar.close()
 
@@ -82,7 +85,7 @@ def alpha_curve_command(ckpt, arch, num_classes, in_channels, normalization, dat
                  for a, r in zip(curve.alphas, curve.ls)]
         rows += [[curve.label, name, r.robust_accuracy, r.success_all, r.success_correct]
                  for name, r in (("PGD-CE", curve.ce), ("PGD-KL", curve.kl))]
-    click.echo(f"{dataset_name} {split}, {len(labels)} images, eps {eps:.5g}, PGD-{steps}, step {step_size:.5g}")
+    click.echo(f"{dataset_name} {split}, {len(labels)} images, {norm} eps {eps:.5g}, PGD-{steps}, step {step_size:.5g}")
     click.echo(format_table(["checkpoint", "alpha", "robust acc %", "success % (all)", "success % (correct)"], rows))
     for curve in curves:
         match = curve.matching_alpha()
@@ -90,7 +93,7 @@ def alpha_curve_command(ckpt, arch, num_classes, in_channels, normalization, dat
         click.echo(f"{curve.label}: alpha matching PGD-KL = {found}")
 
     report = {
-        "metadata": run_metadata(dataset=dataset_name, split=split, n=len(labels), alphas=alphas, eps=eps,
+        "metadata": run_metadata(dataset=dataset_name, split=split, n=len(labels), alphas=alphas, norm=norm, eps=eps,
                                  steps=steps, step_size=step_size, ls_parametrization=ls_parametrization,
                                  batch_size=batch_size, seed=seed, device=str(torch_device)),
         "success_definitions": {
@@ -103,5 +106,5 @@ def alpha_curve_command(ckpt, arch, num_classes, in_channels, normalization, dat
     with output:
         output.write_json("alpha_curve.json", report)
         output.save_figure("alpha_curve", alpha_curve_figure(
-            curves, title=f"{dataset_name}: PGD-LS success vs alpha (eps {eps:.4g}, {steps} steps)"))
+            curves, title=f"{dataset_name}: PGD-LS success vs alpha ({norm} eps {eps:.4g}, {steps} steps)"))
     click.echo(f"wrote {', '.join(output.names)} to {out}")

@@ -79,7 +79,7 @@ def _summary_row(label: str, column: str, report) -> list:
 @common_run_options
 @out_options
 def cca_command(ckpt, arch, num_classes, in_channels, normalization, features_files, dataset, split, layer, n_images,
-                attack_name, eps_text, steps, step_text, aliases, embedding, n_pairs, held_out_fraction, n_boot,
+                attack_name, eps_text, norm_text, steps, step_text, aliases, embedding, n_pairs, held_out_fraction, n_boot,
                 n_perm, confidence, ridge_text, pca, method, project_adversarial, data_dir, batch_size, seed, device,
                 quiet, out, overwrite) -> None:
     """CCA of image features (natural and adversarial) against their classes' word vectors.
@@ -108,7 +108,7 @@ def cca_command(ckpt, arch, num_classes, in_channels, normalization, features_fi
     ridge = parse_ridge_option(ridge_text)
     if pca is not None and method == "cholesky":
         raise ConfigError("--pca needs --method svd or cov (the Cholesky factor gives no principal components)")
-    attack = parse_attack_settings(attack_name, eps_text, steps, step_text)
+    attack = parse_attack_settings(attack_name, eps_text, steps, step_text, norm_text)
     output = OutputDir(out, overwrite=overwrite, expected=["cca.json", "cca.png", "cca.pdf"])
     sources = collect_feature_sources(
         ckpt=ckpt, arch=arch, num_classes=num_classes, in_channels=in_channels, normalization=normalization,

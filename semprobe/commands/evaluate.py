@@ -11,7 +11,7 @@ from semprobe.commands.common import (
     attack_contexts, check_model_fits_data, common_dataset, checkpoint_options, command, common_run_options, load_checkpoints, load_images,
     out_options, progress_factory,
 )
-from semprobe.options import MAX_ATTACK_STEPS
+from semprobe.options import MAX_ATTACK_STEPS, norm_option
 
 DEFAULT_ATTACKS = "natural,fgsm,pgd20,cw30"
 
@@ -65,7 +65,9 @@ def check_attacks_have_budget(eps: float, specs, step_counts) -> None:
 @click.option("--attacks", "attack_names", default=DEFAULT_ATTACKS, show_default=True,
               help="Comma-separated: natural, fgsm, pgdN, cwN, pgd-ce, pgd-kl, pgd-info, pgd-ls:ALPHA, square, aa, "
                    f"apgd-ce, apgd-t, fab-t; N at most {MAX_ATTACK_STEPS:,} steps.")
-@click.option("--eps", "eps_text", default="8/255", show_default=True, help="L-inf budget in [0,1] pixels: 8/255, 0.1 ...")
+@click.option("--eps", "eps_text", default="8/255", show_default=True,
+              help="Attack radius in [0,1] pixels: 8/255, 0.1 ... (L-inf); with --norm L2 an L2 radius, e.g. 0.5.")
+@norm_option()
 @click.option("--step-size", "step_text", default="eps/4", show_default=True,
               help="PGD step size: a number, or relative to eps (eps/4, eps/10, 2.5*eps).")
 @click.option("--n", "n_images", type=click.IntRange(min=1), default=None,
@@ -80,7 +82,7 @@ def check_attacks_have_budget(eps: float, specs, step_counts) -> None:
 @common_run_options
 @out_options
 def evaluate_command(ckpt, arch, num_classes, in_channels, normalization, dataset, split, attack_names, eps_text,
-                     step_text, n_images, sweep_eps, sweep_steps, info_tau, info_c, data_dir, batch_size, seed,
+                     norm_text, step_text, n_images, sweep_eps, sweep_steps, info_tau, info_c, data_dir, batch_size, seed,
                      device, quiet, out, overwrite) -> None:
     """Accuracy of checkpoints under attacks: the rows of SCARL Table 1 (and Table 3).
 
@@ -93,21 +95,23 @@ def evaluate_command(ckpt, arch, num_classes, in_channels, normalization, datase
     Examples:
       semprobe eval --ckpt runs/trades/best.pt --attacks natural,fgsm,pgd20,cw30,aa --eps 0.1 --n 1000 --out eval/
       semprobe eval --ckpt a.pt --ckpt b.pt --dataset cifar10 --attacks pgd-ce,pgd-kl,pgd-info --out table3/
+      semprobe eval --ckpt a.pt --attacks natural,pgd20,apgd-ce --norm L2 --eps 0.5 --out eval_l2/
       semprobe eval --ckpt a.pt --attacks natural --sweep-eps 0,2/255,4/255,8/255 --sweep-steps 1,10,100 --out fig4/
     """
     from semprobe.attack_specs import parse_attack_list
     from semprobe.curves import accuracy_vs_eps, accuracy_vs_steps
     from semprobe.errors import ConfigError
     from semprobe.evaluation import evaluate
-    from semprobe.options import parse_eps, parse_int_list, parse_step_size, resolve_device, seed_everything
+    from semprobe.options import parse_eps, parse_int_list, parse_norm, parse_step_size, resolve_device, seed_everything
     from semprobe.outputs import OutputDir, run_metadata
 
-    eps = parse_eps(eps_text)
-    specs = parse_attack_list(attack_names)
+    norm = parse_norm(norm_text)
+    eps = parse_eps(eps_text, norm)
+    specs = parse_attack_list(attack_names, norm=norm)
     step_counts = parse_int_list(sweep_steps, "--sweep-steps", maximum=MAX_ATTACK_STEPS, unit="steps") if sweep_steps else []
     check_attacks_have_budget(eps, specs, step_counts)
     step_size = parse_step_size(step_text, eps) if eps > 0 else None
-    eps_values = [parse_eps(v) for v in sweep_eps.split(",") if v.strip()] if sweep_eps else []
+    eps_values = [parse_eps(v, norm) for v in sweep_eps.split(",") if v.strip()] if sweep_eps else []
     if sweep_eps is not None and not eps_values:
         raise ConfigError("--sweep-eps names no eps")
     torch_device = resolve_device(device)
@@ -132,14 +136,15 @@ def evaluate_command(ckpt, arch, num_classes, in_channels, normalization, datase
                                num_classes=data.info.num_classes, context=contexts[label], progress_factory=progress)
         if eps_values:
             eps_curves.append(accuracy_vs_eps(loaded.model, images, labels, eps_values, steps=10,
-                                              batch_size=batch_size, device=torch_device, seed=seed, label=label))
+                                              batch_size=batch_size, device=torch_device, seed=seed, label=label,
+                                              norm=norm))
         if step_counts:
             step_curves.append(accuracy_vs_steps(loaded.model, images, labels, step_counts, eps=eps,
                                                  step_size=step_size, batch_size=batch_size, device=torch_device,
-                                                 seed=seed, label=label))
+                                                 seed=seed, label=label, norm=norm))
 
     attack_columns = [s.name for s in specs]
-    settings = dict(dataset=dataset_name, split=split, n=len(labels), eps=eps, step_size=step_size,
+    settings = dict(dataset=dataset_name, split=split, n=len(labels), norm=norm, eps=eps, step_size=step_size,
                     attacks=attack_columns, batch_size=batch_size, seed=seed, device=str(torch_device),
                     sample="all" if n_images is None else f"seeded random sample of {len(labels)}")
     report = {
@@ -151,10 +156,10 @@ def evaluate_command(ckpt, arch, num_classes, in_channels, normalization, datase
         },
     }
     table = results_table(rows, attack_columns)
-    click.echo(f"{dataset_name} {split}, {len(labels)} images, eps {eps:.5g}; accuracy % [95% CI]")
+    click.echo(f"{dataset_name} {split}, {len(labels)} images, {norm} eps {eps:.5g}; accuracy % [95% CI]")
     click.echo(table)
 
-    markdown = [f"# Robust accuracy on {dataset_name} ({split}, {len(labels)} images, eps = {eps:.5g})", "",
+    markdown = [f"# Robust accuracy on {dataset_name} ({split}, {len(labels)} images, {norm} eps = {eps:.5g})", "",
                 "Accuracy (%) with its 95% Wilson interval; an image is robust when it and its attacked version "
                 "are both classified correctly.", "", results_table(rows, attack_columns, markdown=True), ""]
     for label in rows:
@@ -170,6 +175,7 @@ def evaluate_command(ckpt, arch, num_classes, in_channels, normalization, datase
             from semprobe.curve_plots import curves_figure
 
             output.write_json(f"{stem}.json", {"metadata": report["metadata"], "curves": [c.to_dict() for c in curves]})
-            title = "PGD-10 accuracy vs eps" if stem == "accuracy_vs_eps" else f"PGD accuracy vs steps (eps {eps:.4g})"
+            title = (f"PGD-10 accuracy vs {norm} eps" if stem == "accuracy_vs_eps"
+                     else f"PGD accuracy vs steps ({norm} eps {eps:.4g})")
             output.save_figure(stem, curves_figure(curves, title=f"{dataset_name}: {title}"))
     click.echo(f"wrote {', '.join(output.names)} to {out}")

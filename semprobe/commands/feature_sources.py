@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from semprobe.commands.common import at_most, checkpoint_options
-from semprobe.options import MAX_ATTACK_STEPS
+from semprobe.options import MAX_ATTACK_STEPS, norm_option
 
 
 @dataclass
@@ -52,7 +52,9 @@ def feature_source_options(default_n_help: str, attack_default: str = "pgd"):
         click.option("--attack", "attack_name", default=attack_default, show_default=True,
                      help="Attack for the adversarial features: pgd, cw, fgsm, pgd-kl, pgd-info, pgd-ls:ALPHA, "
                           "square, ... (see `semprobe eval --help`), or none."),
-        click.option("--eps", "eps_text", default="8/255", show_default=True, help="L-inf budget in [0,1] pixels."),
+        click.option("--eps", "eps_text", default="8/255", show_default=True,
+                     help="Attack radius in [0,1] pixels (L-inf); with --norm L2 an L2 radius, e.g. 0.5."),
+        norm_option(),
         click.option("--steps", type=click.IntRange(min=1), default=20, show_default=True,
                      callback=at_most(MAX_ATTACK_STEPS, "steps"),
                      help=f"Steps of an iterative attack; at most {MAX_ATTACK_STEPS:,}."),
@@ -72,7 +74,10 @@ def feature_source_options(default_n_help: str, attack_default: str = "pgd"):
 
 @dataclass(frozen=True)
 class AttackSettings:
-    """The adversarial-feature attack as parsed from the options (``spec`` None: natural only)."""
+    """The adversarial-feature attack as parsed from the options (``spec`` None: natural only).
+
+    The threat model's norm travels in ``spec.norm`` and is recorded by :meth:`describe`.
+    """
 
     spec: object  # semprobe.attack_specs.AttackSpec or None
     eps: float
@@ -82,16 +87,18 @@ class AttackSettings:
         return None if self.spec is None else self.spec.describe(self.eps, self.step_size)
 
 
-def parse_attack_settings(attack_name: str, eps_text: str, steps: int, step_text: str) -> AttackSettings:
-    """``--attack/--eps/--steps/--step-size`` checked up front."""
+def parse_attack_settings(attack_name: str, eps_text: str, steps: int, step_text: str,
+                          norm_text: str = "Linf") -> AttackSettings:
+    """``--attack/--eps/--norm/--steps/--step-size`` checked up front (``--norm`` even without an attack)."""
     from semprobe.attack_specs import parse_attack
     from semprobe.errors import ConfigError
-    from semprobe.options import parse_eps, parse_step_size
+    from semprobe.options import parse_eps, parse_norm, parse_step_size
 
+    norm = parse_norm(norm_text)
     if attack_name.strip().lower() in ("none", "natural"):
         return AttackSettings(None, 0.0, None)
-    spec = parse_attack(attack_name, default_steps=steps)
-    eps = parse_eps(eps_text)
+    spec = parse_attack(attack_name, default_steps=steps, norm=norm)
+    eps = parse_eps(eps_text, norm)
     if eps == 0:
         raise ConfigError("--eps must be > 0 for adversarial features (or pass --attack none)")
     return AttackSettings(spec, eps, parse_step_size(step_text, eps))

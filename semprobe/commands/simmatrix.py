@@ -37,7 +37,7 @@ ADVERSARIAL_SUFFIX = " (adversarial)"
 @common_run_options
 @out_options
 def simmatrix_command(ckpt, arch, num_classes, in_channels, normalization, features_files, dataset, split, layer,
-                      n_images, attack_name, eps_text, steps, step_text, aliases, embeddings, adversarial, centre,
+                      n_images, attack_name, eps_text, norm_text, steps, step_text, aliases, embeddings, adversarial, centre,
                       split_half, n_splits, n_boot, n_perm, confidence, data_dir, batch_size, seed, device, quiet,
                       out, overwrite) -> None:
     """Class-similarity matrices of features and of word vectors, and how well they agree.
@@ -59,13 +59,16 @@ def simmatrix_command(ckpt, arch, num_classes, in_channels, normalization, featu
         AttackSettings, class_vectors_for, collect_feature_sources, parse_attack_settings,
     )
     from semprobe.errors import ConfigError
+    from semprobe.options import parse_norm
     from semprobe.outputs import OutputDir, run_metadata
     from semprobe.plots import similarity_grid
     from semprobe.stats import similarity_report
 
     if len(set(embeddings)) < len(embeddings):
         raise ConfigError("an --embedding is given twice")
-    attack = parse_attack_settings(attack_name, eps_text, steps, step_text) if adversarial else AttackSettings(None, 0.0, None)
+    parse_norm(norm_text)  # a bad --norm is refused even without --adversarial
+    attack = (parse_attack_settings(attack_name, eps_text, steps, step_text, norm_text) if adversarial
+              else AttackSettings(None, 0.0, None))
     if adversarial and attack.spec is None:
         raise ConfigError("--adversarial needs an attack; --attack none gives natural features only")
     output = OutputDir(out, overwrite=overwrite, expected=["simmatrix.json", "simmatrix.png", "simmatrix.pdf"])
