@@ -159,7 +159,7 @@ def test_zoo_refusals_are_one_line(zoo_dir, tmp_path, monkeypatch, run_cli):
     assert_one_line_error(code, err, "unknown RobustBench model", ZOO_NAME)
     monkeypatch.setitem(sys.modules, "robustbench.model_zoo", None)
     code, _, err = run_cli(["info", "--ckpt", ZOO_SPEC, "--model-dir", zoo_dir])
-    assert_one_line_error(code, err, "pip install semprobe[robustbench]")
+    assert_one_line_error(code, err, "pip install --no-deps robustbench==1.1.1")
 
 
 def test_download_goes_into_robustbench_layout(zoo_dir, tmp_path, monkeypatch):

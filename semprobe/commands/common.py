@@ -71,7 +71,7 @@ def checkpoint_options(multiple: bool = False, required: bool = True):
         click.option("--ckpt", "ckpt", required=required, multiple=multiple,
                      type=click.Path(dir_okay=False, path_type=Path),
                      help="Checkpoint file (semprobe's, or a foreign state_dict with --arch), or "
-                          "robustbench:NAME (a RobustBench zoo entry, pip install semprobe[robustbench]; "
+                          "robustbench:NAME (a RobustBench zoo entry, installed as README says; "
                           "or robustbench:DATASET/THREAT_MODEL/NAME)"
                           + (" ; repeat for several." if multiple else ".")),
         click.option("--arch", default=None,

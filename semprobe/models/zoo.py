@@ -1,8 +1,8 @@
 """RobustBench zoo entries from their local files: ``robustbench:MODEL_NAME``.
 
 The architecture comes from the ``robustbench`` package's registry
-(``robustbench.model_zoo.model_dicts``; an optional extra, ``pip install
-semprobe[robustbench]``, imported only when a ``robustbench:`` spec is used). The weights
+(``robustbench.model_zoo.model_dicts``; optional, installed without its timm pin as
+:data:`ROBUSTBENCH_EXTRA` says, imported only when a ``robustbench:`` spec is used). The weights
 come from RobustBench's own folder layout, ``MODEL_DIR/DATASET/THREAT_MODEL/NAME.pt``, so a
 file already downloaded (by semprobe or by ``robustbench.utils.load_model``) is used
 offline; they are fetched only with ``download=True`` (``--download``). The file is read
@@ -32,7 +32,10 @@ from semprobe.models.foreign import close_matches
 PREFIX = "robustbench:"
 ZOO_DATASETS = ("cifar10", "cifar100", "imagenet")
 THREAT_MODELS = ("Linf", "L2")
-ROBUSTBENCH_EXTRA = "pip install semprobe[robustbench]"
+# robustbench 1.1.1 pins timm==1.0.9, which holds open_clip_torch at 2.x (too old for the CLIP word
+# vectors): installed without its pins, as `make install` does and README (Conventions, Models) says
+ROBUSTBENCH_EXTRA = ("pip install --no-deps robustbench==1.1.1 gdown==5.1.0 && pip install timm geotorch "
+                     "torchdiffeq requests pandas jinja2 beautifulsoup4 'setuptools<81'")
 DEFAULT_THREAT_MODEL = "Linf"
 # buffers some zoo architectures hold for their own input normalization, absent from some
 # zoo files (RobustBench loads those files non-strictly); semprobe keeps the constructor's
