@@ -37,7 +37,7 @@ from semprobe.data import dataset_info
 from semprobe.errors import ConfigError
 from semprobe.losses import LS_PARAMETRIZATIONS
 from semprobe.models import list_models
-from semprobe.options import parse_eps, parse_int_list, parse_step_size
+from semprobe.options import NORMS, parse_eps, parse_int_list, parse_norm, parse_step_size
 
 METHODS = (
     "natural", "fgsm", "pgd_at", "trades", "mart", "tla", "scarl", "spat_madry", "spat_trades", "spat_mart",
@@ -125,7 +125,8 @@ class TrainConfig:
     weight_decay: float = 5e-4
     milestones: list[int] = field(default_factory=lambda: [75, 90])
     lr_gamma: float = 0.1
-    # training attack
+    # training attack (and the per-epoch evaluation's threat model)
+    norm: str = "Linf"
     eps: float = 8 / 255
     steps: int | None = 10
     step_size: float | None = 2 / 255
@@ -237,7 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--lr-gamma", type=float, help="lr factor at each milestone (default 0.1)")
 
     attack = parser.add_argument_group("training attack")
-    attack.add_argument("--eps", help="L-inf radius in [0,1] pixels (default 8/255)")
+    attack.add_argument("--norm", help=f"threat model of the training attack and the per-epoch PGD evaluation: "
+                        f"{' or '.join(NORMS)} (any case; default Linf)")
+    attack.add_argument("--eps", help="radius in [0,1] pixel units (default 8/255): per pixel under Linf, "
+                        "of the whole perturbation under --norm L2 (may exceed 1)")
     attack.add_argument("--steps", type=int, help="PGD steps (default 10)")
     attack.add_argument("--step-size", help="PGD step: a number, 2/255, or eps/4 (default eps/4; fgsm 1.25*eps)")
     attack.add_argument("--random-start", choices=RANDOM_STARTS,
@@ -334,7 +338,8 @@ def resolve(method: str, given: dict[str, Any]) -> TrainConfig:
              f"unknown arch {given['arch']!r}; choose one of {', '.join(list_models())}")
     info = dataset_info(given["dataset"], given.get("data_dir"))
 
-    eps = parse_eps(pick("eps", "8/255"))
+    norm = parse_norm(pick("norm", "Linf"))
+    eps = parse_eps(pick("eps", "8/255"), norm)
     _require(eps > 0, "eps must be > 0: training and the per-epoch PGD evaluation need a non-empty ball")
     epochs = pick("epochs", 100)
     _require(epochs >= 1, f"epochs must be >= 1, got {epochs}")
@@ -347,7 +352,8 @@ def resolve(method: str, given: dict[str, Any]) -> TrainConfig:
     config = TrainConfig(
         method=method, dataset=given["dataset"], arch=given["arch"], out=str(out), preset=given.get("preset"),
         epochs=epochs, batch_size=pick("batch_size", 128), lr=pick("lr", 0.1), momentum=pick("momentum", 0.9),
-        weight_decay=pick("weight_decay", 5e-4), milestones=milestones, lr_gamma=pick("lr_gamma", 0.1), eps=eps,
+        weight_decay=pick("weight_decay", 5e-4), milestones=milestones, lr_gamma=pick("lr_gamma", 0.1), norm=norm,
+        eps=eps,
         steps=None, step_size=None, random_start=None,
         eval_steps=pick("eval_steps", 10), eval_step_size=parse_step_size(pick("eval_step_size", "eps/4"), eps),
         eval_batch_size=pick("eval_batch_size", 256), eval_test=bool(pick("eval_test", False)),
@@ -461,13 +467,14 @@ def resumed_config(stored: dict[str, Any], config: TrainConfig, given: set[str])
                 f"{config.resume} holds a {stored.get('method')} run of {stored.get('arch')} on "
                 f"{stored.get('dataset')}; it cannot be resumed as {config.method} of {config.arch} on {config.dataset}"
             )
-    resumed = TrainConfig.from_dict(stored)
+    resumed = TrainConfig.from_dict(stored)  # a field the run predates takes its default (an old run's norm: Linf)
     changed = []
     for name in sorted(given - set(RUNTIME_OPTIONS)):
         field_name = _FLAG_FIELDS.get(name, name)
-        if getattr(config, field_name) != stored.get(field_name):
+        if getattr(config, field_name) != getattr(resumed, field_name):
             changed.append(
-                f"--{name.replace('_', '-')} ({stored.get(field_name)!r} in the run, {getattr(config, field_name)!r} given)"
+                f"--{name.replace('_', '-')} ({getattr(resumed, field_name)!r} in the run, "
+                f"{getattr(config, field_name)!r} given)"
             )
     if changed:
         raise ConfigError(f"cannot resume {config.resume} with different settings: {'; '.join(changed)}")

@@ -152,6 +152,8 @@ def evaluate(
 ) -> dict[str, float]:
     """Clean and PGD-CE accuracy of ``model`` on ``dataset``, shared out over the processes.
 
+    The PGD runs in the training's threat model (``config.norm``: L-inf or L2 ball of ``eps``).
+
     Images are taken in chunks of ``eval_batch_size`` in dataset order, chunk c on process
     ``c % world_size``, its random start drawn from a generator seeded by (seed, c).
     """
@@ -163,7 +165,7 @@ def evaluate(
         x, y = x.to(device), y.to(device)
         generator = torch.Generator(device=device).manual_seed(derive_seed(config.seed, _STREAM_EVAL, chunk))
         x_adv = pgd(model, x, y, eps=config.eps, step_size=config.eval_step_size, steps=config.eval_steps,
-                    loss="ce", random_start_kind="uniform", generator=generator)
+                    loss="ce", random_start_kind="uniform", generator=generator, norm=config.norm)
         with torch.no_grad():
             counts[0] += (model(x).argmax(1) == y).sum()
             counts[1] += (model(x_adv).argmax(1) == y).sum()

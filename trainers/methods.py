@@ -18,7 +18,9 @@ The loss is a mean over the batch, so DDP's gradient average is the global-batch
 ==============  ==================================================================
 
 The attacks run on the bare classifier in eval mode (as the TRADES and MART code do),
-through :func:`semprobe.attacks.pgd`.
+through :func:`semprobe.attacks.pgd`, in the threat model ``--norm`` (L-inf by default, or
+L2: steps along the L2-normalized gradient, projection onto the L2 ball; FGSM-AT is then
+one such step, i.e. FGM).
 """
 
 from __future__ import annotations
@@ -67,11 +69,13 @@ class StepContext:
         self.surrogate = training_surrogate(self.config)
 
     def attack(self, x: Tensor, y: Tensor) -> Tensor:
-        """The training adversarial examples of ``x`` (the method's attack, eval mode)."""
+        """The training adversarial examples of ``x`` (the method's attack, eval mode), in the
+        L-inf or L2 ball of radius ``eps`` (``config.norm``)."""
         config = self.config
         return attacks.pgd(
             self.model, x, y, eps=config.eps, step_size=config.step_size, steps=config.steps,
             loss=self.surrogate, random_start_kind=config.random_start, generator=self.generator,
+            norm=config.norm,
         )
 
 
