@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev,timm]"
 	# robustbench 1.1.1 pins timm==1.0.9, which would pull open_clip_torch back to 2.x (semprobe needs 3.x):
 	# its model zoo runs with the newer timm, so it goes in without its pins, with what the zoo imports
-	$(BIN)/python -m pip install --quiet --no-deps "robustbench==1.1.1" "gdown==5.1.0"
+	$(BIN)/python -m pip install --quiet --no-deps "robustbench==1.1.1" "gdown==5.1.0" "torchattacks==3.5.1"
 	$(BIN)/python -m pip install --quiet geotorch torchdiffeq requests "setuptools<81" pandas jinja2 beautifulsoup4
 	touch $(STAMP)
 

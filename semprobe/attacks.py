@@ -221,13 +221,15 @@ def resolve_loss(loss: str | Surrogate) -> Surrogate:
 
 @contextlib.contextmanager
 def model_mode(module: torch.nn.Module, train: bool) -> Iterator[None]:
-    """Put ``module`` in train or eval mode for the block, then restore its mode."""
-    was_training = module.training
+    """Put ``module`` in train or eval mode for the block, then restore the mode of every submodule
+    as it was (a model may hold parts in another mode than its own, e.g. frozen BatchNorm)."""
+    modes = [(part, part.training) for part in module.modules()]
     module.train(train)
     try:
         yield
     finally:
-        module.train(was_training)
+        for part, mode in modes:
+            part.training = mode
 
 
 def check_budget(eps: float, step_size: float | None = None, steps: int | None = None, norm: str = "Linf") -> None:

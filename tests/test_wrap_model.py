@@ -258,3 +258,19 @@ def test_info_lists_the_tap_names(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["info", "--ckpt", str(tmp_path / "ck.pt")])
     assert "taps (20)" in capsys.readouterr().out
+
+
+def test_an_attack_leaves_a_plain_module_in_the_mode_it_was_given():
+    """pgd on an eval-mode plain module (wrapped inside) must not leave it, or its BatchNorm, in train mode."""
+    from semprobe import attacks
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.ReLU(),
+                              torch.nn.Flatten(), torch.nn.Linear(4 * 6 * 6, 3))
+    net.eval()
+    x, y = torch.rand(5, 1, 8, 8), torch.tensor([0, 1, 2, 0, 1])
+    attacks.pgd(net, x, y, eps=0.1, step_size=0.05, steps=2)
+    assert not any(part.training for part in net.modules())
+    net.train()
+    net[1].eval()  # a frozen BatchNorm inside a training model keeps its own mode too
+    attacks.pgd(net, x, y, eps=0.1, step_size=0.05, steps=2)
+    assert net.training and not net[1].training

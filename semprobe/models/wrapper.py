@@ -78,6 +78,7 @@ class WrappedModel(ImageClassifier):
         if penultimate is not None:
             self._module_named(penultimate)
             self.penultimate_module = penultimate
+        self.training = module.training  # the wrapper is in the mode the module was given in (not nn.Module's train)
 
     @property
     def classifier(self) -> nn.Module:
