@@ -172,12 +172,12 @@ def locate_zoo_file(entry: ZooEntry, download: bool = False) -> Path:
 
 def _download(entry: ZooEntry, gdrive_id: str) -> Path:
     """Fetch the entry's file into RobustBench's layout; a one-line error when it fails."""
-    from robustbench.utils import download_gdrive_new
+    from robustbench.utils import download_gdrive
 
     entry.path.parent.mkdir(parents=True, exist_ok=True)
     partial = entry.path.with_suffix(".pt.part")
     try:
-        download_gdrive_new(gdrive_id, partial)
+        download_gdrive(gdrive_id, partial)
     except Exception as exc:  # gdown raises many types (network, quota, HTML pages)
         partial.unlink(missing_ok=True)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
