@@ -16,7 +16,7 @@ from typing import Sequence
 import torch
 
 from semprobe.attack_specs import AttackSpec
-from semprobe.intervals import Z_95, wilson_interval  # noqa: F401  (re-exported: the accuracy intervals)
+from semprobe.intervals import wilson_interval  # also re-exported: the accuracy intervals
 from semprobe.models.wrapper import wrap_model
 
 

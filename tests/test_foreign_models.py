@@ -175,7 +175,7 @@ def test_download_goes_into_robustbench_layout(zoo_dir, tmp_path, monkeypatch):
                         lambda gid, target: (calls.append(gid), target.write_bytes(source.read_bytes())))
     assert locate_zoo_file(entry, download=True) == entry.path and entry.path.is_file()
     assert calls == [zoo_record(entry)["gdrive_id"]]
-    failing = parse_zoo_spec(f"robustbench:cifar10/Linf/Standard", model_dir=tmp_path)
+    failing = parse_zoo_spec("robustbench:cifar10/Linf/Standard", model_dir=tmp_path)
     monkeypatch.setattr(robustbench.utils, "download_gdrive",
                         lambda gid, target: (_ for _ in ()).throw(OSError("network is unreachable")))
     with pytest.raises(CheckpointError, match="network is unreachable.*put the file at"):
