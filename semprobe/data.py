@@ -45,7 +45,9 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from semprobe.errors import ConfigError, DataError
+from semprobe import imagefolder
 from semprobe.idx import read_idx
+from semprobe.imagefolder import image_files
 from semprobe.io import cache_dir
 from semprobe.normalization import parse_normalization
 
@@ -121,8 +123,6 @@ DIGITS_TEST_SIZE = 360
 FAKE_DEFAULT = ((1, 28, 28), 10, 512, 256)
 FAKE_FORMS = "fake, fake:CxHxW:K or fake:CxHxW:K:NTRAIN:NTEST (for example fake:3x32x32:10:512:256)"
 FAKE_NOISE = 0.2
-
-_IMAGE_SUFFIXES = {".jpeg", ".jpg", ".png"}
 
 ImageSource = Union[torch.Tensor, Sequence[Path]]
 
@@ -216,7 +216,7 @@ def _make_info(
             f"its classes are: {', '.join(classes)}"
         )
     phrases = tuple(
-        aliases.get(name) or source.phrase_overrides.get(name) or default_phrase(name) for name in classes
+        aliases.get(name) or source.phrase_overrides.get(name) or source.phrase_of(name) for name in classes
     )
     normalization = parse_normalization(source.normalization)
     return DatasetInfo(
@@ -431,17 +431,20 @@ def _locate(source: _Source, data_dir: str | os.PathLike | None, download: bool)
     target = _download_root(data_dir)
     if not download:
         searched = ", ".join(str(root) for root in _search_roots(data_dir))
-        origin = f"get the files from {source.url}, " if source.url else ""
+        fetch = (f"pass --download (download=True in Python) to fetch them from {source.url} into {target}, or "
+                 if source.download is not None else "")
+        origin = f"get the files from {source.url}, " if source.url and source.download is None else ""
         raise DataError(
-            f"{source.name} not found: looked for {source.layout} under {searched}; {origin}put them in a folder "
-            f"so that it holds {source.layout.split(' (')[0]}, and pass that folder as --data-dir "
+            f"{source.name} not found: looked for {source.layout} under {searched}; {fetch}{origin}put them in a "
+            f"folder so that it holds {source.layout.split(' (')[0]}, and pass that folder as --data-dir "
             f"(data_dir in Python) or set $SEMPROBE_DATA to it"
         )
     try:
         source.download(target)
     except (OSError, RuntimeError, ValueError, tarfile.TarError, zipfile.BadZipFile) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
         raise DataError(
-            f"downloading {source.name} into {target} failed ({exc}); "
+            f"downloading {source.name} from {source.url} into {target} failed ({reason}); "
             f"download it by hand and put {source.layout} under {target}"
         ) from exc
     found = source.find(target)
@@ -677,11 +680,6 @@ def _read_tinyimagenet_classes(directory: Path) -> tuple[str, ...]:
     return tuple(names[wnid] for wnid in wnids)
 
 
-def _image_files(folder: Path) -> list[Path]:
-    """The image files anywhere under ``folder``, sorted."""
-    return sorted(path for path in folder.rglob("*") if path.suffix.lower() in _IMAGE_SUFFIXES)
-
-
 def _read_tinyimagenet(directory: Path, train: bool) -> tuple[list[Path], torch.Tensor]:
     """The image files and labels of TinyImageNet's train folder or its labelled val folder.
 
@@ -708,7 +706,7 @@ def _read_tinyimagenet(directory: Path, train: bool) -> tuple[list[Path], torch.
     else:
         split_folder = directory / ("train" if train else "val")
         for wnid, label in label_of.items():
-            class_files = _image_files(split_folder / wnid)
+            class_files = image_files(split_folder / wnid)
             files.extend(class_files)
             labels.extend([label] * len(class_files))
     if not files:
@@ -798,6 +796,7 @@ class _Source:
     download: Callable[[Path], None] | None = None
     pixel_max: int = 255
     url: str = ""  # where a user gets the files by hand (named when they are missing)
+    phrase_of: Callable[[str], str] = default_phrase  # a class name's phrase unless overridden
 
     @property
     def phrase_overrides(self) -> dict[str, str]:
@@ -884,13 +883,35 @@ def _fake_source(name: str) -> _Source:
     )
 
 
-def _source(name: str) -> _Source:
-    """The registered dataset called ``name``, or a ConfigError listing the known ones."""
+def _imagefolder_source(name: str, image_size: int | None) -> _Source:
+    """The :class:`_Source` of an ``imagefolder:PATH`` name (see :mod:`semprobe.imagefolder`)."""
+    root = imagefolder.root_of(name)
+    return _Source(
+        name=name,
+        image_shape=imagefolder.image_shape(root, image_size),
+        classes=imagefolder.read_classes(root),
+        normalization=None,
+        augmentation="crop_flip",
+        read_split=lambda directory, train: imagefolder.read_split(root, train),
+        layout=imagefolder.LAYOUT,
+        phrase_of=imagefolder.folder_phrase,
+    )
+
+
+def _source(name: str, image_size: int | None = None) -> _Source:
+    """The registered dataset called ``name``, or a ConfigError listing the known ones.
+
+    ``image_size`` (pixels, square) applies to ``imagefolder:PATH`` datasets only."""
+    if imagefolder.is_imagefolder(name):
+        return _imagefolder_source(name, image_size)
+    if image_size is not None:
+        raise ConfigError(f"an image size applies to imagefolder:PATH datasets only, not to {name}")
     if isinstance(name, str) and (name == "fake" or name.startswith("fake:")):
         return _fake_source(name)
     if name not in _SOURCES:
         raise ConfigError(
-            f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())} (fake also as {FAKE_FORMS})"
+            f"unknown dataset {name!r}; known datasets: {', '.join(list_datasets())} (fake also as {FAKE_FORMS}; "
+            "a folder of images as imagefolder:PATH)"
         )
     return _SOURCES[name]
 
@@ -912,19 +933,23 @@ def dataset_info(
     data_dir: str | os.PathLike | None = None,
     *,
     aliases: str | os.PathLike | Mapping[str, str] | None = None,
+    image_size: int | None = None,
+    download: bool = False,
 ) -> DatasetInfo:
     """The :class:`DatasetInfo` of ``name`` without loading its images.
 
     Class names come from the dataset's files where it has them (CIFAR meta files,
     TinyImageNet's wnids.txt and words.txt); TinyImageNet therefore needs its files
-    (a :class:`DataError` if they are not found), the others fall back to built-in names.
-    ``aliases`` (a file for :func:`read_aliases` or a dict) replace class phrases.
+    (a :class:`DataError` if they are not found and ``download`` is False), the others fall
+    back to built-in names.
+    ``aliases`` (a file for :func:`read_aliases` or a dict) replace class phrases;
+    ``image_size`` sets the square size of an ``imagefolder:PATH`` dataset's images.
     """
-    source = _source(name)
+    source = _source(name, image_size)
     alias_map, alias_origin = _alias_mapping(aliases)
     directory = None
     if source.find is not None and source.classes is None:
-        directory = _locate(source, data_dir, download=False)
+        directory = _locate(source, data_dir, download=download)
     elif source.find is not None:
         directory = _find_local(source, data_dir)
     return _make_info(source, _class_names(source, directory), alias_map, alias_origin)
@@ -940,6 +965,7 @@ def load_dataset(
     val_size: int | None = None,
     seed: int = 0,
     aliases: str | os.PathLike | Mapping[str, str] | None = None,
+    image_size: int | None = None,
 ) -> ImageDataset:
     """Load one split of a registered dataset as an :class:`ImageDataset`.
 
@@ -954,7 +980,10 @@ def load_dataset(
     :func:`read_aliases` or a dict) replace class phrases.
 
     ``name`` may also be ``fake:CxHxW:K`` or ``fake:CxHxW:K:NTRAIN:NTEST``: synthetic
-    learnable images (a smooth random prototype per class plus noise).
+    learnable images (a smooth random prototype per class plus noise), or
+    ``imagefolder:PATH``: a folder in torchvision's ImageFolder layout (see
+    :mod:`semprobe.imagefolder`), its images resized to ``image_size`` pixels square
+    (default: the size of its first training image).
     """
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
@@ -963,7 +992,7 @@ def load_dataset(
         raise ConfigError(f"val_size must be a whole number of at least 1, got {val_size!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a whole number of at least 0, got {seed!r}")
-    source = _source(name)
+    source = _source(name, image_size)
     alias_map, alias_origin = _alias_mapping(aliases)
     directory = _locate(source, data_dir, download) if source.find is not None else None
     info = _make_info(source, _class_names(source, directory), alias_map, alias_origin)

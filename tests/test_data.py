@@ -509,8 +509,10 @@ def test_missing_data_names_the_places_searched(monkeypatch, tmp_path, no_system
         load_dataset("cifar10", data_dir=tmp_path / "arg")
     message = str(caught.value)
     assert "\n" not in message and "cifar-10-batches-py/" in message
-    # says where to put the files on the command line; there is no --download option there
-    assert data.CIFAR10_URL in message and "--data-dir" in message and "download=True" not in message
+    # names the flag that fetches the files (and where they go) and the folders to put them in by hand
+    assert data.CIFAR10_URL in message and "--data-dir" in message
+    assert f"pass --download (download=True in Python) to fetch them from {data.CIFAR10_URL} into {tmp_path / 'arg'}" \
+        in message
     for place in (tmp_path / "arg", tmp_path / "env", no_system_data, tmp_path / "cache" / "data"):
         assert str(place) in message
     with pytest.raises(DataError, match="fashion-mnist not found: looked for fashion-mnist/ or FashionMNIST/raw/"):
@@ -542,7 +544,7 @@ def test_failed_download_is_a_data_error(monkeypatch, tmp_path, no_system_data):
         raise OSError("network is unreachable")
 
     monkeypatch.setattr(data, "_fetch_archive", unreachable)
-    with pytest.raises(DataError, match=r"downloading cifar100 into .*cache/data failed \(network is unreachable\)"):
+    with pytest.raises(DataError, match=r"downloading cifar100 from https://\S+ into .*cache/data failed \(network is unreachable\)"):
         load_dataset("cifar100", download=True)
 
 

@@ -224,4 +224,4 @@ def test_missing_tinyimagenet_says_where_to_put_the_files(digits_ckpt, tmp_path,
     result = run_cli(["eval", "--ckpt", digits_ckpt, "--dataset", "tinyimagenet", "--data-dir", tmp_path / "none",
                       "--out", out])
     assert_refused(result, out, "tiny-imagenet-200/", "--data-dir", "$SEMPROBE_DATA", data.TINYIMAGENET_URL)
-    assert "download=True" not in result[2]
+    assert "pass --download" in result[2]

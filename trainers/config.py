@@ -99,7 +99,7 @@ OPTION_METHODS: dict[str, tuple[str, ...]] = {
     **{name: ("scarl",) for name in _SCARL_ONLY},
 }
 #: options that may differ when a run is resumed (extending --epochs, another device, ...).
-RUNTIME_OPTIONS = ("epochs", "device", "workers", "quiet", "data_dir", "eval_test", "resume", "out")
+RUNTIME_OPTIONS = ("epochs", "device", "workers", "quiet", "data_dir", "download", "eval_test", "resume", "out")
 #: command-line flags stored under another field name.
 _FLAG_FIELDS = {"no_info": "use_info", "no_struc": "use_struc"}
 
@@ -160,6 +160,8 @@ class TrainConfig:
     tla_regularization: float | None = None
     # data and run
     data_dir: str | None = None
+    download: bool = False
+    image_size: int | None = None
     max_train_images: int | None = None
     val_size: int | None = None
     augment: bool = False
@@ -218,6 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", metavar="RUNDIR", help="continue the run in RUNDIR from its last.pt")
     run.add_argument("--overwrite", action="store_true", default=None, help="replace the run files in --out")
     run.add_argument("--data-dir", help="where the dataset files are (else $SEMPROBE_DATA, system folders)")
+    run.add_argument("--download", action="store_true", default=None,
+                     help="fetch a missing dataset (cifar10, cifar100, fashion-mnist, tinyimagenet) into --data-dir "
+                          "(else $SEMPROBE_DATA, else the cache)")
+    run.add_argument("--image-size", type=int, help="resize an imagefolder:PATH dataset's images to this many "
+                     "pixels square (default: the size of its first training image)")
     run.add_argument("--max-train-images", type=int, help="train on a seeded random subset of this many images")
     run.add_argument("--val-size", type=int, help="validation images held out of the training set (default 2%%, at most 1000)")
     run.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
@@ -336,7 +343,8 @@ def resolve(method: str, given: dict[str, Any]) -> TrainConfig:
     _require(out is not None, "--out RUNDIR is required (or --resume RUNDIR to continue a run)")
     _require(given["arch"] in list_models(),
              f"unknown arch {given['arch']!r}; choose one of {', '.join(list_models())}")
-    info = dataset_info(given["dataset"], given.get("data_dir"))
+    info = dataset_info(given["dataset"], given.get("data_dir"), image_size=given.get("image_size"),
+                        download=bool(given.get("download")))
 
     norm = parse_norm(pick("norm", "Linf"))
     eps = parse_eps(pick("eps", "8/255"), norm)
@@ -357,7 +365,8 @@ def resolve(method: str, given: dict[str, Any]) -> TrainConfig:
         steps=None, step_size=None, random_start=None,
         eval_steps=pick("eval_steps", 10), eval_step_size=parse_step_size(pick("eval_step_size", "eps/4"), eps),
         eval_batch_size=pick("eval_batch_size", 256), eval_test=bool(pick("eval_test", False)),
-        data_dir=given.get("data_dir"), max_train_images=given.get("max_train_images"),
+        data_dir=given.get("data_dir"), download=bool(given.get("download")), image_size=given.get("image_size"),
+        max_train_images=given.get("max_train_images"),
         val_size=given.get("val_size"), augment=pick("augment", info.augmentation != "none"),
         seed=pick("seed", 0), device=pick("device", "auto"), workers=pick("workers", 0),
         quiet=bool(pick("quiet", False)), resume=given.get("resume"), overwrite=bool(pick("overwrite", False)),

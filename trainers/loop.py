@@ -132,10 +132,11 @@ def load_splits(config: TrainConfig) -> Splits:
     The validation images are the dataset's fixed held-out split (seed 0), the same for
     every run; ``max_train_images`` keeps a random subset of the rest, drawn with the seed.
     """
-    common = {"data_dir": config.data_dir, "val_size": config.val_size}
-    train = load_dataset(config.dataset, "train", augment="crop_flip" if config.augment else "none", **common)
-    val = load_dataset(config.dataset, "val", **common)
-    test = load_dataset(config.dataset, "test", data_dir=config.data_dir) if config.eval_test else None
+    files = {"data_dir": config.data_dir, "download": config.download, "image_size": config.image_size}
+    train = load_dataset(config.dataset, "train", augment="crop_flip" if config.augment else "none",
+                         val_size=config.val_size, **files)
+    val = load_dataset(config.dataset, "val", val_size=config.val_size, **files)
+    test = load_dataset(config.dataset, "test", **files) if config.eval_test else None
     if config.max_train_images is not None and config.max_train_images < len(train):
         generator = torch.Generator().manual_seed(derive_seed(config.seed, _STREAM_SUBSET))
         keep = torch.randperm(len(train), generator=generator)[: config.max_train_images].sort().values

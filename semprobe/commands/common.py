@@ -30,19 +30,29 @@ def at_most(maximum: int, unit: str):
 
 
 ZOO_THREAT_MODELS = ("Linf", "L2")
-# where the RobustBench options wait in click's context until a checkpoint is loaded
-ZOO_OPTIONS_KEY = "semprobe.zoo_options"
+# where the options that no command function takes (--threat-model, --model-dir,
+# --download, --image-size) wait in click's context until data or a checkpoint is loaded
+HIDDEN_OPTIONS_KEY = "semprobe.hidden_options"
+ZOO_OPTION_NAMES = ("threat_model", "model_dir", "download")
+DATA_OPTION_NAMES = ("download", "image_size")
 ZOO_DATASETS = ("cifar10", "cifar100", "imagenet")
 
 
-def _remember_zoo_option(ctx, param, value):
-    """Keep ``--threat-model``/``--model-dir``/``--download`` in ``ctx.meta`` for :func:`zoo_options`.
+def _remember_option(ctx, param, value):
+    """Keep a hidden option's value in ``ctx.meta`` for :func:`zoo_options` and :func:`data_options`.
 
-    They are not passed to the command function, so every command that takes
-    ``--ckpt`` gets them without a new argument.
+    They are not passed to the command function, so every command that loads data or
+    takes ``--ckpt`` gets them without a new argument.
     """
-    ctx.meta.setdefault(ZOO_OPTIONS_KEY, {})[param.name] = value
+    ctx.meta.setdefault(HIDDEN_OPTIONS_KEY, {})[param.name] = value
     return value
+
+
+def _hidden_options(names) -> dict:
+    """The running command's values of the hidden options ``names`` (empty outside click)."""
+    ctx = click.get_current_context(silent=True)
+    stored = ctx.meta.get(HIDDEN_OPTIONS_KEY, {}) if ctx is not None else {}
+    return {name: stored[name] for name in names if name in stored}
 
 
 def zoo_options(dataset: str | None = None) -> dict:
@@ -52,11 +62,40 @@ def zoo_options(dataset: str | None = None) -> dict:
     dataset; outside a click command (from Python) nothing is set.
     """
     ctx = click.get_current_context(silent=True)
-    options = dict(ctx.meta.get(ZOO_OPTIONS_KEY, {})) if ctx is not None else {}
+    options = _hidden_options(ZOO_OPTION_NAMES)
     if dataset is None and ctx is not None:
         dataset = ctx.params.get("dataset")
     options["dataset"] = dataset if dataset in ZOO_DATASETS else None
     return options
+
+
+def data_options() -> dict:
+    """``download`` and ``image_size`` of the running command, for ``load_dataset``/``dataset_info``."""
+    return _hidden_options(DATA_OPTION_NAMES)
+
+
+def download_option(func):
+    """``--download``: one flag for every missing file (dataset, RobustBench weights).
+
+    Added once even when two option groups of a command ask for it."""
+    if any(param.name == "download" for param in getattr(func, "__click_params__", [])):
+        return func
+    return click.option(
+        "--download", is_flag=True, default=False, expose_value=False, callback=_remember_option,
+        help="Fetch missing files: the dataset (cifar10, cifar100, fashion-mnist, tinyimagenet) into --data-dir "
+             "(else $SEMPROBE_DATA, else the cache) and a --ckpt robustbench:NAME file into --model-dir. "
+             "Without it nothing is downloaded.")(func)
+
+
+def image_size_option(func):
+    """``--image-size``: the square size an ``imagefolder:PATH`` dataset's images are resized to."""
+    from semprobe.imagefolder import MAX_IMAGE_SIZE
+
+    return click.option(
+        "--image-size", type=click.IntRange(1, MAX_IMAGE_SIZE), default=None, expose_value=False,
+        callback=_remember_option,
+        help="Resize the images of an imagefolder:PATH dataset to this many pixels square (default: the size "
+             "of its first training image).")(func)
 
 
 def checkpoint_options(multiple: bool = False, required: bool = True):
@@ -86,15 +125,14 @@ def checkpoint_options(multiple: bool = False, required: bool = True):
                      help="Input normalization of a foreign checkpoint: none, cifar10, cifar100, imagenet, "
                           "fashion-mnist, or MEAN,.../STD,..."),
         click.option("--threat-model", type=click.Choice(ZOO_THREAT_MODELS), default=None, expose_value=False,
-                     callback=_remember_zoo_option,
+                     callback=_remember_option,
                      help="Threat model of a --ckpt robustbench:NAME zoo entry (Linf by default). "
                           "The attack's norm is its own option."),
         click.option("--model-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-                     expose_value=False, callback=_remember_zoo_option,
+                     expose_value=False, callback=_remember_option,
                      help="RobustBench's model folder (MODEL_DIR/DATASET/THREAT_MODEL/NAME.pt) for "
                           "--ckpt robustbench:NAME; default $SEMPROBE_CACHE/robustbench."),
-        click.option("--download", is_flag=True, default=False, expose_value=False, callback=_remember_zoo_option,
-                     help="Fetch a missing RobustBench zoo file into --model-dir (else nothing is downloaded)."),
+        download_option,
     ]
 
     def decorate(func):
@@ -147,10 +185,12 @@ def load_checkpoints(paths, arch, num_classes, in_channels, normalization, devic
 
 
 def common_run_options(func):
-    """``--batch-size``, ``--seed``, ``--device``, ``--data-dir``, ``--quiet``."""
+    """``--data-dir``, ``--download``, ``--image-size``, ``--batch-size``, ``--seed``, ``--device``, ``--quiet``."""
     options = [
         click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
                      help="Where the dataset's files are (else $SEMPROBE_DATA, then system locations)."),
+        download_option,
+        image_size_option,
         click.option("--batch-size", type=click.IntRange(min=1), default=128, show_default=True,
                      help="Images per batch."),
         click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
@@ -191,7 +231,7 @@ def load_images(dataset: str, split: str, n: int | None, seed: int, data_dir=Non
     from semprobe.data import load_dataset
     from semprobe.errors import ConfigError
 
-    data = load_dataset(dataset, split, data_dir=data_dir)
+    data = load_dataset(dataset, split, data_dir=data_dir, **data_options())
     total = len(data)
     if n is not None and n > total:
         raise ConfigError(f"{option_name} {n} is larger than the {split} split of {dataset} ({total} images)")
@@ -201,6 +241,13 @@ def load_images(dataset: str, split: str, n: int | None, seed: int, data_dir=Non
         indices = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n].sort().values
     images, labels = data.tensors(indices)
     return data, images, labels, indices
+
+
+def dataset_meta(dataset: str, data_dir=None, aliases=None):
+    """:func:`semprobe.data.dataset_info` with the running command's ``--download`` and ``--image-size``."""
+    from semprobe.data import dataset_info
+
+    return dataset_info(dataset, data_dir=data_dir, aliases=aliases, **data_options())
 
 
 def common_dataset(checkpoints: dict, dataset: str | None) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from semprobe import __version__
-from semprobe.commands.common import command
+from semprobe.commands.common import command, download_option
 from semprobe.errors import SemprobeError
 
 
@@ -37,6 +37,7 @@ def _print_cosine_matrix(vectors) -> None:
               help="File of 'class name = phrase' lines (or JSON) overriding the words looked up per class.")
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the dataset's files are (needed for tinyimagenet class names).")
+@download_option
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the K x d class-vector matrix to this .npy (plus a .json with classes and phrases).")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists.")
@@ -58,10 +59,10 @@ def embed(dataset, embedding, aliases, data_dir, out, overwrite) -> None:
 
     import numpy as np
 
-    from semprobe.data import dataset_info
+    from semprobe.commands.common import dataset_meta
     from semprobe.words import class_vectors
 
-    meta = dataset_info(dataset, data_dir=data_dir, aliases=aliases)
+    meta = dataset_meta(dataset, data_dir=data_dir, aliases=aliases)
     vectors = class_vectors(embedding, meta.classes, meta.phrases)
 
     click.echo(f"{dataset}: {len(meta.classes)} classes embedded with {embedding} "

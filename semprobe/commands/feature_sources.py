@@ -126,12 +126,12 @@ def collect_feature_sources(
 
 
 def _file_source(path: Path, dataset, aliases, data_dir) -> FeatureSource:
-    from semprobe.data import dataset_info
+    from semprobe.commands.common import dataset_meta
     from semprobe.errors import ConfigError
     from semprobe.features import load_features_file
 
     features = load_features_file(path)
-    meta = dataset_info(dataset, data_dir=data_dir, aliases=aliases) if dataset else None
+    meta = dataset_meta(dataset, data_dir=data_dir, aliases=aliases) if dataset else None
     if features.classes is None and meta is None:
         raise ConfigError(f"features file {path} has no 'classes' array; pass --dataset to name its classes")
     classes = list(features.classes) if features.classes is not None else list(meta.classes)
@@ -167,9 +167,9 @@ def _check_same_classes(sources: list[FeatureSource]) -> None:
 def _checkpoint_sources(ckpt, arch, num_classes, in_channels, normalization, dataset, split, layer, n_images, attack,
                         aliases, data_dir, batch_size, seed, device, quiet, min_images, files) -> list[FeatureSource]:
     from semprobe.commands.common import (
-        attack_contexts, check_model_fits_data, common_dataset, load_checkpoints, load_images, progress_factory,
+        attack_contexts, check_model_fits_data, common_dataset, dataset_meta, load_checkpoints, load_images,
+        progress_factory,
     )
-    from semprobe.data import dataset_info
     from semprobe.errors import ConfigError
     from semprobe.features import check_layer, extract_features
     from semprobe.options import resolve_device, seed_everything
@@ -181,7 +181,7 @@ def _checkpoint_sources(ckpt, arch, num_classes, in_channels, normalization, dat
         check_layer(loaded.model, layer)
     specs = [attack.spec] if attack.spec is not None else []
     contexts = attack_contexts(checkpoints, specs)
-    meta = dataset_info(dataset_name, data_dir=data_dir, aliases=aliases)
+    meta = dataset_meta(dataset_name, data_dir=data_dir, aliases=aliases)
     if n_images is not None and min_images is not None and n_images < min_images:
         raise ConfigError(f"--n {n_images} is smaller than --n-pairs {min_images}")
     wanted = n_images if n_images is not None else min_images
