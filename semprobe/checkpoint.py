@@ -427,8 +427,7 @@ def load_foreign_module(path, state, arch, num_classes, in_channels, normalizati
     ``num_classes`` is read off the weights when not given; ``normalization`` must be
     given (``none`` for a module trained on raw [0, 1] pixels).
     """
-    from semprobe.models import parse_normalization, wrap_model
-    from semprobe.models.foreign import build_foreign, infer_num_classes
+    from semprobe.models.foreign import build_foreign, infer_num_classes, wrap_foreign
 
     if normalization is None:
         raise CheckpointError(f"cannot infer the input normalization of foreign checkpoint {path}; pass "
@@ -438,9 +437,7 @@ def load_foreign_module(path, state, arch, num_classes, in_channels, normalizati
         raise CheckpointError(f"cannot infer the number of classes of {path} for {arch}; pass --num-classes")
     module = build_foreign(arch, num_classes, in_channels)
     load_weights(module, state, path, strict)
-    model = wrap_model(module, normalization=parse_normalization(normalization))
-    model.arch = arch
-    model.num_classes = num_classes
+    model = wrap_foreign(module, arch, num_classes, normalization)
     model.to(device).eval()
     return Checkpoint(
         path=path, model=model, arch=arch, num_classes=num_classes, in_channels=model.in_channels,

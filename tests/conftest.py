@@ -1,8 +1,12 @@
 """Shared test set-up: keep every test offline and away from the user's cache."""
 
+import importlib.util
 import os
 
 import pytest
+
+ZOO_NAME = "Ding2020MMA"  # a CIFAR-10 Linf RobustBench entry: WideResNet-28-4, fast enough on CPU
+ZOO_SPEC = f"robustbench:cifar10/Linf/{ZOO_NAME}"
 
 
 @pytest.fixture(autouse=True)
@@ -71,3 +75,22 @@ def run_cli(capsys):
         return exit_info.value.code, captured.out, captured.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def zoo_dir(tmp_path_factory):
+    """Random weights of the RobustBench zoo architecture ``ZOO_SPEC``, saved as the zoo's files
+    are (``ROOT/cifar10/Linf/NAME.pt``, DataParallel keys under ``state_dict``); returns ROOT."""
+    if importlib.util.find_spec("robustbench") is None:
+        pytest.skip("the robustbench extra is not installed (pip install semprobe[robustbench])")
+    import torch
+
+    from semprobe.models.zoo import build_zoo_model, parse_zoo_spec
+
+    root = tmp_path_factory.mktemp("robustbench")
+    entry = parse_zoo_spec(ZOO_SPEC, model_dir=root)
+    torch.manual_seed(0)
+    module = build_zoo_model(entry).eval()
+    entry.path.parent.mkdir(parents=True)
+    torch.save({"state_dict": {f"module.{k}": v for k, v in module.state_dict().items()}}, entry.path)
+    return root

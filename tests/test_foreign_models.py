@@ -4,7 +4,6 @@ Nothing downloads: architectures are built with fresh weights and saved in tmp, 
 in its own folder layout (MODEL_DIR/DATASET/THREAT_MODEL/NAME.pt).
 """
 
-import importlib.util
 import json
 import sys
 
@@ -12,12 +11,11 @@ import pytest
 import torch
 import torchvision
 
+from conftest import ZOO_NAME, ZOO_SPEC  # the zoo_dir fixture's entry
 from semprobe.checkpoint import load_checkpoint
 from semprobe.errors import CheckpointError, ModelError
 from semprobe.models import wrap_model
 
-ZOO_NAME = "Ding2020MMA"  # a CIFAR-10 Linf entry: WideResNet-28-4, fast enough on CPU
-ZOO_SPEC = f"robustbench:cifar10/Linf/{ZOO_NAME}"
 FAKE = "fake:3x32x32:10"
 
 
@@ -36,22 +34,6 @@ def tv_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("tv") / "tv_resnet18.pt"
     torch.save({"state_dict": {f"module.{k}": v for k, v in module.state_dict().items()}}, path)
     return module, path
-
-
-@pytest.fixture(scope="module")
-def zoo_dir(tmp_path_factory):
-    """Random weights of a RobustBench zoo architecture, saved as the zoo's files are."""
-    if importlib.util.find_spec("robustbench") is None:
-        pytest.skip("the robustbench extra is not installed (pip install semprobe[robustbench])")
-    from semprobe.models.zoo import build_zoo_model, parse_zoo_spec
-
-    root = tmp_path_factory.mktemp("robustbench")
-    entry = parse_zoo_spec(ZOO_SPEC, model_dir=root)
-    torch.manual_seed(0)
-    module = build_zoo_model(entry).eval()
-    entry.path.parent.mkdir(parents=True)
-    torch.save({"state_dict": {f"module.{k}": v for k, v in module.state_dict().items()}}, entry.path)
-    return root
 
 
 def test_torchvision_arch_loads_strictly_and_matches_the_module(tv_file):

@@ -104,6 +104,22 @@ def _build_timm(name: str, num_classes: int, in_channels: int | None) -> nn.Modu
         raise ModelError(f"timm:{name} cannot be built with num_classes={num_classes}: {exc}") from None
 
 
+def wrap_foreign(module: nn.Module, arch: str, num_classes: int, normalization=None):
+    """``module`` (built by :func:`build_foreign`) behind semprobe's interface, named ``arch``.
+
+    :func:`semprobe.models.wrap_model` with ``normalization`` (``None``, a preset, or
+    mean/std) in front; ``arch`` and ``num_classes`` are recorded on the wrapper, so the
+    model describes itself before it has seen a batch.
+    """
+    from semprobe.models.wrapper import wrap_model
+    from semprobe.normalization import parse_normalization
+
+    model = wrap_model(module, normalization=parse_normalization(normalization))
+    model.arch = arch
+    model.num_classes = num_classes
+    return model
+
+
 def infer_num_classes(arch: str, state: dict, in_channels: int | None = None) -> int | None:
     """Classes of a torchvision/timm state_dict: the size its classifier has where the
     architecture built with 1000 classes has 1000 (``None`` when the weights do not say)."""
