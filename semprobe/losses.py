@@ -10,6 +10,8 @@ implements:
 - :func:`cw_margin`: the Carlini-Wagner margin loss as optimised by PGD (CW-inf).
 - :func:`info_bound_h`, :func:`info_loss`, :func:`info_nce_loss`: SCARL Lemma 2.1 and
   eq. 5 (L_info), and the InfoNCE variant of the SCARL Table 4 ablation.
+- :func:`structure_loss`: SCARL eq. 14 (L_struc = L_D + L_A, eq. 8-11), on class centres
+  (a scalar for the batch, not one value per example).
 """
 
 from __future__ import annotations
@@ -107,3 +109,53 @@ def info_nce_loss(
     ``-log softmax_k(g_s(s_i).g_t(t_k) / tau)[y_i]``.
     """
     return F.cross_entropy(image_embeddings @ word_embeddings.T / tau, labels, reduction="none")
+
+
+def structure_loss(
+    image_centres: torch.Tensor, word_centres: torch.Tensor, *, parts: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """SCARL eq. 14: ``L_struc = L_D + L_A``, a scalar for the whole batch.
+
+    ``image_centres`` (P, d) are the image centres s^i of the P classes present in the
+    batch (eq. 7) and ``word_centres`` (P, d) the word centres t^i of the same classes, in
+    the same order (eq. 6). Both terms are smooth-L1 between a potential of the image
+    side and the same potential of the word side, as in relational knowledge distillation
+    (Park et al. 2019), whose distance and angle potentials these are:
+
+    - L_D (eq. 8-9): ``phi_D(s^i, s^j) = ||s^i - s^j|| / mu``, ``mu`` the mean distance over
+      the pairs of that side; the mean of ``smooth_l1(phi_D(s^i, s^j), phi_D(t^i, t^j))``
+      over the ordered pairs ``i != j``. Zero with fewer than two centres.
+    - L_A (eq. 10-11): ``cos angle(i, j, k) = <e^{ij}, e^{kj}>`` with
+      ``e^{ij} = (s^i - s^j) / ||s^i - s^j||``; the mean of the smooth-L1 between the two
+      sides' cosines over the ordered triples of distinct ``(i, j, k)``. Zero with fewer
+      than three centres.
+
+    Eq. 9 and 11 write sums; the means keep the scale independent of the number of
+    classes. A zero term keeps the graph (it backpropagates zeros). With ``parts`` the
+    result is the pair ``(L_D, L_A)`` instead of their sum (the trainers log both).
+    """
+    count = image_centres.shape[0]
+    if count < 2:
+        distance = image_centres.sum() * 0.0
+    else:
+        off_diagonal = ~torch.eye(count, dtype=torch.bool, device=image_centres.device)
+
+        def pair_distances(points: torch.Tensor) -> torch.Tensor:  # (P, P-1): row i, then j != i
+            differences = points[:, None, :] - points[None, :, :]
+            return differences[off_diagonal].norm(dim=1).view(count, count - 1)
+
+        image, word = pair_distances(image_centres), pair_distances(word_centres)
+        distance = F.smooth_l1_loss(image / image.mean(), word / word.mean())
+    if count < 3:
+        angle = image_centres.sum() * 0.0
+    else:
+        index = torch.arange(count, device=image_centres.device)
+        j, i, k = index[:, None, None], index[None, :, None], index[None, None, :]
+        distinct = (i != j) & (k != j) & (i != k)
+
+        def angle_cosines(points: torch.Tensor) -> torch.Tensor:  # flat, ordered by (j, i, k)
+            directions = F.normalize(points[None, :, :] - points[:, None, :], dim=2)  # [j, i] = e^{ij}
+            return (directions @ directions.transpose(1, 2))[distinct]  # [j, i, k]
+
+        angle = F.smooth_l1_loss(angle_cosines(image_centres), angle_cosines(word_centres))
+    return (distance, angle) if parts else distance + angle

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from semprobe.data import load_dataset
-from semprobe.losses import kl_from_natural
+from semprobe.losses import kl_from_natural, structure_loss
 from semprobe.models import ProjectionHeads, create_model
 from trainers import losses
 from trainers.config import resolve
@@ -200,6 +200,53 @@ def test_structure_losses_are_zero_for_too_few_centres_and_keep_the_graph():
     for loss in (losses.distance_matching_loss(one, torch.randn(1, 4)), losses.angle_matching_loss(one, torch.randn(1, 4))):
         assert loss.item() == 0.0
         loss.backward()  # a zero term still backpropagates
+
+
+def test_structure_loss_of_two_right_triangles_by_hand():
+    """SCARL eq. 14 on a 3-4-5 triangle (image centres) against a right isosceles one (word centres).
+
+    L_D: the image distances 3, 4, 5 over their mean 4 are 0.75, 1, 1.25; the word distances
+    1, 1, sqrt 2 over their mean m = (2 + sqrt 2) / 3. L_A: the cosines at the three vertices
+    are 0, 3/5, 4/5 against 0, cos 45, cos 45. Each pair (triple) appears once per order, so
+    the means over ordered pairs (triples) are the means over the three sides (vertices).
+    """
+    image = torch.tensor([[0.0, 0.0], [3.0, 0.0], [0.0, 4.0]], dtype=torch.float64)
+    word = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
+    m = (2 + math.sqrt(2)) / 3
+    half_square = lambda d: 0.5 * d * d  # smooth-L1 below 1  # noqa: E731
+    expected_distance = (half_square(0.75 - 1 / m) + half_square(1 - 1 / m) + half_square(1.25 - math.sqrt(2) / m)) / 3
+    expected_angle = (half_square(0.0) + half_square(0.6 - math.sqrt(0.5)) + half_square(0.8 - math.sqrt(0.5))) / 3
+    distance, angle = structure_loss(image, word, parts=True)
+    assert float(distance) == pytest.approx(expected_distance, rel=1e-12)
+    assert float(angle) == pytest.approx(expected_angle, rel=1e-12)
+    assert float(structure_loss(image, word)) == pytest.approx(expected_distance + expected_angle, rel=1e-12)
+    assert float(structure_loss(image, word)) == pytest.approx(0.0085721, abs=1e-7)  # the numbers worked on paper
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 6])
+def test_structure_loss_is_the_sum_of_the_loops_and_the_trainers_terms(count):
+    generator = torch.Generator().manual_seed(10 + count)
+    image = torch.randn(count, 5, generator=generator, dtype=torch.float64) * 2
+    word = torch.randn(count, 5, generator=generator, dtype=torch.float64)
+    expected = (loop_distance_loss(image, word) if count >= 2 else 0.0) + (
+        loop_angle_loss(image, word) if count >= 3 else 0.0)
+    total = structure_loss(image, word)
+    assert total.shape == () and float(total) == pytest.approx(expected, rel=1e-9, abs=1e-15)
+    distance, angle = structure_loss(image, word, parts=True)
+    assert torch.equal(distance + angle, total)  # the SCARL step logs the parts and adds them
+    assert torch.equal(distance, losses.distance_matching_loss(image, word))
+    assert torch.equal(angle, losses.angle_matching_loss(image, word))
+
+
+def test_structure_loss_ignores_where_and_how_large_each_side_is():
+    """Both potentials are relative (distances over their mean, angles): moving or scaling a
+    side leaves L_struc unchanged, and a scaled copy of the words costs nothing."""
+    generator = torch.Generator().manual_seed(5)
+    image = torch.randn(5, 4, generator=generator, dtype=torch.float64)
+    word = torch.randn(5, 4, generator=generator, dtype=torch.float64)
+    moved = structure_loss(3.0 * image + 1.5, word - 2.0)
+    assert float(moved) == pytest.approx(float(structure_loss(image, word)), rel=1e-9)
+    assert float(structure_loss(image, 0.5 * image + 7.0)) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_class_centres_average_only_the_classes_present():

@@ -1,7 +1,8 @@
-"""The loss terms only trainers need: MART, TLA's triplet, SCARL's L_struc, ramp and centres.
+"""The loss terms only trainers need: MART, TLA's triplet, SCARL's centres and ramp.
 
 The formulas shared with the attacks (cross-entropy, the TRADES KL, label smoothing,
-L_info and InfoNCE) live in :mod:`semprobe.losses`. Per-example terms return shape
+L_info and InfoNCE) and SCARL's L_struc (:func:`semprobe.losses.structure_loss`, eq. 14)
+live in :mod:`semprobe.losses`. Per-example terms return shape
 ``(n,)``; the SCARL structure terms return a scalar, since they are defined on the class
 centres of a whole batch.
 
@@ -12,7 +13,8 @@ centres of a whole batch.
 - :func:`class_centres`: SCARL eq. 7 (image centres from the batch).
 - :func:`momentum_update`: SCARL eq. 6 (word centres).
 - :func:`distance_matching_loss`, :func:`angle_matching_loss`: SCARL eq. 8-9 (L_D) and
-  eq. 10-11 (L_A); their sum is L_struc (eq. 14).
+  eq. 10-11 (L_A) one at a time, from :func:`semprobe.losses.structure_loss`; their sum is
+  L_struc (eq. 14).
 - :func:`gaussian_ramp`: the Gaussian ramp-up of lambda_1 and lambda_2 in SCARL eq. 15.
 """
 
@@ -24,6 +26,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from semprobe.losses import structure_loss
 
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 
@@ -139,56 +142,15 @@ def momentum_update(centres: torch.Tensor, targets: torch.Tensor, momentum: floa
     return centres + momentum * (targets.detach() - centres)
 
 
-def _pairwise_distances(points: torch.Tensor) -> torch.Tensor:
-    """Euclidean distances of all ordered pairs ``i != j``, shape ``(P, P-1)``, row i then j."""
-    count = points.shape[0]
-    off_diagonal = ~torch.eye(count, dtype=torch.bool, device=points.device)
-    differences = points[:, None, :] - points[None, :, :]
-    return differences[off_diagonal].norm(dim=1).view(count, count - 1)
-
-
 def distance_matching_loss(image_centres: torch.Tensor, word_centres: torch.Tensor) -> torch.Tensor:
-    """L_D (SCARL eq. 8-9): smooth-L1 between the normalised centre distances of both sides.
-
-    ``phi_D(s^i, s^j) = ||s^i - s^j|| / mu`` with ``mu`` the mean distance over the pairs of
-    that side; the loss is the mean of ``smooth_l1(phi_D(s^i, s^j), phi_D(t^i, t^j))`` over
-    the ordered pairs ``i != j`` (eq. 9 writes a sum; the mean keeps the scale independent
-    of the number of classes, as in relational knowledge distillation, Park et al. 2019,
-    whose distance and angle potentials these are).
-    Zero with fewer than two centres.
-    """
-    if image_centres.shape[0] < 2:
-        return image_centres.sum() * 0.0
-    image = _pairwise_distances(image_centres)
-    word = _pairwise_distances(word_centres)
-    return F.smooth_l1_loss(image / image.mean(), word / word.mean())
-
-
-def _angle_cosines(points: torch.Tensor) -> torch.Tensor:
-    """``cos angle(i, j, k)`` at vertex j for all ordered triples of distinct i, j, k.
-
-    ``e^{ij} = (s^i - s^j) / ||s^i - s^j||`` and ``cos = <e^{ij}, e^{kj}>`` (eq. 10); the
-    result is flat, ordered by (j, i, k).
-    """
-    count = points.shape[0]
-    directions = F.normalize(points[None, :, :] - points[:, None, :], dim=2)  # [j, i] = e^{ij}
-    cosines = directions @ directions.transpose(1, 2)  # [j, i, k]
-    index = torch.arange(count, device=points.device)
-    j, i, k = index[:, None, None], index[None, :, None], index[None, None, :]
-    distinct = (i != j) & (k != j) & (i != k)
-    return cosines[distinct]
+    """L_D (SCARL eq. 8-9) alone: the first part of :func:`semprobe.losses.structure_loss`
+    (which computes L_A too; the SCARL step takes both from it at once)."""
+    return structure_loss(image_centres, word_centres, parts=True)[0]
 
 
 def angle_matching_loss(image_centres: torch.Tensor, word_centres: torch.Tensor) -> torch.Tensor:
-    """L_A (SCARL eq. 10-11): smooth-L1 between the angle cosines of both sides.
-
-    The mean over the ordered triples of distinct centres ``(i, j, k)`` of
-    ``smooth_l1(cos angle_ijk(s), cos angle_ijk(t))`` (eq. 11 writes a sum; see
-    :func:`distance_matching_loss`). Zero with fewer than three centres.
-    """
-    if image_centres.shape[0] < 3:
-        return image_centres.sum() * 0.0
-    return F.smooth_l1_loss(_angle_cosines(image_centres), _angle_cosines(word_centres))
+    """L_A (SCARL eq. 10-11) alone: the second part of :func:`semprobe.losses.structure_loss`."""
+    return structure_loss(image_centres, word_centres, parts=True)[1]
 
 
 def gaussian_ramp(progress: float, length: float, weight: float) -> float:

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from semprobe import attacks
-from semprobe.losses import cross_entropy, info_loss, info_nce_loss, kl_from_natural
+from semprobe.losses import cross_entropy, info_loss, info_nce_loss, kl_from_natural, structure_loss
 from trainers import losses
 from trainers.config import TrainConfig
 from trainers.image_pool import ImagePool
@@ -185,9 +185,9 @@ def scarl(ctx: StepContext, x: Tensor, y: Tensor, progress: float) -> StepResult
       ``CE(f(x), y)`` and the semantic terms then use the natural features (Table 2).
     - L_info (eq. 13, Lemma 2.1) on g_s(F(x')) against g_t of all K class vectors:
       :func:`semprobe.losses.info_loss`, or InfoNCE with ``--info infonce`` (Table 4).
-    - L_struc = L_D + L_A (eq. 8-11, 14) between the batch's image centres (eq. 7) and
-      the word centres after this step's momentum update (eq. 6), over the classes
-      present in the (global) batch.
+    - L_struc = L_D + L_A (eq. 8-11, 14; :func:`semprobe.losses.structure_loss`) between
+      the batch's image centres (eq. 7) and the word centres after this step's momentum
+      update (eq. 6), over the classes present in the (global) batch.
     - lambda(t) = lambda * exp(-5 (1 - t/T)^2), t in epochs, T = ``--ramp-epochs``.
     """
     config = ctx.config
@@ -214,9 +214,9 @@ def scarl(ctx: StepContext, x: Tensor, y: Tensor, progress: float) -> StepResult
     if config.use_struc:
         word_centres = ctx.word_centres.update(words)
         image_centres, classes = losses.class_centres(images, y, ctx.num_classes, ctx.reduce)
-        terms["struc_distance"] = losses.distance_matching_loss(image_centres, word_centres[classes])
-        terms["struc_angle"] = losses.angle_matching_loss(image_centres, word_centres[classes])
-        terms["struc"] = terms["struc_distance"] + terms["struc_angle"]
+        distance, angle = structure_loss(image_centres, word_centres[classes], parts=True)  # eq. 14
+        terms["struc_distance"], terms["struc_angle"] = distance, angle
+        terms["struc"] = distance + angle
         terms["lambda2"] = losses.gaussian_ramp(progress, config.ramp_epochs, config.lambda2)
         loss = loss + terms["lambda2"] * terms["struc"]
     logits = outputs["logits_nat"] if x_adv is None else outputs["logits_adv"]
