@@ -2,7 +2,8 @@
 
 :func:`parse_args` turns ``python -m trainers METHOD ...`` into a :class:`TrainConfig`
 holding every option resolved to a plain value, in this order of precedence: an option
-given on the command line, then the ``--preset``, then the method's default. Anything
+given on the command line, then the ``--preset``, then the method's default (its entry
+in :data:`trainers.spec.METHOD_SPECS`, which also says which methods take which options). Anything
 wrong (an unknown name, a number out of range, an option the method does not use) is a
 :class:`~semprobe.errors.ConfigError` raised before any file is written.
 
@@ -32,32 +33,14 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from semprobe.attacks import RANDOM_STARTS
 from semprobe.data import dataset_info
 from semprobe.errors import ConfigError
-from semprobe.losses import LS_PARAMETRIZATIONS
 from semprobe.models import list_models
 from semprobe.options import NORMS, parse_eps, parse_int_list, parse_norm, parse_step_size
-
-METHODS = (
-    "natural", "fgsm", "pgd_at", "trades", "mart", "tla", "scarl", "spat_madry", "spat_trades", "spat_mart",
+from trainers.spec import (
+    INFO_LOSSES, LEARNED_EMBEDDING, LS_PARAMETRIZATIONS, METHOD_SPECS, METHODS, NO_ATTACK, OPTION_METHODS, PGD_LS,
+    RANDOM_STARTS, SCARL_BASES, attack_spec,
 )  # fmt: skip
-SPAT_METHODS = ("spat_madry", "spat_trades", "spat_mart")
-SCARL_BASES = ("trades", "pgd_at", "natural")
-INFO_LOSSES = ("bound", "infonce")
-LEARNED_EMBEDDING = "nn"
-
-#: beta of the methods that have one (TRADES 6, MART 5; SCARL eq. 12 uses 6).
-BETA_DEFAULTS = {"trades": 6.0, "mart": 5.0, "scarl": 6.0, "spat_trades": 6.0, "spat_mart": 5.0}
-#: the random start of each method's training attack: TRADES' and MART's code start at
-#: x + 0.001 N(0, 1) ("normal"); Madry's PGD, FGSM-AT (Wong et al. 2020) and SPAT draw
-#: uniformly from the eps-ball.
-RANDOM_START_DEFAULTS = {
-    "fgsm": "uniform", "pgd_at": "uniform", "tla": "uniform", "trades": "normal", "mart": "normal",
-    "spat_madry": "uniform", "spat_trades": "uniform", "spat_mart": "uniform",
-}  # fmt: skip
-#: FGSM-AT with random start takes one step of 1.25 eps (Wong et al. 2020).
-FGSM_STEP_SIZE = "1.25*eps"
 
 _SCARL_CIFAR = {
     "epochs": 100, "milestones": [75, 90], "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
@@ -79,25 +62,6 @@ PRESETS: dict[str, dict[str, Any]] = {
     "spat-cifar100": {**_SPAT_CIFAR10, "weight_decay": 5e-4, "alpha": {"spat_trades": 0.1, "spat_mart": 0.2}},
 }
 
-_ATTACKING = tuple(m for m in METHODS if m != "natural")
-_SCARL_ONLY = (
-    "base", "embedding", "nn_dim", "tau", "c", "centre_momentum", "lambda1", "lambda2", "ramp_epochs",
-    "info", "no_info", "no_struc", "proj_dim",
-)  # fmt: skip
-#: options that only some methods use; giving one to another method is an error.
-OPTION_METHODS: dict[str, tuple[str, ...]] = {
-    "alpha": SPAT_METHODS,
-    "ls_parametrization": SPAT_METHODS,
-    "beta": tuple(BETA_DEFAULTS),
-    "steps": tuple(m for m in _ATTACKING if m != "fgsm"),
-    "step_size": _ATTACKING,
-    "random_start": _ATTACKING,
-    "tla_margin": ("tla",),
-    "tla_weight": ("tla",),
-    "tla_pool": ("tla",),
-    "tla_regularization": ("tla",),
-    **{name: ("scarl",) for name in _SCARL_ONLY},
-}
 #: options that may differ when a run is resumed (extending --epochs, another device, ...).
 RUNTIME_OPTIONS = ("epochs", "device", "workers", "quiet", "data_dir", "download", "eval_test", "resume", "out")
 #: command-line flags stored under another field name.
@@ -323,8 +287,11 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, set[str]
 def resolve(method: str, given: dict[str, Any]) -> TrainConfig:
     """Resolve the options ``given`` (name -> value as parsed) for ``method``.
 
-    Precedence: given, then the preset (a dict entry by method), then the method default.
+    Precedence: given, then the preset (a dict entry by method), then the method default
+    (:data:`trainers.spec.METHOD_SPECS`: beta, the training attack's random start, step size
+    and step count).
     """
+    spec = METHOD_SPECS[method]
     _method_check(method, given)
     preset = PRESETS[given["preset"]] if "preset" in given else {}
 
@@ -371,20 +338,20 @@ def resolve(method: str, given: dict[str, Any]) -> TrainConfig:
         seed=pick("seed", 0), device=pick("device", "auto"), workers=pick("workers", 0),
         quiet=bool(pick("quiet", False)), resume=given.get("resume"), overwrite=bool(pick("overwrite", False)),
     )
-    if method in BETA_DEFAULTS:
-        config.beta = pick("beta", BETA_DEFAULTS[method])
+    if spec.beta is not None:
+        config.beta = pick("beta", spec.beta)
     if method == "scarl":
         _resolve_scarl(config, pick)
-    attack = config.base if method == "scarl" else method
-    if attack == "fgsm":
-        config.steps, config.random_start = 1, pick("random_start", "uniform")
-        # a preset's PGD step does not apply to the single FGSM step
-        config.step_size = parse_step_size(pick("step_size", FGSM_STEP_SIZE, use_preset=False), eps)
-    elif attack != "natural":
+    attack = attack_spec(method, config.base)
+    if attack.steps is not None:
+        config.steps, config.random_start = attack.steps, pick("random_start", attack.random_start)
+        # a preset's PGD step does not apply to a single-step attack (FGSM)
+        config.step_size = parse_step_size(pick("step_size", attack.step_size, use_preset=False), eps)
+    elif attack.attack_loss != NO_ATTACK:
         config.steps = pick("steps", 10)
-        config.step_size = parse_step_size(pick("step_size", "eps/4"), eps)
-        config.random_start = pick("random_start", RANDOM_START_DEFAULTS[attack])
-    if method in SPAT_METHODS:
+        config.step_size = parse_step_size(pick("step_size", attack.step_size), eps)
+        config.random_start = pick("random_start", attack.random_start)
+    if spec.attack_loss == PGD_LS:  # PGD-LS needs its label smoothing (SPAT eq. 9)
         alpha = pick("alpha", None)
         _require(alpha is not None or "resume" in given,  # a resumed run keeps its own alpha
                  f"{method} needs --alpha, the label smoothing of its PGD-LS attack, in [0, 1]"

@@ -54,10 +54,11 @@ from semprobe.models import ProjectionHeads, create_model
 from semprobe.options import resolve_device, seed_everything
 from semprobe.words import ClassVectors, class_vectors
 from trainers import distributed, rundir
-from trainers.config import LEARNED_EMBEDDING, TrainConfig, resumed_config
+from trainers.config import TrainConfig, resumed_config
 from trainers.image_pool import ImagePool
 from trainers.methods import METHOD_STEPS, StepContext
 from trainers.network import FixedWords, LearnedWords, TrainingNetwork, WordCentres
+from trainers.spec import LEARNED_EMBEDDING, NO_ATTACK, attack_spec
 
 # independent random streams derived from the seed
 _STREAM_DATA, _STREAM_ATTACK, _STREAM_EVAL, _STREAM_SUBSET, _STREAM_CENTRES, _STREAM_POOL = range(6)
@@ -104,8 +105,7 @@ def derive_seed(*parts: int) -> int:
 def selection_metric(config: TrainConfig) -> str:
     """The validation metric that picks ``best.pt``: clean accuracy for a run that trains on no
     attacked images (``natural``, SCARL on the natural base), PGD accuracy for every other."""
-    base = config.base if config.method == "scarl" else config.method
-    return "val_clean_acc" if base == "natural" else "val_pgd_acc"
+    return "val_clean_acc" if attack_spec(config.method, config.base).attack_loss == NO_ATTACK else "val_pgd_acc"
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """One training step per method: craft the training inputs, run the network, return the loss.
 
-Every method is a function ``step(ctx, x, y, progress) -> StepResult``: ``ctx`` holds the
+Every method is a function ``step(ctx, x, y, progress) -> StepResult`` (which one is
+named by the method's entry in :data:`trainers.spec.METHOD_SPECS`): ``ctx`` holds the
 network and the settings (:class:`StepContext`), ``x, y`` are this process's batch and
 ``progress`` is the number of epochs done so far (fractional; SCARL's ramp-up uses it).
 The loss is a mean over the batch, so DDP's gradient average is the global-batch mean.
@@ -34,7 +35,7 @@ from torch import Tensor, nn
 
 from semprobe import attacks
 from semprobe.losses import cross_entropy, info_loss, info_nce_loss, kl_from_natural, structure_loss
-from trainers import losses
+from trainers import losses, spec
 from trainers.config import TrainConfig
 from trainers.image_pool import ImagePool
 from trainers.network import WordCentres
@@ -88,14 +89,20 @@ class StepResult:
     logits: Tensor
 
 
+#: A method's training step: ``step(ctx, x, y, progress) -> StepResult``.
+Step = Callable[[StepContext, Tensor, Tensor, float], StepResult]
+
+
 def training_surrogate(config: TrainConfig) -> attacks.Surrogate | None:
-    """The loss the training attack maximises: CE, the TRADES KL, PGD-LS, or none."""
-    attack = config.base if config.method == "scarl" else config.method
-    if attack == "natural":
+    """The loss the training attack maximises (the method's ``attack_loss`` in
+    :data:`trainers.spec.METHOD_SPECS`; SCARL's is its ``--base``'s): CE, the TRADES KL
+    (SCARL eq. 12), PGD-LS (SPAT eq. 8-10), or none."""
+    attack_loss = spec.attack_spec(config.method, config.base).attack_loss
+    if attack_loss == spec.NO_ATTACK:
         return None
-    if attack == "trades":
+    if attack_loss == spec.TRADES_KL:
         return attacks.kl()
-    if config.alpha is not None:
+    if attack_loss == spec.PGD_LS:
         return attacks.ls(config.alpha, config.ls_parametrization)
     return attacks.ce()
 
@@ -223,15 +230,7 @@ def scarl(ctx: StepContext, x: Tensor, y: Tensor, progress: float) -> StepResult
     return StepResult(loss, terms, logits)
 
 
-METHOD_STEPS: dict[str, Callable[[StepContext, Tensor, Tensor, float], StepResult]] = {
-    "natural": natural,
-    "fgsm": adversarial_ce,
-    "pgd_at": adversarial_ce,
-    "trades": trades,
-    "mart": mart,
-    "tla": tla,
-    "scarl": scarl,
-    "spat_madry": adversarial_ce,
-    "spat_trades": trades,
-    "spat_mart": mart,
-}
+#: The step functions by name, as :data:`trainers.spec.METHOD_SPECS` names them.
+STEP_FUNCTIONS: dict[str, Step] = {step.__name__: step for step in (natural, adversarial_ce, trades, mart, tla, scarl)}
+#: Each method's step, looked up through its spec (``loop`` calls ``METHOD_STEPS[config.method]``).
+METHOD_STEPS: dict[str, Step] = {name: STEP_FUNCTIONS[entry.step] for name, entry in spec.METHOD_SPECS.items()}
