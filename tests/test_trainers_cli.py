@@ -23,10 +23,10 @@ def fails_cleanly(argv, capsys, out) -> str:
 @pytest.mark.parametrize(
     "argv, expected",
     [
-        (["boosting", *RUN], ["invalid choice: 'boosting'", "natural", "scarl", "spat_mart"]),
+        (["boosting", *RUN], ["'boosting' is not one of", "'natural'", "'scarl'", "'spat_mart'"]),
         (["pgd_at", "--dataset", "digits", "--arch", "resnet9"], ["unknown arch 'resnet9'", "preact_resnet18", "small_cnn"]),
         (["pgd_at", "--dataset", "mnist", "--arch", "small_cnn"], ["unknown dataset 'mnist'", "cifar10", "fashion-mnist"]),
-        (["scarl", *RUN, "--preset", "scarl-imagenet"], ["invalid choice: 'scarl-imagenet'", "scarl-cifar10", "spat-cifar100"]),
+        (["scarl", *RUN, "--preset", "scarl-imagenet"], ["'scarl-imagenet' is not one of", "'scarl-cifar10'", "'spat-cifar100'"]),
         (["spat_madry", *RUN, "--alpha", "1.5"], ["alpha must be in [0, 1], got 1.5"]),
         (["spat_trades", *RUN, "--alpha", "-0.1"], ["alpha must be in [0, 1], got -0.1"]),
         (["spat_madry", *RUN], ["spat_madry needs --alpha"]),
@@ -38,10 +38,10 @@ def fails_cleanly(argv, capsys, out) -> str:
         (["natural", *RUN, "--step-size", "eps/4"], ["--step-size applies to"]),
         (["scarl", *RUN, "--tau", "0"], ["--tau must be > 0, got 0"]),
         (["scarl", *RUN, "--centre-momentum", "1"], ["--centre-momentum must be in [0, 1)"]),
-        (["pgd_at", *RUN, "--epochs", "many"], ["argument --epochs: invalid int value: 'many'"]),
+        (["pgd_at", *RUN, "--epochs", "many"], ["Invalid value for '--epochs': 'many' is not a valid integer"]),
         (["pgd_at", *RUN, "--milestones", "9,3"], ["milestones must increase"]),
         (["scarl", *RUN, "--embedding", "word2vec"], ["unknown word-vector provider 'word2vec'"]),
-        (["pgd_at", "--arch", "small_cnn"], ["the following arguments are required: --dataset"]),
+        (["pgd_at", "--arch", "small_cnn"], ["Missing option '--dataset'"]),
         (["pgd_at", *RUN, "--batch-size", "0"], ["--batch-size must be >= 1, got 0"]),
         (["pgd_at", "--dataset", "fake:1x2x2:3:16:8", "--arch", "small_cnn"], ["small_cnn cannot classify the 2x2 images"]),
     ],
@@ -97,3 +97,59 @@ def test_an_existing_run_is_not_overwritten_unless_asked(finished_run, capsys):
     assert main(argv) == 2
     assert "already holds a run" in capsys.readouterr().err
     assert snapshot(finished_run) == before
+
+
+# ----------------------------------------------------------------------------- the click command line
+
+LIGHT_CHECK = """
+import sys
+from trainers.__main__ import main
+code = main(sys.argv[1:])
+heavy = sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "numpy", "torchvision")
+               or name in ("semprobe.data", "semprobe.models", "trainers.loop", "trainers.methods"))
+print("HEAVY", heavy, "CODE", code)
+"""
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["-h"], ["--version"], ["scarl", "--help"], ["boosting", *RUN]])
+def test_help_version_and_usage_errors_do_not_import_torch(argv):
+    """``python -m trainers --help`` answers without torch: the command line is parsed first."""
+    import subprocess
+    import sys
+
+    finished = subprocess.run([sys.executable, "-c", LIGHT_CHECK, *argv], capture_output=True, text=True, timeout=120)
+    assert finished.stdout.strip().splitlines()[-1] == f"HEAVY [] CODE {2 if argv[0] == 'boosting' else 0}", \
+        finished.stdout + finished.stderr
+
+
+def test_version_and_help(capsys):
+    from semprobe import __version__
+    from trainers.spec import METHOD_SPECS
+
+    assert main(["--version"]) == 0
+    assert __version__ in capsys.readouterr().out
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("Usage: python -m trainers [OPTIONS] METHOD")
+    for section in ("data, model and run:", "optimisation", "training attack:", "per-epoch evaluation",
+                    "SCARL [scarl only]:", "TLA [tla only]:", "Examples:", "--no-augment", "--no-struc"):
+        assert section in text, section
+    for name in METHOD_SPECS:
+        assert f"\n  {name} " in text, name
+    assert main(["pgd_at", "--help"]) == 0 and capsys.readouterr().out == text  # METHOD --help: the same help
+
+
+def test_only_the_options_typed_count_as_given():
+    """An option typed with its default value is given (it pins a resumed run); one left out is not."""
+    from trainers.cli import parse_command_line
+    from trainers.config import parse_args
+
+    method, given = parse_command_line(["trades", *RUN, "--epochs", "100", "--no-augment", "--eps", "8/255"])
+    assert method == "trades"
+    assert given == {"dataset": "digits", "arch": "small_cnn", "augment": False, "epochs": 100, "eps": "8/255"}
+    assert list(given) == ["dataset", "arch", "augment", "epochs", "eps"]  # the help's order, not the typed one
+    _, flags = parse_command_line(["scarl", *RUN, "--no-info", "--overwrite"])
+    assert flags["no_info"] is True and flags["overwrite"] is True and "no_struc" not in flags
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["--help"])
+    assert exit_info.value.code == 0

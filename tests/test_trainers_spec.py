@@ -9,7 +9,7 @@ import pytest
 
 from semprobe import attacks
 from semprobe import losses as semprobe_losses
-from trainers import config, methods, spec
+from trainers import cli, config, methods, spec
 from trainers.config import TrainConfig, resolve
 
 ALL = spec.METHODS
@@ -43,7 +43,7 @@ def test_every_step_function_exists_and_every_method_has_one():
 
 
 def test_every_option_in_the_table_is_a_real_option_and_a_config_field():
-    parameters = {action.dest for action in config.build_parser()._actions}
+    parameters = {param.name for param in cli.command.params}
     fields = {item.name for item in dataclasses.fields(TrainConfig)}
     for name in spec.OPTION_METHODS:
         assert name in parameters, name

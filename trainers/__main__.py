@@ -26,15 +26,25 @@ def _report(message: object, prefix: str = "trainers: error: ") -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse, train, and turn the expected failures into one line and an exit code."""
+    """Parse, train, and turn the expected failures into one line and an exit code.
+
+    The command line is parsed before torch is imported (:mod:`trainers.cli`), so
+    ``--help``, ``--version`` and a usage error answer at once.
+    """
     try:
-        # imported here so that Ctrl-C during the (slow) import of torch is one line too
         from semprobe.errors import SemprobeError
-        from trainers.config import parse_args
-        from trainers.loop import TrainingDiverged, TrainingInterrupted, train
+        from trainers.cli import parse_command_line
 
         try:
-            train(*parse_args(argv))
+            parsed = parse_command_line(argv)
+            if isinstance(parsed, int):  # --help or --version
+                return parsed
+            # imported here so that Ctrl-C during the (slow) import of torch is one line too
+            from trainers.config import resolve
+            from trainers.loop import TrainingDiverged, TrainingInterrupted, train
+
+            method, given = parsed
+            train(resolve(method, given), set(given))
         except SemprobeError as exc:
             _report(exc)
             return USER_ERROR_EXIT_CODE

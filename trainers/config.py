@@ -1,11 +1,15 @@
-"""Training options: the command line, each method's defaults, the papers' presets, validation.
+"""Training options resolved: the papers' presets, the defaults, validation, resuming.
 
-:func:`parse_args` turns ``python -m trainers METHOD ...`` into a :class:`TrainConfig`
-holding every option resolved to a plain value, in this order of precedence: an option
-given on the command line, then the ``--preset``, then the method's default (its entry
-in :data:`trainers.spec.METHOD_SPECS`, which also says which methods take which options). Anything
-wrong (an unknown name, a number out of range, an option the method does not use) is a
-:class:`~semprobe.errors.ConfigError` raised before any file is written.
+:func:`parse_args` turns ``python -m trainers METHOD ...`` (parsed by :mod:`trainers.cli`)
+into a :class:`TrainConfig` holding every option resolved to a plain value, in this order
+of precedence: an option given on the command line, then the ``--preset``, then the
+method's default (its entry in :data:`trainers.spec.METHOD_SPECS`, which also says which
+methods take which options). Anything wrong (an unknown name, a number out of range, an
+option the method does not use) is a :class:`~semprobe.errors.ConfigError` raised before
+any file is written.
+
+This module imports torch (through semprobe's data and model registries) only inside
+:func:`resolve`, so that the command line can read :data:`PRESETS` without it.
 
 **Presets** (the papers' training settings; dataset and architecture are still named
 with ``--dataset`` and ``--arch``, any option can be overridden):
@@ -27,20 +31,14 @@ with ``--dataset`` and ``--arch``, any option can be overridden):
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from semprobe.data import dataset_info
 from semprobe.errors import ConfigError
-from semprobe.models import list_models
-from semprobe.options import NORMS, parse_eps, parse_int_list, parse_norm, parse_step_size
-from trainers.spec import (
-    INFO_LOSSES, LEARNED_EMBEDDING, LS_PARAMETRIZATIONS, METHOD_SPECS, METHODS, NO_ATTACK, OPTION_METHODS, PGD_LS,
-    RANDOM_STARTS, SCARL_BASES, attack_spec,
-)  # fmt: skip
+from semprobe.options import parse_eps, parse_int_list, parse_norm, parse_step_size
+from trainers.spec import LEARNED_EMBEDDING, METHOD_SPECS, NO_ATTACK, OPTION_METHODS, PGD_LS, attack_spec
 
 _SCARL_CIFAR = {
     "epochs": 100, "milestones": [75, 90], "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
@@ -145,117 +143,6 @@ class TrainConfig:
         return cls(**{k: v for k, v in values.items() if k in names})
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that raises ConfigError (one line, exit 2 in ``__main__``) instead of exiting."""
-
-    def error(self, message: str) -> None:
-        raise ConfigError(message)
-
-
-EXAMPLES = """\
-examples:
-  python -m trainers pgd_at --dataset fashion-mnist --arch small_cnn --eps 0.1 --epochs 10 --out runs/at
-  python -m trainers scarl --dataset cifar10 --arch preact_resnet18 --preset scarl-cifar10 --out runs/scarl
-  python -m trainers scarl --dataset cifar10 --arch preact_resnet18 --preset scarl-cifar10 \\
-      --embedding nn --no-struc --out runs/scarl_nn_info
-  python -m trainers spat_mart --dataset cifar10 --arch wrn_34_10 --preset spat-cifar10 --out runs/spat_mart
-  python -m trainers scarl --dataset cifar10 --arch preact_resnet18 --resume runs/scarl
-  torchrun --nproc_per_node 4 -m trainers trades --dataset cifar10 --arch preact_resnet18 --out runs/trades
-"""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m trainers`` argument parser (every option defaults to None = not given)."""
-    parser = _Parser(
-        prog="python -m trainers",
-        description="Train SCARL, SPAT and the baselines (natural, FGSM-AT, PGD-AT, TRADES, MART, TLA).\n"
-        "Writes last.pt, best.pt (best validation PGD accuracy; clean accuracy for natural),\n"
-        "metrics.jsonl and config.json into --out. Pixels are in [0,1]; --eps and step sizes accept fractions such as 8/255.",
-        epilog=EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("method", metavar="METHOD", choices=METHODS, help=f"one of: {', '.join(METHODS)}")
-    run = parser.add_argument_group("data, model and run")
-    run.add_argument("--dataset", required=True, help="dataset name (semprobe.data: cifar10, fashion-mnist, ...)")
-    run.add_argument("--arch", required=True, help="architecture (semprobe.models: preact_resnet18, small_cnn, ...)")
-    run.add_argument("--out", help="run folder (required unless --resume names it)")
-    run.add_argument("--preset", choices=sorted(PRESETS), metavar="PRESET",
-                     help=f"the papers' settings: {', '.join(sorted(PRESETS))}")
-    run.add_argument("--resume", metavar="RUNDIR", help="continue the run in RUNDIR from its last.pt")
-    run.add_argument("--overwrite", action="store_true", default=None, help="replace the run files in --out")
-    run.add_argument("--data-dir", help="where the dataset files are (else $SEMPROBE_DATA, system folders)")
-    run.add_argument("--download", action="store_true", default=None,
-                     help="fetch a missing dataset (cifar10, cifar100, fashion-mnist, tinyimagenet) into --data-dir "
-                          "(else $SEMPROBE_DATA, else the cache)")
-    run.add_argument("--image-size", type=int, help="resize an imagefolder:PATH dataset's images to this many "
-                     "pixels square (default: the size of its first training image)")
-    run.add_argument("--max-train-images", type=int, help="train on a seeded random subset of this many images")
-    run.add_argument("--val-size", type=int, help="validation images held out of the training set (default 2%%, at most 1000)")
-    run.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
-                     help="random crop + flip (default: the dataset's own: on for CIFAR/TinyImageNet)")
-    run.add_argument("--seed", type=int, help="seed of initialisation, data order and attacks (default 0)")
-    run.add_argument("--device", help="auto (default), cpu, cuda or cuda:N")
-    run.add_argument("--workers", type=int, help="DataLoader worker processes (default 0)")
-    run.add_argument("--quiet", action="store_true", default=None, help="no progress bar or epoch lines")
-
-    opt = parser.add_argument_group("optimisation (SGD with a piecewise-constant learning rate)")
-    opt.add_argument("--epochs", type=int, help="epochs (default 100)")
-    opt.add_argument("--batch-size", type=int, help="global batch size, split over processes (default 128)")
-    opt.add_argument("--lr", type=float, help="initial learning rate (default 0.1)")
-    opt.add_argument("--momentum", type=float, help="SGD momentum (default 0.9)")
-    opt.add_argument("--weight-decay", type=float, help="weight decay (default 5e-4)")
-    opt.add_argument("--milestones", help="epochs at which the lr is multiplied by --lr-gamma, e.g. 75,90 "
-                     "(default: 75%% and 90%% of --epochs)")
-    opt.add_argument("--lr-gamma", type=float, help="lr factor at each milestone (default 0.1)")
-
-    attack = parser.add_argument_group("training attack")
-    attack.add_argument("--norm", help=f"threat model of the training attack and the per-epoch PGD evaluation: "
-                        f"{' or '.join(NORMS)} (any case; default Linf)")
-    attack.add_argument("--eps", help="radius in [0,1] pixel units (default 8/255): per pixel under Linf, "
-                        "of the whole perturbation under --norm L2 (may exceed 1)")
-    attack.add_argument("--steps", type=int, help="PGD steps (default 10)")
-    attack.add_argument("--step-size", help="PGD step: a number, 2/255, or eps/4 (default eps/4; fgsm 1.25*eps)")
-    attack.add_argument("--random-start", choices=RANDOM_STARTS,
-                        help="uniform in the ball, TRADES' 0.001*N(0,1), or none (default: the method's)")
-    attack.add_argument("--beta", type=float, help="weight of the KL term (TRADES/SCARL 6, MART 5)")
-    attack.add_argument("--alpha", type=float, help="SPAT: label smoothing of PGD-LS, in [0,1]")
-    attack.add_argument("--ls-parametrization", choices=LS_PARAMETRIZATIONS,
-                        help="SPAT: 'spat' (eq. 9, default) or 'torch' label smoothing")
-
-    evaluation = parser.add_argument_group("per-epoch evaluation (clean and PGD-CE accuracy)")
-    evaluation.add_argument("--eval-steps", type=int, help="PGD steps (default 10)")
-    evaluation.add_argument("--eval-step-size", help="PGD step (default eps/4)")
-    evaluation.add_argument("--eval-batch-size", type=int, help="images per evaluation batch (default 256)")
-    evaluation.add_argument("--eval-test", action="store_true", default=None,
-                            help="evaluate the test split every epoch too")
-
-    scarl = parser.add_argument_group("SCARL")
-    scarl.add_argument("--base", choices=SCARL_BASES,
-                       help="base loss: trades (eq. 12, default), pgd_at or natural (Tables 2, 7)")
-    scarl.add_argument("--embedding", help="class word vectors: glove (default), glove:PATH, clip:..., "
-                       "random[:DIM[:SEED]], onehot, file:PATH.npy, or nn (learned, Table 5)")
-    scarl.add_argument("--nn-dim", type=int, help="size of the learned nn embedding (default 50)")
-    scarl.add_argument("--tau", type=float, help="temperature of L_info (default 0.1; the paper gives none)")
-    scarl.add_argument("--c", type=float, help="constant c of L_info (default: the training-set size)")
-    scarl.add_argument("--centre-momentum", type=float, help="momentum m of the word centres, eq. 6 (default 0.1)")
-    scarl.add_argument("--lambda1", type=float, help="weight of L_info (default 1)")
-    scarl.add_argument("--lambda2", type=float, help="weight of L_struc (default 1)")
-    scarl.add_argument("--ramp-epochs", type=float, help="length T of the Gaussian ramp-up (default --epochs)")
-    scarl.add_argument("--info", choices=INFO_LOSSES, help="bound (Lemma 2.1, default) or infonce (Table 4)")
-    scarl.add_argument("--no-info", action="store_true", default=None, help="drop L_info (Table 4)")
-    scarl.add_argument("--no-struc", action="store_true", default=None, help="drop L_struc (Table 4)")
-    scarl.add_argument("--proj-dim", type=int, help="output size of the projection heads (default 64)")
-
-    tla = parser.add_argument_group("TLA")
-    tla.add_argument("--tla-margin", type=float, help="triplet margin on the angular distance (default 0.03)")
-    tla.add_argument("--tla-weight", type=float, help="weight of each of the two triplet terms (default 2)")
-    tla.add_argument("--tla-pool", type=int,
-                     help="hard negatives are mined among this many batches of random training images (default 10)")
-    tla.add_argument("--tla-regularization", type=float,
-                     help="weight of the penalty on the features' squared entries (default 1e-3)")
-    return parser
-
-
 def _method_check(method: str, given: dict[str, Any]) -> None:
     for name in given:
         users = OPTION_METHODS.get(name)
@@ -277,11 +164,16 @@ def _default_milestones(epochs: int) -> list[int]:
 def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainConfig, set[str]]:
     """Parse the command line into a :class:`TrainConfig`, and the names of the options given.
 
-    Raises ConfigError for any mistake, before anything is read or written.
+    Raises ConfigError for any mistake, before anything is read or written; ``--help``
+    and ``--version`` print their text and raise ``SystemExit(0)``.
     """
-    args = build_parser().parse_args(argv)
-    given = {k: v for k, v in vars(args).items() if v is not None and k != "method"}
-    return resolve(args.method, given), set(given)
+    from trainers.cli import parse_command_line  # the command line imports this module's presets
+
+    parsed = parse_command_line(argv)
+    if isinstance(parsed, int):
+        raise SystemExit(parsed)
+    method, given = parsed
+    return resolve(method, given), set(given)
 
 
 def resolve(method: str, given: dict[str, Any]) -> TrainConfig:
@@ -291,6 +183,9 @@ def resolve(method: str, given: dict[str, Any]) -> TrainConfig:
     (:data:`trainers.spec.METHOD_SPECS`: beta, the training attack's random start, step size
     and step count).
     """
+    from semprobe.data import dataset_info  # imported here: they import torch
+    from semprobe.models import list_models
+
     spec = METHOD_SPECS[method]
     _method_check(method, given)
     preset = PRESETS[given["preset"]] if "preset" in given else {}

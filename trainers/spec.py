@@ -5,8 +5,10 @@ One :class:`MethodSpec` per method names its step function (defined in
 training attack maximises, the attack's default random start and step size, its default
 beta, and the method-specific options it accepts (any other method refuses them). Adding
 a method, or an option of some methods, is one entry here plus its code: the step
-function, the command-line option (:func:`trainers.config.build_parser`), the field of
+function, the click option (:mod:`trainers.cli`), the field of
 :class:`~trainers.config.TrainConfig` and its resolution (:func:`trainers.config.resolve`).
+``python -m trainers --help`` prints each method's summary from here, and each
+method-specific option the methods that take it.
 
 The attacks: ``natural`` has none; FGSM-AT takes one CE step of 1.25 eps (Wong et al.
 2020); PGD-AT, MART and TLA run PGD-CE (Madry et al. 2018, SCARL eq. 1); TRADES runs PGD
@@ -15,7 +17,8 @@ of SPAT eq. 8-10 (section 3.3); SCARL runs the attack of its ``--base``.
 Random starts: TRADES' and MART's code start at x + 0.001 N(0, 1) (``normal``); Madry's
 PGD, FGSM-AT (Wong et al. 2020) and SPAT draw uniformly from the eps-ball (``uniform``).
 
-This module imports neither torch nor semprobe's heavy modules.
+This module imports neither torch nor semprobe's heavy modules, so that
+``python -m trainers --help`` answers at once.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ FROM_BASE = "base"  # SCARL: the attack of the method named by --base
 ATTACK_LOSSES = (NO_ATTACK, CE, TRADES_KL, PGD_LS, FROM_BASE)
 
 #: The random starts of :func:`semprobe.attacks.pgd` (``semprobe.attacks.RANDOM_STARTS``;
-#: repeated here so that this table does not import torch, and checked equal by the tests).
+#: repeated here so that the command line does not import torch, and checked equal by the tests).
 RANDOM_STARTS = ("uniform", "normal", "none")
 #: The label-smoothing parametrizations of PGD-LS (``semprobe.losses.LS_PARAMETRIZATIONS``, likewise).
 LS_PARAMETRIZATIONS = ("spat", "torch")
