@@ -18,6 +18,10 @@ PGD-KL's robust accuracy (the alpha SPAT reports beside its tables);
 :func:`matching_alpha_interval` gives it a 95% percentile bootstrap interval over the
 images (every attack's per-image outcome is kept, so each bootstrap sample re-reads the
 whole curve and PGD-KL on the same resampled images).
+
+An :class:`AlphaCurve` prints as a few lines (the references, robust accuracy per alpha,
+the matching alpha), ``to_frame()`` is a pandas table with one row per attack, and
+``to_dict``/``from_dict`` are what ``semprobe alpha-curve`` writes and reads back.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import numpy as np
 import torch
 
 from semprobe import attacks
+from semprobe import results as _results
 from semprobe.evaluation import batches, wilson_interval
 from semprobe.models.wrapper import wrap_model
 from semprobe.options import parse_norm
@@ -73,8 +78,30 @@ class SuccessRate:
             record["per_image"] = "".join("1" if flag else "0" for flag in self.per_image.tolist())
         return record
 
+    @classmethod
+    def from_dict(cls, record: dict) -> SuccessRate:
+        """The rate :meth:`to_dict` recorded (its derived numbers are recomputed)."""
+        flags = record.get("per_image")
+        per_image = None if flags is None else np.array([c == "1" for c in flags], dtype=bool)
+        return cls(int(record["robust"]), int(record["n"]), int(record["n_correct"]), per_image)
 
-@dataclass
+    def frame_row(self) -> dict:
+        """:meth:`to_dict` without the per-image outcomes, each interval as ``_low``/``_high`` columns."""
+        row = {}
+        for key, value in self.to_dict().items():
+            if key.endswith("_ci95"):
+                row[f"{key[:-5]}_ci95_low"], row[f"{key[:-5]}_ci95_high"] = value
+            elif key != "per_image":
+                row[key] = value
+        return row
+
+
+# a printed curve shows the robust accuracy of at most ALPHA_LINES x ALPHAS_PER_LINE alphas
+ALPHAS_PER_LINE = 8
+ALPHA_LINES = 3
+
+
+@dataclass(repr=False)
 class AlphaCurve:
     """PGD-LS success per alpha for one model, with the PGD-CE and PGD-KL references."""
 
@@ -94,10 +121,51 @@ class AlphaCurve:
         return match
 
     def to_dict(self) -> dict:
+        """Plain types, as ``semprobe alpha-curve`` writes each curve in ``alpha_curve.json``."""
         return {"label": self.label, "settings": self.settings,
                 "points": [{"alpha": a, **r.to_dict()} for a, r in zip(self.alphas, self.ls)],
                 "pgd_ce": self.ce.to_dict(), "pgd_kl": self.kl.to_dict(),
                 "alpha_matching_pgd_kl": self.matching_alpha(seed=int(self.settings.get("seed", 0)))}
+
+    @classmethod
+    def from_dict(cls, record: dict) -> AlphaCurve:
+        """The curve :meth:`to_dict` recorded (the matching alpha is recomputed from the outcomes)."""
+        points = record["points"]
+        return cls(record["label"], [float(p["alpha"]) for p in points], [SuccessRate.from_dict(p) for p in points],
+                   SuccessRate.from_dict(record["pgd_ce"]), SuccessRate.from_dict(record["pgd_kl"]),
+                   dict(record.get("settings", {})))
+
+    def to_frame(self):
+        """A pandas DataFrame, one row per attack (``pgd-ls`` at each ``alpha``, then ``pgd-ce``
+        and ``pgd-kl``): robust accuracy and both success rates with their 95% intervals, the
+        curve's label and settings as columns."""
+        attacks_run = [("pgd-ls", a, r) for a, r in zip(self.alphas, self.ls)] + [("pgd-ce", None, self.ce),
+                                                                                  ("pgd-kl", None, self.kl)]
+        settings = _results.setting_columns(self.settings)
+        return _results.frame({"label": self.label, "attack": name, "alpha": alpha, **rate.frame_row(), **settings}
+                              for name, alpha, rate in attacks_run)
+
+    def __str__(self) -> str:
+        s = self.settings
+        lines = [f"AlphaCurve {self.label!r}: PGD-LS vs the smoothing alpha, {self.ce.n} images "
+                 f"({self.ce.n_correct} correct), {s.get('norm', 'Linf')} eps {s.get('eps', float('nan')):.4g}, "
+                 f"{s.get('steps')} steps of {s.get('step_size', float('nan')):.4g}, seed {s.get('seed')}"]
+        for name, rate in (("PGD-CE", self.ce), ("PGD-KL", self.kl)):
+            lines.append(f"  {name}  robust accuracy {rate.robust_accuracy:.1f}%  success {rate.success_all:.1f}% "
+                         f"of all, {rate.success_correct:.1f}% of correct")
+        points = [f"{a:g}: {r.robust_accuracy:.1f}" for a, r in zip(self.alphas, self.ls)]
+        rows = [points[i:i + ALPHAS_PER_LINE] for i in range(0, len(points), ALPHAS_PER_LINE)]
+        lines.append("  PGD-LS robust accuracy % by alpha:")
+        lines += ["    " + ", ".join(row) for row in rows[:ALPHA_LINES]]
+        if len(rows) > ALPHA_LINES:
+            lines.append(f"    ... {len(points) - ALPHA_LINES * ALPHAS_PER_LINE} more alphas in to_frame()")
+        match = self.matching_alpha(seed=int(s.get("seed", 0)))
+        value = f"{match['alpha']:.3f}{_results.interval(match.get('ci95'))}" if match["alpha"] is not None else (
+            f"none ({match['reason']})")
+        lines.append(f"  alpha where PGD-LS matches PGD-KL's robust accuracy: {value}")
+        return _results.summary(lines)
+
+    __repr__ = __str__
 
 
 def matching_alpha(alphas: Sequence[float], robust: Sequence[float], target: float) -> dict:

@@ -25,6 +25,7 @@ in the L2 ball: PGD and FGSM step along the L2-normalized gradient, AutoAttack r
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -171,4 +172,22 @@ def parse_attack_list(text: str, norm: str = "Linf") -> list[AttackSpec]:
         if spec.name in seen:
             raise ConfigError(f"attack {spec.name} is listed twice")
         seen.add(spec.name)
+    return specs
+
+
+def resolve_attacks(attacks: str | AttackSpec | Sequence[str | AttackSpec], norm: str = "Linf") -> list[AttackSpec]:
+    """The Python API's attack argument as specs: a comma list (``"natural,pgd20"``), one name,
+    an :class:`AttackSpec`, or a sequence of names and specs. Names are parsed in the threat
+    model ``norm`` (:func:`parse_attack`); specs keep their own."""
+    if isinstance(attacks, str):
+        return parse_attack_list(attacks, norm=norm)
+    if isinstance(attacks, AttackSpec):
+        return [attacks]
+    specs = [a if isinstance(a, AttackSpec) else parse_attack(str(a), norm=norm) for a in attacks]
+    if not specs:
+        raise ConfigError(f"no attack given; known attacks: {', '.join(KNOWN_ATTACK_FORMS)}")
+    names = [spec.name for spec in specs]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ConfigError(f"attack {', '.join(twice)} is listed twice")
     return specs

@@ -5,17 +5,23 @@ image and the attack's output correctly (the natural image is itself inside the
 eps-ball, so robust accuracy never exceeds clean accuracy, as in AutoAttack). Images
 the model already gets wrong are therefore not attacked. Every accuracy comes with the
 number of images, a 95% Wilson score interval, and the accuracy per class.
+
+:func:`evaluate` returns an :class:`Evaluation`: a list of :class:`AttackResult` (one per
+attack) that also knows the class names and offers ``to_dict``/``from_dict``,
+``to_frame()`` (one row per attack and class) and a short printed summary.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
-from typing import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping, Sequence
 
 import torch
 
-from semprobe.attack_specs import AttackSpec
+from semprobe import results as _results
+from semprobe.attack_specs import AttackSpec, resolve_attacks
+from semprobe.errors import ConfigError
 from semprobe.intervals import wilson_interval  # also re-exported: the accuracy intervals
 from semprobe.models.wrapper import wrap_model
 
@@ -36,14 +42,82 @@ class AttackResult:
     ci95: tuple[float, float]
     per_class: list[float | None]
     seconds: float
-    per_image: str = ""
+    per_image: str = field(default="", repr=False)
 
     def flags(self) -> list[bool]:
         """The per-image robustness as booleans."""
         return [c == "1" for c in self.per_image]
 
     def to_dict(self) -> dict:
+        """Every field in plain types: the record ``semprobe eval`` writes in ``eval.json``."""
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> AttackResult:
+        """The result :meth:`to_dict` (or ``eval.json``) recorded."""
+        values = dict(record)
+        values["ci95"] = tuple(values["ci95"])
+        return cls(**values)
+
+    def frame_rows(self, classes: Sequence[str] | None = None, per_class: bool = True) -> list[dict]:
+        """:meth:`to_frame`'s rows as dicts."""
+        row = {"attack": self.attack["name"], "accuracy": self.accuracy, "ci95_low": self.ci95[0],
+               "ci95_high": self.ci95[1], "n": self.n, "correct": self.correct, "seconds": self.seconds,
+               **_results.setting_columns(self.attack, skip=("name",))}
+        if not per_class:
+            return [row]
+        names = _results.class_names(classes, len(self.per_class))
+        return [{"attack": row["attack"], "class": name, "class_accuracy": value, **row}
+                for name, value in zip(names, self.per_class)]
+
+    def to_frame(self, classes: Sequence[str] | None = None, per_class: bool = True):
+        """A pandas DataFrame: one row per class (``class``, ``class_accuracy``), with the overall
+        accuracy, its interval and the attack's settings as columns; one row with ``per_class=False``."""
+        return _results.frame(self.frame_rows(classes, per_class))
+
+    def __str__(self) -> str:
+        return (f"{self.attack['name']}: accuracy {self.accuracy:.1f}%{_results.interval(self.ci95, 1)} "
+                f"({self.correct}/{self.n})")
+
+
+class Evaluation(list):
+    """What :func:`evaluate` returns: its :class:`AttackResult` list, in attack order, with the
+    class names (``classes``, or None) that :meth:`to_frame` and the summary show."""
+
+    def __init__(self, results: Sequence[AttackResult] = (), classes: Sequence[str] | None = None) -> None:
+        super().__init__(results)
+        self.classes = [str(c) for c in classes] if classes is not None else None
+
+    def to_dict(self) -> dict:
+        """``{"classes": [...] or None, "results": [AttackResult.to_dict(), ...]}``."""
+        return {"classes": self.classes, "results": [r.to_dict() for r in self]}
+
+    @classmethod
+    def from_dict(cls, record: Mapping[str, Any]) -> Evaluation:
+        """The evaluation :meth:`to_dict` (or a checkpoint's entry in ``eval.json``) recorded."""
+        return cls([AttackResult.from_dict(r) for r in record["results"]], record.get("classes"))
+
+    def to_frame(self, per_class: bool = True):
+        """A pandas DataFrame: one row per attack and class (see :meth:`AttackResult.to_frame`)."""
+        return _results.frame([row for r in self for row in r.frame_rows(self.classes, per_class)])
+
+    def __str__(self) -> str:
+        if not self:
+            return "Evaluation: no attacks"
+        first = self[0].attack
+        classes = len(self.classes) if self.classes is not None else len(self[0].per_class)
+        lines = [f"Evaluation: {self[0].n} images, {first.get('norm', 'Linf')} eps {first['eps']:.4g}, "
+                 f"{classes} classes; accuracy %, an image counts when it and its attacked version are correct"]
+        names = _results.class_names(self.classes, len(self[0].per_class))
+        for r in self:
+            known = [(value, name) for value, name in zip(r.per_class, names) if value is not None]
+            weakest = f"  weakest class {min(known)[1]} {min(known)[0]:.1f}%" if known else ""
+            steps = f"  ({r.attack['steps']} steps of {r.attack['step_size']:.4g})" if r.attack.get("kind") == "pgd" else ""
+            lines.append(f"  {r.attack['name']:<12} {r.accuracy:5.1f}%{_results.interval(r.ci95, 1)}"
+                         f"  {r.correct}/{r.n}{weakest}{steps}")
+        return _results.summary(lines)
+
+    __repr__ = __str__
 
 
 @dataclass
@@ -116,7 +190,7 @@ def evaluate(
     model: torch.nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
-    specs: Sequence[AttackSpec],
+    specs: str | AttackSpec | Sequence[str | AttackSpec],
     *,
     eps: float,
     step_size: float | None = None,
@@ -126,20 +200,30 @@ def evaluate(
     num_classes: int | None = None,
     context: AttackContext | None = None,
     progress_factory=None,
-) -> list[AttackResult]:
+    norm: str = "Linf",
+    classes: Sequence[str] | None = None,
+) -> Evaluation:
     """Accuracy under each attack of ``specs`` (one :class:`AttackResult` each, same order).
+
+    ``specs`` are :class:`AttackSpec` objects or attack names (``"natural,pgd20"``,
+    ``["fgsm", "pgd-ls:0.2"]``; see :mod:`semprobe.attack_specs`), names run in the
+    ``norm`` ball. ``classes`` names the classes (label order) in the result's table and
+    summary; ``num_classes`` defaults to their number, else to the largest label + 1.
 
     Each attack's randomness comes from its own generator seeded with ``seed``, so a
     result does not depend on which other attacks ran before it. ``progress_factory``
     (name, total) -> a tqdm-like object, or None. ``model`` may be any classifier module
     (wrapped with :func:`semprobe.models.wrap_model`, no normalization added).
     """
+    specs = resolve_attacks(specs, norm)
+    if classes is not None and num_classes is not None and len(classes) != num_classes:
+        raise ConfigError(f"{len(classes)} class names given for num_classes={num_classes}")
     device = torch.device(device)
     model = wrap_model(model)
-    num_classes = num_classes or int(labels.max()) + 1
+    num_classes = num_classes or (len(classes) if classes is not None else int(labels.max()) + 1)
     model.eval()
     clean_correct = predict(model, images, batch_size, device) == labels
-    results = []
+    results = Evaluation(classes=classes)
     for spec in specs:
         started = time.perf_counter()
         bar = progress_factory(spec.name, int(clean_correct.sum())) if progress_factory and spec.kind != "natural" else None

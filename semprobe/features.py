@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from semprobe.attack_specs import AttackSpec
+from semprobe.attack_specs import AttackSpec, resolve_attacks
 from semprobe.errors import ConfigError, SemprobeError
 from semprobe.evaluation import AttackContext, batches
 from semprobe.models.wrapper import wrap_model
@@ -58,7 +58,7 @@ def extract_features(
     labels: torch.Tensor,
     *,
     layer: str = "penultimate",
-    attack: AttackSpec | None = None,
+    attack: AttackSpec | str | None = None,
     eps: float = 0.0,
     step_size: float | None = None,
     batch_size: int = 128,
@@ -67,12 +67,16 @@ def extract_features(
     context: AttackContext | None = None,
     classes: list[str] | None = None,
     progress=None,
+    norm: str = "Linf",
 ) -> FeatureSet:
     """Layer ``layer`` of ``model`` on ``images`` (and on their attacked versions when ``attack``).
 
     ``model`` is a semprobe model or any classifier module (wrapped with
-    :func:`semprobe.models.wrap_model`, no normalization added).
+    :func:`semprobe.models.wrap_model`, no normalization added). ``attack`` is an
+    :class:`AttackSpec` or one attack name (``"pgd20"``, ``"fgsm"``; run in the ``norm`` ball).
     """
+    if attack is not None and not isinstance(attack, AttackSpec):
+        (attack,) = resolve_attacks([attack], norm)
     device = torch.device(device)
     model = wrap_model(model)
     check_layer(model, layer)

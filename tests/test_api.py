@@ -103,3 +103,140 @@ def test_load_model_refusals_are_one_line(source, options, error, fragment):
     with pytest.raises(error, match=fragment) as info:
         sp.load_model(source, **options)
     assert "\n" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- result objects
+
+CLASSES = ["cat", "dog", "ship", "frog"]
+
+
+@pytest.fixture(scope="module")
+def small_problem():
+    """A small CNN (random weights) on 40 synthetic 3x8x8 images of 4 classes."""
+    torch.manual_seed(0)
+    test = sp.load_dataset("fake:3x8x8:4:8:40", "test")
+    x, y = test.tensors()
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(6 * 6 * 6, 4)).eval()
+    return net, x, y
+
+
+def pairs_data(seed=0, n_per_class=12, dim=6):
+    """Features that carry a class signal, their labels, and random class vectors named CLASSES."""
+    rng = torch.Generator().manual_seed(seed)
+    labels = torch.arange(len(CLASSES)).repeat_interleave(n_per_class)
+    centres = torch.randn(len(CLASSES), dim, generator=rng)
+    features = centres[labels] + 0.5 * torch.randn(len(labels), dim, generator=rng)
+    return features.numpy(), labels.numpy(), sp.class_vectors("random:5:0", CLASSES)
+
+
+def test_evaluation_to_dict_from_dict_frame_and_summary(small_problem):
+    net, x, y = small_problem
+    results = sp.evaluate(net, x, y, "natural,pgd2", eps=8 / 255, classes=CLASSES)
+    assert isinstance(results, list) and [r.attack["name"] for r in results] == ["natural", "pgd2"]
+    record = results.to_dict()
+    assert record["classes"] == CLASSES and record["results"][1]["correct"] == results[1].correct
+    assert set(record["results"][0]) == {"attack", "n", "correct", "accuracy", "ci95", "per_class", "seconds",
+                                         "per_image"}
+    again = type(results).from_dict(json.loads(json.dumps(record)))
+    assert again == results and again.classes == CLASSES and again.to_dict() == record
+
+    frame = results.to_frame()
+    assert len(frame) == 2 * len(CLASSES) and set(frame["class"]) == set(CLASSES)
+    assert {"attack", "class", "class_accuracy", "accuracy", "ci95_low", "ci95_high", "eps", "norm", "steps"} <= set(
+        frame.columns)
+    pgd = frame[frame["attack"] == "pgd2"].set_index("class")
+    assert pgd.loc["dog", "class_accuracy"] == results[1].per_class[1] and (pgd["steps"] == 2).all()
+    assert len(results.to_frame(per_class=False)) == 2 and "class" not in results.to_frame(per_class=False)
+
+    text = str(results)
+    assert len(text.splitlines()) < 15 and "pgd2" in text and f"{results[0].accuracy:.1f}%" in text
+    assert repr(results) == text and "per_image" not in repr(results[0])
+
+
+def test_evaluate_and_extract_features_take_attack_names(small_problem):
+    net, x, y = small_problem
+    (fgsm,) = sp.evaluate(net, x, y, ["fgsm"], eps=0.5, norm="L2")
+    assert fgsm.attack["norm"] == "L2" and fgsm.attack["eps"] == 0.5
+    features = sp.extract_features(net, x, y, attack="fgsm", eps=8 / 255)
+    assert features.features_adv.shape == features.features.shape
+    with pytest.raises(ConfigError, match="listed twice"):
+        sp.evaluate(net, x, y, ["pgd2", "pgd2"], eps=8 / 255)
+    with pytest.raises(ConfigError, match="3 class names"):
+        sp.evaluate(net, x, y, "natural", eps=8 / 255, classes=CLASSES[:3], num_classes=4)
+
+
+def test_cca_report_to_dict_frame_and_summary():
+    features, labels, words = pairs_data()
+    report = sp.cca_report(features, labels, words, n_pairs=None, n_boot=50, n_perm=50)
+    record = report.to_dict()
+    assert set(record) == {"settings", "in_sample", "held_out", "warnings", "sample", "train", "test", "classes"}
+    assert record["classes"] == CLASSES and record["settings"] == report.settings
+    assert record["in_sample"]["r"] == report.in_sample.r and record["held_out"]["ci"] == list(report.held_out.ci)
+    assert record["held_out"]["relabel"]["p_value"] == report.held_out.relabel.p_value
+    assert "classes" not in sp.cca_report(features, labels, words.vectors, n_pairs=None, n_boot=0, n_perm=0).to_dict()
+
+    frame = report.to_frame()
+    assert list(frame["statistic"]) == ["in_sample", "held_out"]
+    assert frame["p_relabel"].tolist() == [report.in_sample.relabel.p_value, report.held_out.relabel.p_value]
+    assert frame["p_pair_shuffle"].iloc[1] == report.held_out.pair_shuffle.p_value
+    assert (frame["n_pairs"] == len(labels)).all() and frame["chance_level"].iloc[0] == pytest.approx(
+        report.in_sample.diagnostics.chance_level)
+
+    text = str(report)
+    assert len(text.splitlines()) < 15 and repr(report) == text
+    for stat in (report.in_sample, report.held_out):
+        assert f"r {stat.r:.3f}" in text
+        for test in (stat.pair_shuffle, stat.relabel):
+            assert f"p = {test.p_value:.3g}" in text
+
+
+def test_similarity_report_to_dict_frame_and_summary():
+    features, labels, words = pairs_data()
+    report = sp.similarity_report(features, labels, words, n_boot=50, n_perm=50)
+    record = report.to_dict()
+    assert record["classes"] == CLASSES and record["rsa"] == report.rsa and record["rsa_ci"] == list(report.rsa_ci)
+    assert record["relabel"]["p_value"] == report.relabel.p_value and record["class_counts"] == [12] * 4
+    assert "classes" not in sp.similarity_report(features, labels, words.vectors, n_boot=0, n_perm=0).to_dict()
+
+    frame = report.to_frame()
+    assert len(frame) == len(CLASSES) * (len(CLASSES) - 1) // 2
+    assert set(frame["class_a"]) | set(frame["class_b"]) == set(CLASSES)
+    row = frame[(frame["class_a"] == "cat") & (frame["class_b"] == "frog")].iloc[0]
+    assert row["feature_similarity"] == pytest.approx(report.feature_matrix[0, 3])
+    assert row["word_similarity"] == pytest.approx(report.word_matrix[0, 3])
+    assert (frame["p_relabel"] == report.relabel.p_value).all() and (frame["n_boot"] == 50).all()
+
+    text = str(report)
+    assert len(text.splitlines()) < 15 and repr(report) == text
+    assert f"RSA {report.rsa:.3f}" in text and f"p = {report.relabel.p_value:.3g}" in text
+
+
+def test_class_names_must_fit_the_class_vectors():
+    features, labels, words = pairs_data()
+    with pytest.raises(ConfigError, match="3 class names given for 4 class vectors"):
+        sp.cca_report(features, labels, words.vectors, n_pairs=None, classes=CLASSES[:3])
+    with pytest.raises(ConfigError, match="3 class names"):
+        sp.similarity_report(features, labels, words.vectors, classes=CLASSES[:3])
+
+
+def test_alpha_curve_round_trip_frame_and_summary(small_problem):
+    net, x, y = small_problem
+    curve = sp.alpha_curve(net, x, y, [0.0, 0.5, 1.0], eps=8 / 255, step_size=2 / 255, steps=2, label="cnn")
+    record = curve.to_dict()
+    assert set(record) == {"label", "settings", "points", "pgd_ce", "pgd_kl", "alpha_matching_pgd_kl"}
+    assert [p["alpha"] for p in record["points"]] == curve.alphas
+    assert record["pgd_kl"]["robust"] == curve.kl.robust
+    again = type(curve).from_dict(json.loads(json.dumps(record)))
+    assert again.to_dict() == record and again.alphas == curve.alphas
+
+    frame = curve.to_frame()
+    assert list(frame["attack"]) == ["pgd-ls"] * 3 + ["pgd-ce", "pgd-kl"]
+    assert frame["alpha"].iloc[:3].tolist() == curve.alphas and frame["alpha"].iloc[3:].isna().all()
+    assert frame["robust_accuracy"].tolist() == [r.robust_accuracy for r in curve.ls + [curve.ce, curve.kl]]
+    assert {"label", "eps", "steps", "seed", "success_all_ci95_low"} <= set(frame.columns)
+
+    text = str(curve)
+    assert len(text.splitlines()) < 15 and repr(curve) == text and "PGD-KL" in text
+    assert f"{curve.kl.robust_accuracy:.1f}%" in text
+

@@ -93,3 +93,22 @@ def check_random_state(value: Any) -> int | None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
         raise ConfigError(f"random_state must be a non-negative integer or None, got {value!r}")
     return int(value)
+
+
+def class_vectors_and_names(class_vectors: Any, classes: Any = None) -> tuple[Any, tuple[str, ...] | None]:
+    """``(vectors, class names)``: a :class:`semprobe.words.ClassVectors` gives both (its
+    ``vectors`` and ``classes``); an array gives itself and ``classes`` (None when not given)."""
+    vectors, names = getattr(class_vectors, "vectors", None), getattr(class_vectors, "classes", None)
+    if vectors is not None and names is not None:
+        class_vectors, classes = vectors, classes if classes is not None else names
+    if classes is None:
+        return class_vectors, None
+    if isinstance(classes, str):
+        raise ConfigError("classes must be a sequence of class names, not one string")
+    return class_vectors, tuple(str(name) for name in classes)
+
+
+def check_class_names(classes: tuple[str, ...] | None, n_classes: int) -> None:
+    """Refuse class names that do not match the K rows of the class vectors."""
+    if classes is not None and len(classes) != n_classes:
+        raise ConfigError(f"{len(classes)} class names given for {n_classes} class vectors")

@@ -33,10 +33,12 @@ from semprobe.options import MAX_RESAMPLES
 from semprobe.stats._checks import (
     as_labels,
     as_matrix,
+    check_class_names,
     check_every_class,
     check_int,
     check_open_fraction,
     check_random_state,
+    class_vectors_and_names,
 )
 from semprobe.stats._whitening import (
     METHODS,
@@ -628,9 +630,13 @@ class CCAStatistic:
         return out
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class CCAReport:
     """Everything ``semprobe cca`` reports for one feature set (one panel of SCARL Fig. 1).
+
+    ``print(report)`` (and its repr) is a few lines: both statistics with their CI,
+    chance level and the two permutation p-values, the settings and the warnings;
+    :meth:`to_frame` is the same as a table (see :mod:`semprobe.stats.summaries`).
 
     Attributes:
         in_sample: SCARL's statistic: plain CCA (no ridge, no PCA) on all sampled pairs,
@@ -644,6 +650,7 @@ class CCAReport:
         train, test: indices (rows of ``features``) of the training and test pairs.
         model: the held-out CCA (fitted on the training pairs); used by :meth:`project`.
         class_vectors: the K x q word vectors the report was computed with.
+        classes: the K class names, when known (given, or from a ``ClassVectors``), else None.
     """
 
     in_sample: CCAStatistic
@@ -655,6 +662,7 @@ class CCAReport:
     test: np.ndarray = field(repr=False)
     model: CCA = field(repr=False)
     class_vectors: np.ndarray = field(repr=False)
+    classes: tuple[str, ...] | None = None
 
     def project(self, features: Any, labels: Any, description: str = "projected with the held-out weights") -> CanonicalVariates:
         """First canonical variates of other images (e.g. adversarial) under this report's held-out weights.
@@ -669,8 +677,9 @@ class CCAReport:
         return CanonicalVariates(x_variates[:, 0], y_variates[:, 0], labels, _pearson(x_variates[:, 0], y_variates[:, 0]), description)
 
     def to_dict(self, *, include_variates: bool = True) -> dict[str, Any]:
-        """Plain-type copy for JSON: settings, both statistics, warnings, sample indices."""
-        return {
+        """Plain-type copy for JSON (what ``semprobe cca`` writes): settings, both statistics,
+        warnings, sample indices, and the class names when the report knows them."""
+        out = {
             "settings": dict(self.settings),
             "in_sample": self.in_sample.to_dict(include_variates=include_variates),
             "held_out": self.held_out.to_dict(include_variates=include_variates),
@@ -679,6 +688,23 @@ class CCAReport:
             "train": self.train.tolist(),
             "test": self.test.tolist(),
         }
+        if self.classes is not None:
+            out["classes"] = list(self.classes)
+        return out
+
+    def to_frame(self):
+        """A pandas DataFrame, one row per statistic (in_sample, held_out): r, CI, chance level,
+        both p-values, the fit's diagnostics and the settings as columns."""
+        from semprobe.stats.summaries import cca_frame
+
+        return cca_frame(self)
+
+    def __str__(self) -> str:
+        from semprobe.stats.summaries import cca_summary
+
+        return cca_summary(self)
+
+    __repr__ = __str__
 
 
 def _bootstrap_test_variates(x: np.ndarray, y: np.ndarray, codes: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -715,8 +741,12 @@ def cca_report(
     tol: float | None = None,
     random_state: int | None = 0,
     warn: bool = False,
+    classes: Any = None,
 ) -> CCAReport:
     """SCARL's CCA statistic (Fig. 1, Fig. 5) and the statistics that qualify it.
+
+    ``class_vectors`` is a (K, q) array or a :class:`semprobe.words.ClassVectors`, whose
+    class names the report then keeps (``classes`` names them for an array).
 
     1. Sample ``n_pairs`` images stratified by class (all images when None) and pair each
        with the word vector of its class. The sample depends only on ``labels``,
@@ -755,8 +785,10 @@ def cca_report(
         ConfigError: bad options (``n_pairs`` larger than the number of images or smaller
             than 2 per class, fractions outside (0, 1), unknown method, bad ridge/pca).
     """
+    class_vectors, classes = class_vectors_and_names(class_vectors, classes)
     features, labels, class_vectors = _pairs_input(features, labels, class_vectors)
     n_classes = class_vectors.shape[0]
+    check_class_names(classes, n_classes)
     check_every_class(labels, n_classes, 2)
     n_images = features.shape[0]
     n_pairs = n_images if n_pairs is None else check_int("n_pairs", n_pairs, 2 * n_classes, n_images)
@@ -864,4 +896,5 @@ def cca_report(
         test=sample[test_pos],
         model=model,
         class_vectors=class_vectors,
+        classes=classes,
     )

@@ -55,10 +55,12 @@ from semprobe.options import MAX_HALF_SPLITS, MAX_RESAMPLES
 from semprobe.stats._checks import (
     as_labels,
     as_matrix,
+    check_class_names,
     check_every_class,
     check_int,
     check_open_fraction,
     check_random_state,
+    class_vectors_and_names,
 )
 from semprobe.stats.nulls import PermutationTest
 from semprobe.stats.resampling import basic_correlation_interval, class_indices, class_relabellings
@@ -314,9 +316,13 @@ def _relabel(f: np.ndarray, w: np.ndarray, n_perm: int, rng: np.random.Generator
     return PermutationTest("RSA (Spearman, off-diagonal entries)", "relabel", observed, values, exact)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SimilarityReport:
     """Everything ``semprobe simmatrix`` reports for one feature set and one embedding.
+
+    ``print(report)`` (and its repr) is a few lines: the RSA with its CI and relabelling
+    p-value, the closest class pairs, the settings and the warnings; :meth:`to_frame` has
+    one row per class pair (see :mod:`semprobe.stats.summaries`).
 
     Attributes:
         feature_matrix: (K, K) class-mean Gram of the features (SCARL Fig. 2 a, b).
@@ -329,6 +335,7 @@ class SimilarityReport:
         settings: every option that produced the numbers.
         warnings: sentences for the CLI and the plot.
         rsa_note: why the RSA is undefined (also among the warnings), or None.
+        classes: the K class names, when known (given, or from a ``ClassVectors``), else None.
     """
 
     feature_matrix: np.ndarray = field(repr=False)
@@ -340,14 +347,16 @@ class SimilarityReport:
     settings: dict[str, Any]
     warnings: tuple[str, ...]
     rsa_note: str | None = None
+    classes: tuple[str, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain-type copy for JSON (NaN entries become None)."""
+        """Plain-type copy for JSON, what ``semprobe simmatrix`` writes (NaN entries become
+        None), with the class names when the report knows them."""
 
         def matrix(m: np.ndarray) -> list[list[float | None]]:
             return [[float(v) if np.isfinite(v) else None for v in row] for row in m]
 
-        return {
+        out = {
             "settings": dict(self.settings),
             "feature_matrix": matrix(self.feature_matrix),
             "word_matrix": matrix(self.word_matrix),
@@ -358,6 +367,23 @@ class SimilarityReport:
             "class_counts": list(self.class_counts),
             "warnings": list(self.warnings),
         }
+        if self.classes is not None:
+            out["classes"] = list(self.classes)
+        return out
+
+    def to_frame(self):
+        """A pandas DataFrame, one row per class pair (i < j): both classes' names, the feature
+        and word similarities, with the RSA, its CI, the relabelling p-value and the settings."""
+        from semprobe.stats.summaries import similarity_frame
+
+        return similarity_frame(self)
+
+    def __str__(self) -> str:
+        from semprobe.stats.summaries import similarity_summary
+
+        return similarity_summary(self)
+
+    __repr__ = __str__
 
 
 def _bootstrap_interval(value: float, boot: np.ndarray, confidence: float, messages: list[str]) -> tuple[float, float] | None:
@@ -384,8 +410,12 @@ def similarity_report(
     confidence: float = 0.95,
     random_state: int | None = 0,
     warn: bool = False,
+    classes: Any = None,
 ) -> SimilarityReport:
     """SCARL Fig. 2 for one feature set and one embedding, with its RSA, null and CI.
+
+    ``class_vectors`` is a (K, q) array or a :class:`semprobe.words.ClassVectors`, whose
+    class names the report then keeps (``classes`` names them for an array).
 
     ``features`` (n, p) with ``labels`` (n,) in [0, K) for the K rows of ``class_vectors``
     (K, q). Computes :func:`class_mean_gram` (``centre``, ``split_half``, ``n_splits``),
@@ -400,8 +430,10 @@ def similarity_report(
     :func:`rsa_undefined_reason`) the report still holds both matrices, with ``rsa`` NaN,
     no CI and no test, and says why in ``rsa_note`` (also one of its ``warnings``).
     """
+    class_vectors, classes = class_vectors_and_names(class_vectors, classes)
     class_vectors = as_matrix("class_vectors", class_vectors)
     n_classes = class_vectors.shape[0]
+    check_class_names(classes, n_classes)
     features, labels, _ = _features_input(features, labels, n_classes)
     if n_classes < 3:
         raise DataError(f"RSA needs at least 3 classes, got {n_classes}")
@@ -459,4 +491,5 @@ def similarity_report(
         settings=settings,
         warnings=tuple(messages),
         rsa_note=note,
+        classes=classes,
     )
