@@ -240,3 +240,93 @@ def test_alpha_curve_round_trip_frame_and_summary(small_problem):
     assert len(text.splitlines()) < 15 and repr(curve) == text and "PGD-KL" in text
     assert f"{curve.kl.robust_accuracy:.1f}%" in text
 
+
+# --------------------------------------------------------------------------- README, "From Python"
+# The examples of README.md's "From Python" section, verbatim. The test runs every line, with
+# a fake dataset (glove phrases by aliases), fewer images and random weights in place of the
+# downloads: the substitutions are listed beside each run and must each occur exactly once.
+
+RESNET_EXAMPLE = """\
+import torch, torchvision
+import semprobe as sp
+
+test = sp.load_dataset("cifar10", "test")
+x, y = test.tensors(range(500))  # SCARL's 500 image/word pairs
+net = torchvision.models.resnet18(num_classes=10)  # any nn.Module: [0,1] pixels in, logits out
+net.load_state_dict(torch.load("resnet18_cifar10.pt", weights_only=True))  # your trained weights
+model = sp.wrap_model(net, normalization="cifar10")  # the mean/std is applied in front of net
+
+results = sp.evaluate(model, x, y, "natural,pgd20", eps=8/255, classes=test.classes)
+print(results)  # accuracy % with its 95% CI per attack, and the weakest class
+results.to_frame()  # one row per attack and class, the attack's settings as columns
+
+features = sp.extract_features(model, x, y, attack="pgd20", eps=8/255)  # the input of net.fc, natural and attacked
+glove = sp.class_vectors("glove", test.classes, test.phrases)
+report = sp.cca_report(features.features, features.labels, glove, n_pairs=len(y))
+print(report)  # in-sample and held-out r, chance level, pair-shuffle and relabelling p-values, warnings
+report.to_frame()  # one row per statistic, the settings as columns
+print(sp.cca_report(features.features_adv, features.labels, glove, n_pairs=len(y)))  # the attacked images
+similarity = sp.similarity_report(features.features, features.labels, glove)
+print(similarity)  # RSA with its CI and relabelling p-value, the closest class pairs
+similarity.to_frame()  # one row per class pair
+"""
+
+ROBUSTBENCH_EXAMPLE = """\
+import semprobe as sp
+
+test = sp.load_dataset("cifar10", "test")
+x, y = test.tensors(range(500))
+# RobustBench's own file layout, models/cifar10/Linf/Standard.pt (robustbench.utils.load_model's too);
+# download=True fetches the file once. Zoo models normalize inside: semprobe adds no normalization.
+model = sp.load_model("robustbench:Standard", dataset="cifar10", model_dir="models", download=True)
+print(sp.evaluate(model, x, y, "natural,pgd20", eps=8/255, classes=test.classes))
+glove = sp.class_vectors("glove", test.classes, test.phrases)
+features = sp.extract_features(model, x, y)  # penultimate; layer="block3" or any module name works too
+report = sp.cca_report(features.features, features.labels, glove, n_pairs=len(y))
+print(report)
+report.to_frame()
+print(sp.similarity_report(features.features, features.labels, glove))
+"""
+
+CIFAR10_PHRASES = dict(zip([f"class{k}" for k in range(10)],
+                           "airplane automobile bird cat deer dog frog horse ship truck".split()))
+
+
+def run_example(code, substitutions):
+    """Run ``code`` (a README example) with each substitution made, in a fresh namespace."""
+    for old, new in substitutions.items():
+        assert code.count(old) == 1, old
+        code = code.replace(old, new)
+    namespace = {}
+    exec(compile(code, "<README From Python>", "exec"), namespace)
+    return namespace
+
+
+def fake_cifar10(shape):
+    """The substitutions of CIFAR-10's test set by 20 fake images (2 per class) of ``shape``."""
+    return {'sp.load_dataset("cifar10", "test")':
+            f'sp.load_dataset("fake:{shape}:10:20:20", "test", aliases={CIFAR10_PHRASES!r})',
+            "range(500)": "range(20)"}
+
+
+def test_readme_torchvision_example_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), "resnet18_cifar10.pt")  # random weights
+    namespace = run_example(RESNET_EXAMPLE, fake_cifar10("3x8x8"))  # 8x8 images: a faster PGD
+    printed = capsys.readouterr().out
+    assert "Evaluation: 20 images" in printed and "CCAReport" in printed and "SimilarityReport" in printed
+    assert namespace["features"].features.shape == (20, 512) and namespace["features"].features_adv is not None
+    assert len(namespace["similarity"].to_frame()) == 45
+
+
+def test_readme_robustbench_example_runs(zoo_dir, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(zoo_dir, "models")  # random weights of a smaller zoo entry, where download=True finds them
+    substitutions = {"robustbench:Standard": f"robustbench:{ZOO_NAME}", **fake_cifar10("3x32x32")}
+    namespace = run_example(ROBUSTBENCH_EXAMPLE, substitutions)
+    printed = capsys.readouterr().out
+    assert "Evaluation: 20 images" in printed and "CCAReport" in printed and "SimilarityReport" in printed
+    assert namespace["model"].arch == ZOO_SPEC and len(namespace["report"].to_frame()) == 2
