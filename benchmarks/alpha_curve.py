@@ -1,6 +1,6 @@
 """What does a whole alpha curve cost compared with the bare PGD runs it needs?
 
-``semprobe.alpha_curves.alpha_curve`` over A alphas runs A PGD-LS attacks plus PGD-CE and
+``semprobe.robustness.alpha_curves.alpha_curve`` over A alphas runs A PGD-LS attacks plus PGD-CE and
 PGD-KL; the bare cost is A + 2 calls of ``attacks.pgd`` with the same settings on the same
 images. Target: curve / bare <= 1.1. Timed interleaved (alternating which goes first),
 medians of ``--rounds``.
@@ -17,7 +17,7 @@ import time
 import torch
 
 from semprobe import attacks
-from semprobe.alpha_curves import alpha_curve
+from semprobe.robustness.alpha_curves import alpha_curve
 from semprobe.models import create_model
 
 SHAPES = {"small_cnn": (1, 28, 28), "preact_resnet18": (3, 32, 32)}

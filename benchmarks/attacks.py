@@ -3,7 +3,7 @@
 For each model (small CNN on 1x28x28, PreAct ResNet-18 on 3x32x32), batch 128, eval mode:
 
 - floor: one bare forward + backward with respect to the input (cross-entropy);
-- ours: ``semprobe.attacks.pgd`` with 20 steps (CE, uniform start, step eps/4);
+- ours: ``semprobe.attacks.gradient.pgd`` with 20 steps (CE, uniform start, step eps/4);
 - torchattacks: ``torchattacks.PGD`` with the same eps, step, steps and random start.
 
 The three are timed interleaved, round after round (ours and torchattacks in alternating

@@ -5,7 +5,7 @@ torchvision's download, else scikit-learn's digits, said in one line) it trains 
 CNN at eps 0.1 with ``python -m trainers`` (natural, fgsm, pgd_at, trades, scarl and
 spat_madry with alpha 0.2), then runs ``semprobe eval``, ``cca``, ``simmatrix`` (GloVe),
 ``alpha-curve`` and ``figures`` on the checkpoints, and writes every output, a
-``summary.md`` that tests the papers' findings (semprobe.findings), and ``commands.txt``
+``summary.md`` that tests the papers' findings (semprobe.paper.findings), and ``commands.txt``
 (every command, as typed) into ``--out``.
 
 Trained runs are cached in ``--cache`` (default ``demo-cache/``, ignored by git) under
@@ -178,7 +178,7 @@ def zoo_models(zoo: Path, profile: Profile, dataset: str, cache: Path, data_dir:
     """The study's well-trained models (``zoo/models/METHOD.pt``, logs in ``zoo/logs/METHOD``) when
     all six are there and were trained on ``dataset``; else None. The trainers still get one short
     end-to-end run (pgd_at, one epoch), so the demo shows they work."""
-    from semprobe.checkpoint import load_checkpoint
+    from semprobe.models.checkpoint import load_checkpoint
     from semprobe.errors import SemprobeError
 
     checkpoints = {m: zoo / "models" / f"{m}.pt" for m in METHODS}

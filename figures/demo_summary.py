@@ -1,4 +1,4 @@
-"""``summary.md`` of the demo: the papers' findings (semprobe.findings) on the demo's outputs.
+"""``summary.md`` of the demo: the papers' findings (semprobe.paper.findings) on the demo's outputs.
 
 Reads the JSON that ``semprobe eval``, ``cca``, ``simmatrix`` and ``alpha-curve`` wrote
 into the demo's folder and the training runs' ``metrics.jsonl``, and writes one Markdown
@@ -13,7 +13,7 @@ import os
 import platform
 from pathlib import Path
 
-from semprobe.findings import (accuracy_finding, alpha_finding, render_summary, rsa_finding, semantics_finding,
+from semprobe.paper.findings import (accuracy_finding, alpha_finding, render_summary, rsa_finding, semantics_finding,
                                separability_finding)
 
 FIGURE_CAPTIONS = {

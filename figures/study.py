@@ -200,7 +200,7 @@ def trainer_argv(run: StudyRun) -> tuple[list[str], str]:
 
 def export(run: StudyRun) -> None:
     """Keep a finished run: best.pt as models/NAME.pt (+ .json), its logs, and drop the run folder."""
-    from semprobe.checkpoint import load_checkpoint
+    from semprobe.models.checkpoint import load_checkpoint
 
     run_dir = STUDY / "runs" / run.name
     best = load_checkpoint(run_dir / "best.pt")

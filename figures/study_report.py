@@ -11,7 +11,7 @@ flat over the last epochs, the targets); SCARL Table 1 / SPAT Tables 1-2 (every 
 model on the full test split); SCARL vs TRADES and each method with and without SPAT,
 compared paired on the same images (McNemar's exact test, Newcombe's paired interval);
 SCARL Table 3; the ablations of Tables 4, 5, 7 against their own reference; the SPAT
-Fig. 5 grid; and the findings of ``semprobe.findings`` (C1 a and b, RSA, PGD-LS vs alpha).
+Fig. 5 grid; and the findings of ``semprobe.paper.findings`` (C1 a and b, RSA, PGD-LS vs alpha).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def _labelled(document: dict, label: str) -> dict:
 
 def comparisons(results: Path) -> list[str]:
     """SCARL vs TRADES (PGD-20 on the full split, AutoAttack on 500) and each method with vs without SPAT."""
-    from semprobe.findings import accuracy_finding
+    from semprobe.paper.findings import accuracy_finding
 
     lines = []
     pairs = [("scarl", "trades")] + [(a, b) for a, b in SPAT_PAIRS]
@@ -161,7 +161,7 @@ def table3_section(results: Path) -> list[str]:
 
 def ablation_table(results: Path, runs: list[StudyRun]) -> list[str]:
     """SCARL Tables 4, 5, 7 on 20,000 training images: clean and PGD-20, and the difference to the full recipe."""
-    from semprobe.intervals import paired_comparison
+    from semprobe.stats.intervals import paired_comparison
 
     lines = ["## SCARL ablations (Tables 4, 5, 7; 20,000 training images)", "",
              f"Each variant against `{ABLATION_REFERENCE}` (the full recipe on the same images), paired.", "",
@@ -197,8 +197,8 @@ def grid_table(results: Path, runs: list[StudyRun]) -> list[str]:
 
 
 def findings_section(results: Path) -> list[str]:
-    """The findings of semprobe.findings on the study's cca, simmatrix and alpha_curve outputs."""
-    from semprobe.findings import alpha_finding, rsa_finding, semantics_finding, separability_finding
+    """The findings of semprobe.paper.findings on the study's cca, simmatrix and alpha_curve outputs."""
+    from semprobe.paper.findings import alpha_finding, rsa_finding, semantics_finding, separability_finding
 
     cca, semantic = _read(results / "cca" / "cca.json"), _read(results / "cca_semantic" / "cca.json")
     sim, alpha = _read(results / "simmatrix" / "simmatrix.json"), _read(results / "alpha_curve" / "alpha_curve.json")

@@ -25,6 +25,8 @@ MAX_ATTACK_STEPS = 10_000
 MAX_RESAMPLES = 100_000
 #: Most random half splits one split-half similarity matrix may average.
 MAX_HALF_SPLITS = 1_000
+#: Largest side, in pixels, an ``imagefolder:PATH`` dataset's images may be resized to.
+MAX_IMAGE_SIZE = 4096
 
 #: Threat models of the attacks: the L-infinity ball (the default) and the L2 ball.
 NORMS = ("Linf", "L2")

@@ -1,8 +1,8 @@
 """What every result object offers besides its numbers: a pandas table and a short summary.
 
-The result types (:class:`~semprobe.evaluation.Evaluation`,
+The result types (:class:`~semprobe.robustness.accuracy.Evaluation`,
 :class:`~semprobe.stats.cca.CCAReport`, :class:`~semprobe.stats.similarity.SimilarityReport`,
-:class:`~semprobe.alpha_curves.AlphaCurve`) build their ``to_frame()`` rows and their
+:class:`~semprobe.robustness.alpha_curves.AlphaCurve`) build their ``to_frame()`` rows and their
 ``__str__`` lines with these helpers, so that every table and summary spells numbers,
 intervals and p-values the same way. pandas is imported only by :func:`frame`.
 """

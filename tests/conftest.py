@@ -57,7 +57,7 @@ DIGIT_NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "e
 @pytest.fixture(scope="session")
 def digits_ckpt(digits_model, tmp_path_factory):
     """The ``digits_model`` saved as a semprobe checkpoint (dataset digits, class names zero..nine)."""
-    from semprobe.checkpoint import save_checkpoint
+    from semprobe.models.checkpoint import save_checkpoint
 
     return save_checkpoint(tmp_path_factory.mktemp("ck") / "digits.pt", digits_model[0], dataset="digits",
                            classes=DIGIT_NAMES)

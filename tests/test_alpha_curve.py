@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from semprobe.alpha_curves import alpha_curve, matching_alpha
+from semprobe.robustness.alpha_curves import alpha_curve, matching_alpha
 from semprobe.cli import main
 
 # PGD-LS success may rise by at most this many percentage points from one alpha to the next

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from semprobe.alpha_curves import alpha_curve, matching_alpha, matching_alpha_interval
+from semprobe.robustness.alpha_curves import alpha_curve, matching_alpha, matching_alpha_interval
 
 ALPHAS = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
 

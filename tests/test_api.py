@@ -33,7 +33,7 @@ def test_every_api_name_resolves_and_is_listed():
     for name in API_NAMES:
         value = getattr(sp, name)
         assert callable(value) and value.__name__ == name, name
-    assert sp.load_model is sp.models.load_model and sp.evaluate is sp.evaluation.evaluate
+    assert sp.load_model is sp.models.load_model and sp.evaluate is sp.robustness.accuracy.evaluate
     with pytest.raises(AttributeError, match="no attribute 'load_modle'"):
         sp.load_modle  # noqa: B018
 
@@ -42,7 +42,7 @@ def test_every_api_name_resolves_and_is_listed():
 
 
 def test_load_model_from_a_semprobe_checkpoint(tmp_path):
-    from semprobe.checkpoint import save_checkpoint
+    from semprobe.models.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     saved = sp.create_model("small_cnn", num_classes=10, in_channels=1, normalization="fashion-mnist").eval()

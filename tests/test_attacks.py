@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from semprobe import attacks
+from semprobe import attacks, losses
 from semprobe.errors import ConfigError
 from semprobe.models import ProjectionHeads, create_model
 
@@ -101,8 +101,8 @@ def test_restarts_keep_the_fooling_or_highest_loss_iterate(digits_model):
     best = attacks.pgd(model, x, y, restarts=4, generator=torch.Generator().manual_seed(5), **kwargs)
     with torch.no_grad():
         fooled_first, fooled_best = model(first).argmax(1) != y, model(best).argmax(1) != y
-        loss_first = attacks.losses.cw_margin(model(first), y, 0.0)
-        loss_best = attacks.losses.cw_margin(model(best), y, 0.0)
+        loss_first = losses.cw_margin(model(first), y, 0.0)
+        loss_best = losses.cw_margin(model(best), y, 0.0)
     assert (fooled_best | ~fooled_first).all()  # never lose a fooling iterate
     neither = ~fooled_first & ~fooled_best
     assert (loss_best[neither] >= loss_first[neither] - 1e-6).all()

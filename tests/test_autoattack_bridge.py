@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from semprobe import attacks
-from semprobe.autoattack_bridge import autoattack, check_attacks
+from semprobe.attacks.autoattack import autoattack, check_attacks
 from semprobe.errors import ConfigError
 
 EPS = 0.1

@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from semprobe.attack_specs import parse_attack
-from semprobe.commands.cca import parse_ridge_option
-from semprobe.commands.common import load_images
+from semprobe.attacks.specs import parse_attack
+from semprobe.cli.cca import parse_ridge_option
+from semprobe.cli.common import load_images
 from semprobe.errors import ConfigError
-from semprobe.features import extract_features
+from semprobe.models.features import extract_features
 from semprobe.stats import CCA
 from semprobe.words import class_vectors
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from semprobe.checkpoint import FORMAT, load_checkpoint, save_checkpoint, strip_prefixes
+from semprobe.models.checkpoint import FORMAT, load_checkpoint, save_checkpoint, strip_prefixes
 from semprobe.errors import CheckpointError
 from semprobe.models import ProjectionHeads, create_model
 from semprobe.words import ClassVectors

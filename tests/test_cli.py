@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from semprobe.checkpoint import save_checkpoint
+from semprobe.models.checkpoint import save_checkpoint
 from semprobe.cli import main
 from semprobe.models import create_model
 

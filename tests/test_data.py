@@ -1,4 +1,4 @@
-"""Tests of semprobe.data and semprobe.idx: registry, file layouts, splits, phrases, safety.
+"""Tests of semprobe.data and semprobe.data.idx: registry, file layouts, splits, phrases, safety.
 
 Everything runs offline: the real datasets are replaced by small directory trees of the
 real layouts written into tmp_path, except Fashion-MNIST, which is read from Debian's
@@ -34,7 +34,7 @@ from semprobe.data import (
     read_aliases,
 )
 from semprobe.errors import ConfigError, DataError
-from semprobe.idx import read_idx
+from semprobe.data.idx import read_idx
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -69,7 +69,7 @@ def as_bytes(images: torch.Tensor) -> list[bytes]:
 
 
 def write_idx(path: Path, array: np.ndarray, gz: bool) -> None:
-    """Write a uint8 array as an IDX file (independently of semprobe.idx)."""
+    """Write a uint8 array as an IDX file (independently of semprobe.data.idx)."""
     header = bytes([0, 0, 0x08, array.ndim]) + b"".join(int(n).to_bytes(4, "big") for n in array.shape)
     payload = header + array.astype(np.uint8).tobytes()
     path.write_bytes(gzip.compress(payload) if gz else payload)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from semprobe import data
-from semprobe.checkpoint import save_checkpoint
+from semprobe.models.checkpoint import save_checkpoint
 from semprobe.models import create_model
 
 

@@ -6,12 +6,12 @@ import json
 import pytest
 import torch
 
-from semprobe.attack_specs import parse_attack, parse_attack_list
-from semprobe.checkpoint import save_checkpoint
+from semprobe.attacks.specs import parse_attack, parse_attack_list
+from semprobe.models.checkpoint import save_checkpoint
 from semprobe.cli import main
-from semprobe.curves import accuracy_vs_steps
+from semprobe.robustness.curves import accuracy_vs_steps
 from semprobe.errors import ConfigError
-from semprobe.evaluation import evaluate, wilson_interval
+from semprobe.robustness.accuracy import evaluate, wilson_interval
 from semprobe.models import ProjectionHeads
 from semprobe.words import class_vectors
 

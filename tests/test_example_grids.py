@@ -2,7 +2,7 @@
 
 import torch
 
-from semprobe.example_grids import attack_columns, correct_examples, example_grid
+from semprobe.plots.example_grids import attack_columns, correct_examples, example_grid
 
 
 class _Scripted(torch.nn.Module):
@@ -34,8 +34,8 @@ def test_example_grid_names_true_and_predicted_classes(digits_model):
 def test_epoch_curves_name_a_run_once_and_tick_whole_epochs(tmp_path):
     import json
 
-    from semprobe.curve_plots import curves_figure
-    from semprobe.run_metrics import accuracy_vs_epoch
+    from semprobe.plots.curves import curves_figure
+    from semprobe.robustness.run_metrics import accuracy_vs_epoch
 
     labels = []
     for folder, method in (("pgd_at", "pgd_at"), ("run7", "trades")):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from semprobe.attack_specs import parse_attack
+from semprobe.attacks.specs import parse_attack
 from semprobe.errors import ConfigError, SemprobeError
-from semprobe.features import extract_features, load_features_file
+from semprobe.models.features import extract_features, load_features_file
 
 
 def test_penultimate_features_match_the_model_and_attacks_change_them(digits_model):

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from semprobe.example_grids import attack_columns, spat_fig2_attacks, spat_fig3_attacks
-from semprobe.run_metrics import accuracy_vs_alpha, accuracy_vs_batch_size, accuracy_vs_epoch
+from semprobe.plots.example_grids import attack_columns, spat_fig2_attacks, spat_fig3_attacks
+from semprobe.robustness.run_metrics import accuracy_vs_alpha, accuracy_vs_batch_size, accuracy_vs_epoch
 
 
 def _run(folder, method, batch_size, pgd_accuracies, alpha=None, eps=0.1):

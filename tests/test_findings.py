@@ -1,15 +1,15 @@
-"""semprobe.findings: the verdict rules, the MOVER interval, and findings on real command outputs."""
+"""semprobe.paper.findings: the verdict rules, the MOVER interval, and findings on real command outputs."""
 
 import json
 import math
 
 import pytest
 
-from semprobe.evaluation import wilson_interval
-from semprobe.findings import (HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE, accuracy_finding, alpha_finding,
+from semprobe.robustness.accuracy import wilson_interval
+from semprobe.paper.findings import (HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE, accuracy_finding, alpha_finding,
                                mover_difference, rank_trend, render_summary, rsa_finding, semantics_finding,
                                separability_finding)
-from semprobe.intervals import paired_comparison
+from semprobe.stats.intervals import paired_comparison
 
 
 def test_mover_is_newcombe_method_10_on_his_worked_example():

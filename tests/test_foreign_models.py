@@ -12,7 +12,7 @@ import torch
 import torchvision
 
 from conftest import ZOO_NAME, ZOO_SPEC  # the zoo_dir fixture's entry
-from semprobe.checkpoint import load_checkpoint
+from semprobe.models.checkpoint import load_checkpoint
 from semprobe.errors import CheckpointError, ModelError
 from semprobe.models import wrap_model
 
@@ -93,7 +93,7 @@ def test_timm_missing_names_the_extra(tv_file, monkeypatch, run_cli):
 
 
 def test_zoo_options_agree_with_the_zoo_module():
-    from semprobe.commands import common
+    from semprobe.cli import common
     from semprobe.models import zoo
 
     assert common.ZOO_DATASETS == zoo.ZOO_DATASETS and common.ZOO_THREAT_MODELS == zoo.THREAT_MODELS

@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from semprobe.io import atomic_path, write_text_atomic
-from semprobe.outputs import OutputDir
+from semprobe.cli.outputs import OutputDir
 
 DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 SMALL_CLIP = "ViT-S-32-alt"
@@ -270,7 +270,7 @@ def test_crafted_cifar_meta(tmp_path, run_cli, marker):
 
 
 def test_crafted_cifar_batches(tmp_path, run_cli, marker):
-    from semprobe.checkpoint import save_checkpoint
+    from semprobe.models.checkpoint import save_checkpoint
     from semprobe.models import create_model
 
     folder = tmp_path / "data" / "cifar-10-batches-py"
@@ -305,7 +305,7 @@ def test_crafted_clip_weights(tmp_path, run_cli, marker, monkeypatch, suffix):
 
 def no_work(monkeypatch):
     """Make the first step of the cca/simmatrix computation fail loudly: the refusal must come first."""
-    import semprobe.commands.feature_sources as feature_sources
+    import semprobe.cli.feature_sources as feature_sources
 
     def refuse(*args, **kwargs):
         raise AssertionError("work started before --out was checked")
@@ -374,7 +374,7 @@ def stage_in_a_child(out: Path, then: str) -> subprocess.Popen:
     code = textwrap.dedent(f"""
         import os, signal, sys
         signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, even if started in the background
-        from semprobe.outputs import OutputDir
+        from semprobe.cli.outputs import OutputDir
         output = OutputDir({str(out)!r})
         with output:
             output.write_json("result.json", {{"n": 1}})

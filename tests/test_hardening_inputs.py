@@ -170,7 +170,7 @@ def test_attack_steps_have_a_ceiling(args, digits_ckpt, tmp_path, run_cli):
 
 
 def test_attack_spec_parser_refuses_absurd_step_counts():
-    from semprobe.attack_specs import MAX_ATTACK_STEPS, parse_attack
+    from semprobe.attacks.specs import MAX_ATTACK_STEPS, parse_attack
 
     assert parse_attack(f"pgd{MAX_ATTACK_STEPS}").steps == MAX_ATTACK_STEPS
     with pytest.raises(ConfigError, match="at most"):

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from semprobe.checkpoint import load_checkpoint, read_checkpoint_file, save_checkpoint
+from semprobe.models.checkpoint import load_checkpoint, read_checkpoint_file, save_checkpoint
 from semprobe.cli import main as semprobe_main
 from semprobe.errors import CheckpointError
 from semprobe.models import create_model

@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from semprobe.attacks import pgd
-from semprobe.checkpoint import load_checkpoint
+from semprobe.attacks.gradient import pgd
+from semprobe.models.checkpoint import load_checkpoint
 from semprobe.models import wrap_model
 
 ATOL = 1e-4

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from semprobe.checkpoint import save_checkpoint
+from semprobe.models.checkpoint import save_checkpoint
 from semprobe.data import dataset_info, load_dataset
 from semprobe.errors import ConfigError, DataError
 from semprobe.models import create_model

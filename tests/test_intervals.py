@@ -1,4 +1,4 @@
-"""semprobe.intervals: McNemar's exact test against scipy's binomial test, Newcombe's paired interval
+"""semprobe.stats.intervals: McNemar's exact test against scipy's binomial test, Newcombe's paired interval
 against its unpaired special case and against simulated coverage, the per-image flags of eval."""
 
 import math
@@ -8,7 +8,7 @@ import pytest
 import torch
 from scipy.stats import binomtest
 
-from semprobe.intervals import (
+from semprobe.stats.intervals import (
     mcnemar_exact,
     mover_difference,
     paired_comparison,
@@ -80,8 +80,8 @@ def test_paired_comparison_counts_the_table():
 
 
 def test_evaluate_keeps_the_per_image_robustness_for_paired_tests(digits_model):
-    from semprobe.attack_specs import parse_attack_list
-    from semprobe.evaluation import evaluate
+    from semprobe.attacks.specs import parse_attack_list
+    from semprobe.robustness.accuracy import evaluate
 
     model, x, y = digits_model
     results = evaluate(model, x[:64], y[:64], parse_attack_list("natural,pgd5"), eps=0.1)

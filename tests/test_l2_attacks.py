@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 
 from semprobe import attacks
-from semprobe.attack_specs import parse_attack, parse_attack_list
-from semprobe.autoattack_bridge import autoattack
+from semprobe.attacks.specs import parse_attack, parse_attack_list
+from semprobe.attacks.autoattack import autoattack
 from semprobe.errors import ConfigError
-from semprobe.evaluation import evaluate
+from semprobe.robustness.accuracy import evaluate
 from semprobe.models import ProjectionHeads, create_model
 from semprobe.options import parse_eps, parse_norm
 
@@ -199,7 +199,7 @@ def test_bad_norm_is_one_line_and_exit_2(digits_ckpt, tmp_path, run_cli, extra, 
 
 
 def test_alpha_curve_l2_shares_one_l2_start_and_records_the_norm(digits_model, digits_ckpt, tmp_path, run_cli):
-    from semprobe.alpha_curves import alpha_curve
+    from semprobe.robustness.alpha_curves import alpha_curve
 
     model, x, y = digits_model
     x, y = x[:80], y[:80]

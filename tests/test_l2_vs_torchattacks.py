@@ -31,7 +31,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from semprobe.attacks import pgd
+from semprobe.attacks.gradient import pgd
 
 torchattacks = pytest.importorskip("torchattacks")
 

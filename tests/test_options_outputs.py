@@ -6,7 +6,7 @@ import pytest
 
 from semprobe.errors import ConfigError, SemprobeError
 from semprobe.options import parse_alphas, parse_eps, parse_int_list, parse_step_size, resolve_device
-from semprobe.outputs import OutputDir, run_metadata
+from semprobe.cli.outputs import OutputDir, run_metadata
 
 
 @pytest.mark.parametrize("text, value", [("8/255", 8 / 255), ("0.031", 0.031), ("0.1", 0.1), (0.5, 0.5), ("0", 0.0)])

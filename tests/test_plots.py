@@ -1,10 +1,10 @@
-"""Figures of the diagnostics: layout, notes, and that they save as PNG (semprobe.plots)."""
+"""Figures of the diagnostics: layout, notes, and that they save as PNG (semprobe.plots.semantic)."""
 
 import numpy as np
 import pytest
 
 from semprobe.errors import ConfigError
-from semprobe.plots import cca_grid, similarity_grid
+from semprobe.plots.semantic import cca_grid, similarity_grid
 from semprobe.stats import cca_report, similarity_report
 
 NAMES = ["t-shirt", "trouser", "pullover", "dress"]

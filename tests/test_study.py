@@ -61,7 +61,7 @@ def test_the_run_table_covers_the_issue():
 def test_train_exports_weights_only_models_and_then_reuses_them(study, tmp_path):
     runs = [_quick(study, "nat", "natural"), _quick(study, "at", "pgd_at")]
     assert study.train(runs, jobs=2, log=tmp_path / "study.log") == 0
-    from semprobe.checkpoint import load_checkpoint, read_checkpoint_file
+    from semprobe.models.checkpoint import load_checkpoint, read_checkpoint_file
 
     for run in runs:
         checkpoint = load_checkpoint(study.model_path(run))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from semprobe.intervals import paired_comparison, wilson_interval
+from semprobe.stats.intervals import paired_comparison, wilson_interval
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "figures" / "study_report.py"

@@ -11,7 +11,7 @@ equally valid, not equal; it is checked to train under torchrun.
 
 Two limits the test respects:
 
-- the attack starts at x (``--random-start none``): ``semprobe.attacks.pgd`` draws its
+- the attack starts at x (``--random-start none``): ``semprobe.attacks.gradient.pgd`` draws its
   random start from each process's generator, so with a random start the two runs are
   equally valid but not equal samples;
 - float rounding differs (sums split over two processes), and a rounding difference
@@ -31,7 +31,7 @@ import pytest
 import torch
 import torch.distributed
 
-from semprobe.checkpoint import load_checkpoint
+from semprobe.models.checkpoint import load_checkpoint
 from trainers import loop
 from trainers.config import parse_args
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from semprobe import attacks
-from semprobe.checkpoint import load_checkpoint
+from semprobe.models.checkpoint import load_checkpoint
 from semprobe.cli import main as semprobe_main
 from semprobe.data import load_dataset
 from semprobe.models import ProjectionHeads, create_model

@@ -10,16 +10,16 @@ import torchvision
 from torch import nn
 
 from semprobe import attacks
-from semprobe.alpha_curves import alpha_curve
-from semprobe.attack_specs import parse_attack_list
-from semprobe.checkpoint import save_checkpoint
+from semprobe.robustness.alpha_curves import alpha_curve
+from semprobe.attacks.specs import parse_attack_list
+from semprobe.models.checkpoint import save_checkpoint
 from semprobe.cli import main
-from semprobe.curves import accuracy_vs_eps
+from semprobe.robustness.curves import accuracy_vs_eps
 from semprobe.errors import ModelError
-from semprobe.evaluation import evaluate
-from semprobe.features import extract_features
+from semprobe.robustness.accuracy import evaluate
+from semprobe.models.features import extract_features
 from semprobe.models import create_model, wrap_model
-from semprobe.normalization import NORMALIZATION_PRESETS
+from semprobe.data.normalization import NORMALIZATION_PRESETS
 
 CIFAR = NORMALIZATION_PRESETS["cifar10"]
 

@@ -20,7 +20,7 @@ import click
 from click.core import ParameterSource
 
 from semprobe import __version__
-from semprobe.commands.common import CONTEXT_SETTINGS
+from semprobe.cli.common import CONTEXT_SETTINGS
 from semprobe.errors import ConfigError
 from semprobe.options import NORMS
 from trainers.config import PRESETS

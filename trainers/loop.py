@@ -46,8 +46,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from semprobe.attacks import pgd
-from semprobe.checkpoint import non_finite_tensors
+from semprobe.attacks.gradient import pgd
+from semprobe.models.checkpoint import non_finite_tensors
 from semprobe.data import ImageDataset, load_dataset
 from semprobe.errors import ConfigError
 from semprobe.models import ProjectionHeads, create_model

@@ -19,7 +19,7 @@ The loss is a mean over the batch, so DDP's gradient average is the global-batch
 ==============  ==================================================================
 
 The attacks run on the bare classifier in eval mode (as the TRADES and MART code do),
-through :func:`semprobe.attacks.pgd`, in the threat model ``--norm`` (L-inf by default, or
+through :func:`semprobe.attacks.gradient.pgd`, in the threat model ``--norm`` (L-inf by default, or
 L2: steps along the L2-normalized gradient, projection onto the L2 ball; FGSM-AT is then
 one such step, i.e. FGM).
 """

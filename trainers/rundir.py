@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from semprobe.checkpoint import Checkpoint, load_checkpoint, non_finite_tensors, read_checkpoint_file, save_checkpoint
+from semprobe.models.checkpoint import Checkpoint, load_checkpoint, non_finite_tensors, read_checkpoint_file, save_checkpoint
 from semprobe.errors import CheckpointError, ConfigError
 from semprobe.io import check_folder_writable, write_json_atomic, write_text_atomic
 
@@ -227,7 +227,7 @@ def record_epoch(run_dir: Path, record: dict[str, Any], model: Any, fields: dict
     """Write a finished epoch in the order the module docstring gives: its metrics line,
     ``last.pt`` (with ``resume_state``), then ``best.pt`` when the epoch ``improved``.
 
-    ``fields`` are :func:`~semprobe.checkpoint.save_checkpoint`'s keyword arguments shared
+    ``fields`` are :func:`~semprobe.models.checkpoint.save_checkpoint`'s keyword arguments shared
     by both checkpoints.
     """
     append_metrics(run_dir, record)

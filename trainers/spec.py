@@ -33,7 +33,7 @@ PGD_LS = "pgd_ls"  # PGD on the label-smoothed CE of SPAT eq. 8-10, smoothing --
 FROM_BASE = "base"  # SCARL: the attack of the method named by --base
 ATTACK_LOSSES = (NO_ATTACK, CE, TRADES_KL, PGD_LS, FROM_BASE)
 
-#: The random starts of :func:`semprobe.attacks.pgd` (``semprobe.attacks.RANDOM_STARTS``;
+#: The random starts of :func:`semprobe.attacks.gradient.pgd` (``semprobe.attacks.gradient.RANDOM_STARTS``;
 #: repeated here so that the command line does not import torch, and checked equal by the tests).
 RANDOM_STARTS = ("uniform", "normal", "none")
 #: The label-smoothing parametrizations of PGD-LS (``semprobe.losses.LS_PARAMETRIZATIONS``, likewise).

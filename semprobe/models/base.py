@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from semprobe.errors import ModelError
-from semprobe.normalization import parse_normalization
+from semprobe.data.normalization import parse_normalization
 
 PENULTIMATE = "penultimate"
 LOGITS = "logits"

@@ -112,7 +112,7 @@ def wrap_foreign(module: nn.Module, arch: str, num_classes: int, normalization=N
     model describes itself before it has seen a batch.
     """
     from semprobe.models.wrapper import wrap_model
-    from semprobe.normalization import parse_normalization
+    from semprobe.data.normalization import parse_normalization
 
     model = wrap_model(module, normalization=parse_normalization(normalization))
     model.arch = arch

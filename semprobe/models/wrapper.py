@@ -38,7 +38,7 @@ from torch import Tensor, nn
 
 from semprobe.errors import ModelError
 from semprobe.models.base import LOGITS, PENULTIMATE, ImageClassifier, _output_recorder
-from semprobe.normalization import parse_normalization
+from semprobe.data.normalization import parse_normalization
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from typing import Sequence
 import torch
 
 from semprobe import attacks
-from semprobe.attack_specs import AttackSpec
-from semprobe.evaluation import AttackContext, batches, predict, robust_flags, wilson_interval
+from semprobe.attacks.specs import AttackSpec
+from semprobe.robustness.accuracy import AttackContext, batches, predict, robust_flags, wilson_interval
 from semprobe.models.wrapper import wrap_model
 from semprobe.options import parse_norm
 

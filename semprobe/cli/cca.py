@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from semprobe.commands.common import at_most, command, common_run_options, out_options
-from semprobe.commands.feature_sources import feature_source_options
+from semprobe.cli.common import at_most, command, common_run_options, out_options
+from semprobe.cli.feature_sources import feature_source_options
 from semprobe.options import MAX_RESAMPLES
 
 COLUMNS = ("natural", "adversarial")
@@ -101,9 +101,9 @@ def cca_command(ckpt, arch, num_classes, in_channels, normalization, features_fi
       semprobe cca --ckpt best.pt --dataset cifar10 --embedding clip:ViT-B-32:openai --n-pairs 500 --out cca/
       semprobe cca --features feats.npz --n-pairs 1000 --n-perm 200 --out cca/
     """
-    from semprobe.commands.feature_sources import class_vectors_for, collect_feature_sources, parse_attack_settings
+    from semprobe.cli.feature_sources import class_vectors_for, collect_feature_sources, parse_attack_settings
     from semprobe.errors import ConfigError
-    from semprobe.outputs import OutputDir, run_metadata
+    from semprobe.cli.outputs import OutputDir, run_metadata
 
     ridge = parse_ridge_option(ridge_text)
     if pca is not None and method == "cholesky":
@@ -123,7 +123,7 @@ def cca_command(ckpt, arch, num_classes, in_channels, normalization, features_fi
                                                 confidence, ridge, pca, method, seed, project_adversarial)
     _print_summary(rows, warnings, sources)
 
-    from semprobe.plots import cca_grid
+    from semprobe.plots.semantic import cca_grid
 
     figure = cca_grid(reports, sources[0].classes, random_state=seed)
     document = {
@@ -174,7 +174,7 @@ def _reports(sources, class_vectors, n_pairs, held_out_fraction, n_boot, n_perm,
 
 
 def _print_summary(rows, warnings, sources) -> None:
-    from semprobe.tables import format_table
+    from semprobe.cli.tables import format_table
 
     click.echo(format_table(["source", "features", "n pairs", "r in sample", "chance", "held-out r [CI]",
                              "p pair-shuffle", "p relabel"], rows))

@@ -10,7 +10,7 @@ shape: ``fake:CxHxW:K[:NTRAIN:NTEST]``).
 the download cache ``cache_dir("data")``. Only when none holds it and ``download=True`` is
 it fetched, with torchvision's download helpers, into ``data_dir``, else
 ``$SEMPROBE_DATA``, else the cache. The files are always read by this module: IDX files
-with :func:`semprobe.idx.read_idx`, CIFAR pickles with an unpickler that can build numpy
+with :func:`semprobe.data.idx.read_idx`, CIFAR pickles with an unpickler that can build numpy
 arrays and nothing else, TinyImageNet JPEGs lazily with PIL.
 
 **Splits.** ``train_full`` is the whole training set, ``val`` a stratified sample of it
@@ -45,11 +45,11 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from semprobe.errors import ConfigError, DataError
-from semprobe import imagefolder
-from semprobe.idx import read_idx
-from semprobe.imagefolder import image_files
+from semprobe.data import imagefolder
+from semprobe.data.idx import read_idx
+from semprobe.data.imagefolder import image_files
 from semprobe.io import cache_dir
-from semprobe.normalization import parse_normalization
+from semprobe.data.normalization import parse_normalization
 
 __all__ = [
     "AUGMENTATIONS",
@@ -787,7 +787,7 @@ class _Source:
     name: str
     image_shape: tuple[int, int, int]
     classes: tuple[str, ...] | None
-    normalization: str | None  # a preset of semprobe.normalization
+    normalization: str | None  # a preset of semprobe.data.normalization
     augmentation: str
     read_split: Callable[[Path | None, bool], tuple[ImageSource, torch.Tensor]]
     layout: str = ""
@@ -884,7 +884,7 @@ def _fake_source(name: str) -> _Source:
 
 
 def _imagefolder_source(name: str, image_size: int | None) -> _Source:
-    """The :class:`_Source` of an ``imagefolder:PATH`` name (see :mod:`semprobe.imagefolder`)."""
+    """The :class:`_Source` of an ``imagefolder:PATH`` name (see :mod:`semprobe.data.imagefolder`)."""
     root = imagefolder.root_of(name)
     return _Source(
         name=name,
@@ -982,7 +982,7 @@ def load_dataset(
     ``name`` may also be ``fake:CxHxW:K`` or ``fake:CxHxW:K:NTRAIN:NTEST``: synthetic
     learnable images (a smooth random prototype per class plus noise), or
     ``imagefolder:PATH``: a folder in torchvision's ImageFolder layout (see
-    :mod:`semprobe.imagefolder`), its images resized to ``image_size`` pixels square
+    :mod:`semprobe.data.imagefolder`), its images resized to ``image_size`` pixels square
     (default: the size of its first training image).
     """
     if split not in SPLITS:

@@ -7,14 +7,14 @@ from pathlib import Path
 import click
 
 from semprobe import __version__
-from semprobe.commands.common import command, download_option
+from semprobe.cli.common import command, download_option
 from semprobe.errors import SemprobeError
 
 
 def _print_cosine_matrix(vectors) -> None:
     import numpy as np
 
-    from semprobe.tables import format_table
+    from semprobe.cli.tables import format_table
 
     cosine = vectors.cosine_matrix()
     labels = [name if len(name) <= 14 else name[:13] + "." for name in vectors.classes]
@@ -59,7 +59,7 @@ def embed(dataset, embedding, aliases, data_dir, out, overwrite) -> None:
 
     import numpy as np
 
-    from semprobe.commands.common import dataset_meta
+    from semprobe.cli.common import dataset_meta
     from semprobe.words import class_vectors
 
     meta = dataset_meta(dataset, data_dir=data_dir, aliases=aliases)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from semprobe.curves import Curve, CurvePoint
+from semprobe.robustness.curves import Curve, CurvePoint
 from semprobe.errors import DataError
 
 ACCURACY_KEYS = {"val_pgd_acc": "PGD", "val_clean_acc": "clean"}

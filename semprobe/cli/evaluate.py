@@ -7,7 +7,7 @@ import io
 
 import click
 
-from semprobe.commands.common import (
+from semprobe.cli.common import (
     attack_contexts, check_model_fits_data, common_dataset, checkpoint_options, command, common_run_options, load_checkpoints, load_images,
     out_options, progress_factory,
 )
@@ -22,7 +22,7 @@ def _cell(result) -> str:
 
 def results_table(rows: dict, attack_names: list[str], markdown: bool = False) -> str:
     """Checkpoints x attacks, each cell 'accuracy [95% CI]' in percent."""
-    from semprobe.tables import format_table
+    from semprobe.cli.tables import format_table
 
     body = [[label] + [_cell(r) for r in results] for label, results in rows.items()]
     return format_table(["checkpoint"] + attack_names, body, markdown=markdown)
@@ -30,7 +30,7 @@ def results_table(rows: dict, attack_names: list[str], markdown: bool = False) -
 
 def per_class_table(results, attack_names: list[str], classes: list[str]) -> str:
     """Classes x attacks accuracy (%) as a markdown table."""
-    from semprobe.tables import format_table
+    from semprobe.cli.tables import format_table
 
     body = [[name] + ["-" if r.per_class[k] is None else f"{r.per_class[k]:.1f}" for r in results]
             for k, name in enumerate(classes)]
@@ -98,12 +98,12 @@ def evaluate_command(ckpt, arch, num_classes, in_channels, normalization, datase
       semprobe eval --ckpt a.pt --attacks natural,pgd20,apgd-ce --norm L2 --eps 0.5 --out eval_l2/
       semprobe eval --ckpt a.pt --attacks natural --sweep-eps 0,2/255,4/255,8/255 --sweep-steps 1,10,100 --out fig4/
     """
-    from semprobe.attack_specs import parse_attack_list
-    from semprobe.curves import accuracy_vs_eps, accuracy_vs_steps
+    from semprobe.attacks.specs import parse_attack_list
+    from semprobe.robustness.curves import accuracy_vs_eps, accuracy_vs_steps
     from semprobe.errors import ConfigError
-    from semprobe.evaluation import evaluate
+    from semprobe.robustness.accuracy import evaluate
     from semprobe.options import parse_eps, parse_int_list, parse_norm, parse_step_size, resolve_device, seed_everything
-    from semprobe.outputs import OutputDir, run_metadata
+    from semprobe.cli.outputs import OutputDir, run_metadata
 
     norm = parse_norm(norm_text)
     eps = parse_eps(eps_text, norm)
@@ -172,7 +172,7 @@ def evaluate_command(ckpt, arch, num_classes, in_channels, normalization, datase
         for stem, curves in (("accuracy_vs_eps", eps_curves), ("accuracy_vs_steps", step_curves)):
             if not curves:
                 continue
-            from semprobe.curve_plots import curves_figure
+            from semprobe.plots.curves import curves_figure
 
             output.write_json(f"{stem}.json", {"metadata": report["metadata"], "curves": [c.to_dict() for c in curves]})
             title = (f"PGD-10 accuracy vs {norm} eps" if stem == "accuracy_vs_eps"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from semprobe.commands.common import (
+from semprobe.cli.common import (
     at_most, check_model_fits_data, checkpoint_options, common_dataset, command, common_run_options, load_checkpoints, load_images,
     out_options, progress_factory,
 )
@@ -47,12 +47,12 @@ def alpha_curve_command(ckpt, arch, num_classes, in_channels, normalization, dat
       semprobe alpha-curve --ckpt natural.pt --ckpt pgd_at.pt --alphas 0:1:0.1 --eps 8/255 --out alpha/
       semprobe alpha-curve --ckpt pgd_at.pt --alphas 0:1:0.1 --alphas 1e-5,5e-5,1e-4,1e-3,1e-2 --n 500 --out a/
     """
-    from semprobe.alpha_curves import alpha_curve
-    from semprobe.curve_plots import alpha_curve_figure
+    from semprobe.robustness.alpha_curves import alpha_curve
+    from semprobe.plots.curves import alpha_curve_figure
     from semprobe.errors import ConfigError
     from semprobe.options import parse_alphas, parse_eps, parse_norm, parse_step_size, resolve_device, seed_everything
-    from semprobe.outputs import OutputDir, run_metadata
-    from semprobe.tables import format_table
+    from semprobe.cli.outputs import OutputDir, run_metadata
+    from semprobe.cli.tables import format_table
 
     alphas = sorted(set(a for text in alpha_texts for a in parse_alphas(text)))
     norm = parse_norm(norm_text)

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from semprobe.intervals import mover_difference, paired_comparison
+from semprobe.stats.intervals import mover_difference, paired_comparison
 
 HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE = "holds", "does not hold", "inconclusive", "cannot be tested here"
 DIFFERENCE_RULE = ("verdict rule: holds when the CI of the difference is above 0, does not hold when below, "
@@ -277,7 +277,7 @@ def accuracy_finding(evaluations: list[dict], better: str, baseline: str,
     the same images (one document holding both, or two documents of the same sample), the
     first such pair found (so PGD-20 can come from a larger sample than AutoAttack). Both
     models saw the same images, so the comparison is paired: the difference gets
-    Newcombe's paired interval and McNemar's exact test (:func:`semprobe.intervals.paired_comparison`)
+    Newcombe's paired interval and McNemar's exact test (:func:`semprobe.stats.intervals.paired_comparison`)
     from the per-image outcomes; a document without them falls back to the unpaired
     MOVER interval, and says so.
     """

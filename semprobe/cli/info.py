@@ -7,7 +7,7 @@ import textwrap
 
 import click
 
-from semprobe.commands.common import ZOO_DATASETS, checkpoint_options, command, load_one_checkpoint
+from semprobe.cli.common import ZOO_DATASETS, checkpoint_options, command, load_one_checkpoint
 
 
 def _format_mapping(mapping: dict) -> str:

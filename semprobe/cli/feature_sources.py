@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from semprobe.commands.common import at_most, checkpoint_options
+from semprobe.cli.common import at_most, checkpoint_options
 from semprobe.options import MAX_ATTACK_STEPS, norm_option
 
 
@@ -23,7 +23,7 @@ class FeatureSource:
     """Features of one checkpoint or file, ready for the statistics."""
 
     label: str
-    features: object  # semprobe.features.FeatureSet
+    features: object  # semprobe.models.features.FeatureSet
     classes: list[str]
     phrases: list[str]
     provenance: dict = field(default_factory=dict)
@@ -79,7 +79,7 @@ class AttackSettings:
     The threat model's norm travels in ``spec.norm`` and is recorded by :meth:`describe`.
     """
 
-    spec: object  # semprobe.attack_specs.AttackSpec or None
+    spec: object  # semprobe.attacks.specs.AttackSpec or None
     eps: float
     step_size: float | None
 
@@ -90,7 +90,7 @@ class AttackSettings:
 def parse_attack_settings(attack_name: str, eps_text: str, steps: int, step_text: str,
                           norm_text: str = "Linf") -> AttackSettings:
     """``--attack/--eps/--norm/--steps/--step-size`` checked up front (``--norm`` even without an attack)."""
-    from semprobe.attack_specs import parse_attack
+    from semprobe.attacks.specs import parse_attack
     from semprobe.errors import ConfigError
     from semprobe.options import parse_eps, parse_norm, parse_step_size
 
@@ -126,9 +126,9 @@ def collect_feature_sources(
 
 
 def _file_source(path: Path, dataset, aliases, data_dir) -> FeatureSource:
-    from semprobe.commands.common import dataset_meta
+    from semprobe.cli.common import dataset_meta
     from semprobe.errors import ConfigError
-    from semprobe.features import load_features_file
+    from semprobe.models.features import load_features_file
 
     features = load_features_file(path)
     meta = dataset_meta(dataset, data_dir=data_dir, aliases=aliases) if dataset else None
@@ -166,12 +166,12 @@ def _check_same_classes(sources: list[FeatureSource]) -> None:
 
 def _checkpoint_sources(ckpt, arch, num_classes, in_channels, normalization, dataset, split, layer, n_images, attack,
                         aliases, data_dir, batch_size, seed, device, quiet, min_images, files) -> list[FeatureSource]:
-    from semprobe.commands.common import (
+    from semprobe.cli.common import (
         attack_contexts, check_model_fits_data, common_dataset, dataset_meta, load_checkpoints, load_images,
         progress_factory,
     )
     from semprobe.errors import ConfigError
-    from semprobe.features import check_layer, extract_features
+    from semprobe.models.features import check_layer, extract_features
     from semprobe.options import resolve_device, seed_everything
 
     torch_device = resolve_device(device)

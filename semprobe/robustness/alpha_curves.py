@@ -34,7 +34,7 @@ import torch
 
 from semprobe import attacks
 from semprobe import results as _results
-from semprobe.evaluation import batches, wilson_interval
+from semprobe.robustness.accuracy import batches, wilson_interval
 from semprobe.models.wrapper import wrap_model
 from semprobe.options import parse_norm
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from semprobe.curves import Curve
+from semprobe.robustness.curves import Curve
 
 AXIS_LABELS = {"eps": "perturbation budget eps", "steps": "PGD steps"}
 INTEGER_AXES = ("epoch", "batch size")

@@ -89,7 +89,7 @@ def download_option(func):
 
 def image_size_option(func):
     """``--image-size``: the square size an ``imagefolder:PATH`` dataset's images are resized to."""
-    from semprobe.imagefolder import MAX_IMAGE_SIZE
+    from semprobe.options import MAX_IMAGE_SIZE
 
     return click.option(
         "--image-size", type=click.IntRange(1, MAX_IMAGE_SIZE), default=None, expose_value=False,
@@ -151,12 +151,12 @@ REQUIRED_CHECKPOINT_ENTRIES = ("arch", "num_classes", "in_channels", "model")
 
 
 def load_one_checkpoint(path, **options):
-    """:func:`semprobe.checkpoint.load_checkpoint`, with a file that claims the semprobe format
+    """:func:`semprobe.models.checkpoint.load_checkpoint`, with a file that claims the semprobe format
     but lacks a required entry refused as a CheckpointError instead of a KeyError.
 
     The running command's RobustBench options (:func:`zoo_options`) are passed on unless
     ``options`` sets them."""
-    from semprobe.checkpoint import FORMAT, load_checkpoint
+    from semprobe.models.checkpoint import FORMAT, load_checkpoint
     from semprobe.errors import CheckpointError
 
     options = {**zoo_options(), **options}
@@ -269,7 +269,7 @@ def attack_contexts(checkpoints: dict, specs, info_tau=None, info_c=None) -> dic
     import torch
 
     from semprobe.errors import ConfigError
-    from semprobe.evaluation import AttackContext
+    from semprobe.robustness.accuracy import AttackContext
 
     needs_heads = [s.name for s in specs if s.needs_heads]
     contexts = {}

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import click
 
-from semprobe.commands.common import at_most, command, common_run_options, out_options
+from semprobe.cli.common import at_most, command, common_run_options, out_options
 from semprobe.options import MAX_ALPHAS, MAX_ATTACK_STEPS, MAX_RESAMPLES
 
 ROLES = ("natural", "fgsm", "robust", "trades", "scarl")
@@ -117,8 +117,8 @@ def figures_command(manifest, natural, fgsm, robust, trades, scarl, run_dirs, da
     """
     from semprobe.errors import ConfigError
     from semprobe.options import parse_alphas, parse_eps, resolve_device, seed_everything
-    from semprobe.outputs import OutputDir, run_metadata
-    from semprobe.run_metrics import read_run
+    from semprobe.cli.outputs import OutputDir, run_metadata
+    from semprobe.robustness.run_metrics import read_run
 
     given = {role: path for role, path in zip(ROLES, (natural, fgsm, robust, trades, scarl)) if path is not None}
     if manifest is not None:
@@ -142,7 +142,7 @@ def figures_command(manifest, natural, fgsm, robust, trades, scarl, run_dirs, da
     torch_device = resolve_device(device)
     output = OutputDir(out, overwrite=overwrite, expected=[f"{f}.{e}" for f in FIGURES for e in ("png", "pdf", "json")])
 
-    from semprobe.commands.common import check_model_fits_data, common_dataset, load_images, load_one_checkpoint
+    from semprobe.cli.common import check_model_fits_data, common_dataset, load_images, load_one_checkpoint
 
     checkpoints = {role: load_one_checkpoint(path, device=torch_device) for role, path in given.items()}
     dataset_name = common_dataset(checkpoints, dataset) if checkpoints else dataset
@@ -195,8 +195,8 @@ class _Context:
         computed once per role: natural-only features are reused, never the attack rerun."""
         cached = self._features.get(role)
         if cached is None or (adversarial and cached.features_adv is None):
-            from semprobe.attack_specs import parse_attack
-            from semprobe.features import extract_features
+            from semprobe.attacks.specs import parse_attack
+            from semprobe.models.features import extract_features
 
             self._features[role] = extract_features(
                 self.checkpoints[role].model, self.images, self.labels,
@@ -206,7 +206,7 @@ class _Context:
 
 
 def _cca_figure(context, roles, n_boot, n_perm):
-    from semprobe.plots import cca_grid
+    from semprobe.plots.semantic import cca_grid
     from semprobe.stats import cca_report
 
     words = context.words["glove"]
@@ -236,9 +236,9 @@ def parse_figure_names(text: str | None) -> set[str]:
 
 
 def _checkpoint_figures(context, made, skipped, eps_values, max_steps, alphas, n_boot, n_perm, wanted) -> None:
-    from semprobe.alpha_curves import alpha_curve
-    from semprobe.curve_plots import alpha_curve_figure, curves_figure
-    from semprobe.curves import accuracy_vs_eps, accuracy_vs_steps
+    from semprobe.robustness.alpha_curves import alpha_curve
+    from semprobe.plots.curves import alpha_curve_figure, curves_figure
+    from semprobe.robustness.curves import accuracy_vs_eps, accuracy_vs_steps
 
     have = [role for role in ROLES if role in context.checkpoints]
     fig1 = [r for r in ("natural", "fgsm", "robust") if r in have]
@@ -289,7 +289,7 @@ def _checkpoint_figures(context, made, skipped, eps_values, max_steps, alphas, n
 
 
 def _example_figures(context, made, wanted) -> None:
-    from semprobe.example_grids import (attack_columns, correct_examples, example_grid, spat_fig2_attacks,
+    from semprobe.plots.example_grids import (attack_columns, correct_examples, example_grid, spat_fig2_attacks,
                                         spat_fig3_attacks)
 
     model = context.checkpoints["robust"].model.to(context.device)
@@ -309,7 +309,7 @@ def _example_figures(context, made, wanted) -> None:
 
 
 def _similarity_figure(context, roles, n_boot, n_perm):
-    from semprobe.plots import similarity_grid
+    from semprobe.plots.semantic import similarity_grid
     from semprobe.stats import similarity_report
 
     words = context.words
@@ -325,8 +325,8 @@ def _similarity_figure(context, roles, n_boot, n_perm):
 
 
 def _run_figures(runs: dict, made: dict, skipped: list) -> None:
-    from semprobe.curve_plots import curves_figure
-    from semprobe.run_metrics import accuracy_vs_alpha, accuracy_vs_batch_size, accuracy_vs_epoch
+    from semprobe.plots.curves import curves_figure
+    from semprobe.robustness.run_metrics import accuracy_vs_alpha, accuracy_vs_batch_size, accuracy_vs_epoch
 
     if not runs:
         skipped += [(name, "--runs") for name in RUN_FIGURES]

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from semprobe.errors import ConfigError, DataError
+from semprobe.options import MAX_IMAGE_SIZE
 
 PREFIX = "imagefolder:"
 TEST_FOLDERS = ("test", "val")
 #: The file suffixes torchvision's ImageFolder reads.
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp"})
-MAX_IMAGE_SIZE = 4096
 
 if TYPE_CHECKING:
     import torch

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from semprobe.commands.common import at_most, command, common_run_options, out_options
-from semprobe.commands.feature_sources import feature_source_options
+from semprobe.cli.common import at_most, command, common_run_options, out_options
+from semprobe.cli.feature_sources import feature_source_options
 from semprobe.options import MAX_HALF_SPLITS, MAX_RESAMPLES
 
 ADVERSARIAL_SUFFIX = " (adversarial)"
@@ -55,13 +55,13 @@ def simmatrix_command(ckpt, arch, num_classes, in_channels, normalization, featu
       semprobe simmatrix --ckpt best.pt --embedding glove --embedding clip:ViT-B-32:openai --adversarial --out sim/
       semprobe simmatrix --features feats.npz --dataset fashion-mnist --split-half --out sim/
     """
-    from semprobe.commands.feature_sources import (
+    from semprobe.cli.feature_sources import (
         AttackSettings, class_vectors_for, collect_feature_sources, parse_attack_settings,
     )
     from semprobe.errors import ConfigError
     from semprobe.options import parse_norm
-    from semprobe.outputs import OutputDir, run_metadata
-    from semprobe.plots import similarity_grid
+    from semprobe.cli.outputs import OutputDir, run_metadata
+    from semprobe.plots.semantic import similarity_grid
     from semprobe.stats import similarity_report
 
     if len(set(embeddings)) < len(embeddings):
@@ -101,7 +101,7 @@ def simmatrix_command(ckpt, arch, num_classes, in_channels, normalization, featu
             rows.append([label, embedding, sum(report.class_counts), value, p])
             warnings += [f"{label} vs {embedding}: {w}" for w in report.warnings]
 
-    from semprobe.tables import format_table
+    from semprobe.cli.tables import format_table
 
     click.echo(format_table(["features", "embedding", "images", "RSA (Spearman) [CI]", "p relabel"], rows))
     for warning in dict.fromkeys(warnings):

@@ -32,7 +32,7 @@ import torch
 
 from semprobe import attacks
 from semprobe.options import MAX_ATTACK_STEPS, parse_norm
-from semprobe.autoattack_bridge import AUTOATTACK_ATTACKS, autoattack
+from semprobe.attacks.autoattack import AUTOATTACK_ATTACKS, autoattack
 from semprobe.errors import ConfigError
 
 DEFAULT_PGD_STEPS = 20

@@ -20,9 +20,9 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from semprobe import results as _results
-from semprobe.attack_specs import AttackSpec, resolve_attacks
+from semprobe.attacks.specs import AttackSpec, resolve_attacks
 from semprobe.errors import ConfigError
-from semprobe.intervals import wilson_interval  # also re-exported: the accuracy intervals
+from semprobe.stats.intervals import wilson_interval  # also re-exported: the accuracy intervals
 from semprobe.models.wrapper import wrap_model
 
 
@@ -32,7 +32,7 @@ class AttackResult:
 
     ``per_image`` is one character per evaluated image, in the order of the images given,
     ``"1"`` where the image is robust: what paired comparisons of two models on the same
-    images (McNemar, :func:`semprobe.intervals.paired_comparison`) need.
+    images (McNemar, :func:`semprobe.stats.intervals.paired_comparison`) need.
     """
 
     attack: dict
@@ -206,7 +206,7 @@ def evaluate(
     """Accuracy under each attack of ``specs`` (one :class:`AttackResult` each, same order).
 
     ``specs`` are :class:`AttackSpec` objects or attack names (``"natural,pgd20"``,
-    ``["fgsm", "pgd-ls:0.2"]``; see :mod:`semprobe.attack_specs`), names run in the
+    ``["fgsm", "pgd-ls:0.2"]``; see :mod:`semprobe.attacks.specs`), names run in the
     ``norm`` ball. ``classes`` names the classes (label order) in the result's table and
     summary; ``num_classes`` defaults to their number, else to the largest label + 1.
 

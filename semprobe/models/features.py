@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from semprobe.attack_specs import AttackSpec, resolve_attacks
+from semprobe.attacks.specs import AttackSpec, resolve_attacks
 from semprobe.errors import ConfigError, SemprobeError
-from semprobe.evaluation import AttackContext, batches
+from semprobe.robustness.accuracy import AttackContext, batches
 from semprobe.models.wrapper import wrap_model
 
 REQUIRED_ARRAYS = ("features", "labels")

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from semprobe.attacks import check_budget, model_mode
+from semprobe.attacks.gradient import check_budget, model_mode
 from semprobe.errors import ConfigError
 from semprobe.options import parse_norm
 

@@ -18,8 +18,8 @@ from typing import Iterator
 import click
 
 from semprobe import __version__
-from semprobe.commands import alpha_curve, cca, embed, evaluate, figures, info, simmatrix
-from semprobe.commands.common import CONTEXT_SETTINGS
+from semprobe.cli import alpha_curve, cca, embed, evaluate, figures, info, simmatrix
+from semprobe.cli.common import CONTEXT_SETTINGS
 from semprobe.errors import SemprobeError
 
 USER_ERROR_EXIT_CODE = 2

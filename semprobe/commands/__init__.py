@@ -1,1 +1,0 @@
-"""One module per ``semprobe`` subcommand; each imports its heavy dependencies lazily."""

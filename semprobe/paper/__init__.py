@@ -1,0 +1,2 @@
+"""The papers' claims checked on a set of results (:mod:`.findings`).
+"""
