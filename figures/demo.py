@@ -38,12 +38,16 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
+from semprobe.paper.figures import FIGURES
+
 REPO = Path(__file__).resolve().parent.parent
 METHODS = ("scarl", "trades", "pgd_at", "spat_madry", "fgsm", "natural")  # longest first
 EPS = "0.1"
 ZOO = REPO / "figures" / "study"
 SPAT_ALPHA = "0.2"
-FIGURES_ONLY = "scarl_fig4a_epochs,scarl_fig4b_eps,scarl_fig4c_steps,spat_fig2_examples,spat_fig3_examples"
+# the registry's figures the demo asks `semprobe figures` for (it makes the CCA, similarity and alpha
+# figures with their own commands)
+FIGURES_ONLY = ",".join(sorted(figure.name for figure in FIGURES if figure.in_demo))
 SEMANTIC_COMPONENTS = 3  # GloVe principal components for the CCA whose relabelling null has power (< K-1)
 
 
