@@ -28,3 +28,9 @@ class CheckpointError(SemprobeError):
 
 class WordVectorError(SemprobeError):
     """A word-vector provider that cannot be loaded or lacks a class's words."""
+
+
+def one_line(message: object) -> str:
+    """``message`` as one line: its non-blank lines stripped and joined by spaces (how both
+    command lines, ``semprobe`` and ``python -m trainers``, print an error)."""
+    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())

@@ -21,8 +21,9 @@ INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, the shell's convention
 
 def _report(message: object, prefix: str = "trainers: error: ") -> None:
     if os.environ.get("RANK", "0") == "0":
-        line = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
-        print(f"{prefix}{line}", file=sys.stderr)
+        from semprobe.errors import one_line
+
+        print(f"{prefix}{one_line(message)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -20,7 +20,7 @@ import click
 from click.core import ParameterSource
 
 from semprobe import __version__
-from semprobe.cli.common import CONTEXT_SETTINGS
+from semprobe.cli.common import CONTEXT_SETTINGS, click_error_line
 from semprobe.errors import ConfigError
 from semprobe.options import NORMS
 from trainers.config import PRESETS
@@ -202,12 +202,6 @@ def command(method: str, **values: Any) -> tuple[str, dict[str, Any]]:
     return method, given
 
 
-def _one_line_usage_error(exc: click.ClickException) -> str:
-    """A click usage error as one line, naming the help to read."""
-    message = " ".join(part.strip() for part in exc.format_message().splitlines() if part.strip())
-    return f"{message} (see '{PROG} --help')" if isinstance(exc, click.UsageError) else message
-
-
 def parse_command_line(argv: Sequence[str] | None = None) -> tuple[str, dict[str, Any]] | int:
     """Parse ``argv`` (default ``sys.argv[1:]``): ``(method, given)``, or the exit code 0
     after ``--help`` or ``--version`` printed their text.
@@ -221,7 +215,7 @@ def parse_command_line(argv: Sequence[str] | None = None) -> tuple[str, dict[str
     try:
         result = command.main(args=None if argv is None else list(argv), prog_name=PROG, standalone_mode=False)
     except click.ClickException as exc:
-        raise ConfigError(_one_line_usage_error(exc)) from None
+        raise ConfigError(click_error_line(exc)) from None
     except click.Abort:
         raise KeyboardInterrupt from None
     return result

@@ -52,6 +52,7 @@ from semprobe.data import ImageDataset, load_dataset
 from semprobe.errors import ConfigError
 from semprobe.models import ProjectionHeads, create_model
 from semprobe.options import resolve_device, seed_everything
+from semprobe.robustness.run_metrics import VAL_CLEAN, VAL_PGD
 from semprobe.words import ClassVectors, class_vectors
 from trainers import distributed, rundir
 from trainers.config import TrainConfig, resumed_config
@@ -105,7 +106,7 @@ def derive_seed(*parts: int) -> int:
 def selection_metric(config: TrainConfig) -> str:
     """The validation metric that picks ``best.pt``: clean accuracy for a run that trains on no
     attacked images (``natural``, SCARL on the natural base), PGD accuracy for every other."""
-    return "val_clean_acc" if attack_spec(config.method, config.base).attack_loss == NO_ATTACK else "val_pgd_acc"
+    return VAL_CLEAN if attack_spec(config.method, config.base).attack_loss == NO_ATTACK else VAL_PGD
 
 
 @dataclass
@@ -116,7 +117,7 @@ class TrainResult:
     history: list[dict[str, Any]] = field(default_factory=list)
     best_epoch: int | None = None
     best_value: float | None = None
-    selection: str = "val_pgd_acc"
+    selection: str = VAL_PGD
 
 
 @dataclass

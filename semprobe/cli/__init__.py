@@ -19,8 +19,8 @@ import click
 
 from semprobe import __version__
 from semprobe.cli import alpha_curve, cca, embed, evaluate, figures, info, simmatrix
-from semprobe.cli.common import CONTEXT_SETTINGS
-from semprobe.errors import SemprobeError
+from semprobe.cli.common import CONTEXT_SETTINGS, click_error_line
+from semprobe.errors import SemprobeError, one_line
 
 USER_ERROR_EXIT_CODE = 2
 
@@ -50,13 +50,9 @@ cli.add_command(simmatrix.simmatrix_command)
 cli.add_command(figures.figures_command)
 
 
-def _one_line(message: str) -> str:
-    return " ".join(part.strip() for part in str(message).splitlines() if part.strip())
-
-
 def _format_warning(message, category, filename, lineno, line=None) -> str:
     """``warnings.formatwarning`` for the command line: the message alone, on one line."""
-    return f"semprobe: warning: {_one_line(message)}\n"
+    return f"semprobe: warning: {one_line(message)}\n"
 
 
 @contextlib.contextmanager
@@ -75,14 +71,10 @@ def _run(argv: list[str] | None) -> int:
     try:
         code = cli.main(args=argv, prog_name="semprobe", standalone_mode=False)
     except SemprobeError as exc:
-        click.echo(f"semprobe: error: {_one_line(exc)}", err=True)
+        click.echo(f"semprobe: error: {one_line(exc)}", err=True)
         return USER_ERROR_EXIT_CODE
     except click.ClickException as exc:
-        hint = ""
-        ctx = getattr(exc, "ctx", None)
-        if ctx is not None:
-            hint = f" (see '{ctx.command_path} --help')"
-        click.echo(f"semprobe: error: {_one_line(exc.format_message())}{hint}", err=True)
+        click.echo(f"semprobe: error: {click_error_line(exc)}", err=True)
         return USER_ERROR_EXIT_CODE
     except click.Abort:
         click.echo("semprobe: aborted", err=True)

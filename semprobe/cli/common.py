@@ -14,6 +14,15 @@ def command(**kwargs):
     return click.command(context_settings=CONTEXT_SETTINGS, **kwargs)
 
 
+def click_error_line(exc: click.ClickException) -> str:
+    """A click usage error as one line, naming the ``--help`` of the command it came from."""
+    from semprobe.errors import one_line
+
+    ctx = getattr(exc, "ctx", None)
+    hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+    return f"{one_line(exc.format_message())}{hint}"
+
+
 def at_most(maximum: int, unit: str):
     """A click callback that refuses a count above ``maximum`` before any work starts.
 

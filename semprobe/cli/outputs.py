@@ -94,7 +94,9 @@ class OutputDir:
 
     def save_figure(self, stem: str, figure: Any, formats: Iterable[str] = ("png", "pdf"), dpi: int = 150) -> list[Path]:
         """Stage a matplotlib figure as ``stem.png`` and ``stem.pdf`` and close it."""
-        import matplotlib.pyplot as plt
+        from semprobe.plots import pyplot
+
+        plt = pyplot()
 
         paths = []
         for fmt in formats:

@@ -314,14 +314,13 @@ def accuracy_finding(evaluations: list[dict], better: str, baseline: str,
 
 
 def _spearman(x, y) -> float:
-    """Spearman's rho: Pearson's correlation of average ranks; 0 when either side is constant."""
+    """Spearman's rho (:func:`semprobe.stats.similarity.spearman_rows`); 0 when either side is constant."""
     import numpy as np
-    from scipy.stats import rankdata
 
-    rx, ry = rankdata(x), rankdata(y)
-    rx, ry = rx - rx.mean(), ry - ry.mean()
-    denominator = float(np.sqrt((rx ** 2).sum() * (ry ** 2).sum()))
-    return 0.0 if denominator == 0 else float((rx * ry).sum() / denominator)
+    from semprobe.stats.similarity import spearman_rows
+
+    rho = spearman_rows(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
+    return 0.0 if np.isnan(rho) else float(rho)
 
 
 def rank_trend(x, y, n_perm: int = 20000, seed: int = 0) -> tuple[float, float, float]:

@@ -12,10 +12,9 @@ INTEGER_AXES = ("epoch", "batch size")
 
 def curves_figure(curves: Sequence[Curve], *, title: str = "", eps_in_255: bool = True):
     """Accuracy (%) against the swept value, one line per model, 95% intervals as bands."""
-    import matplotlib
+    from semprobe.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axis = plt.subplots(figsize=(5.0, 3.6))
     for curve in curves:
@@ -52,10 +51,9 @@ def alpha_curve_figure(curves, *, measure: str = "success_all", title: str = "")
     classified images). The alpha axis is symmetric-log when the alphas span several
     decades below 0.01.
     """
-    import matplotlib
+    from semprobe.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     figure, axis = plt.subplots(figsize=(5.8, 4.0))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]

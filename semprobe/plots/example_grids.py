@@ -82,10 +82,9 @@ def attack_columns(model: torch.nn.Module, images: torch.Tensor, labels: torch.T
 def example_grid(columns: Sequence[ExampleColumn], labels: torch.Tensor, classes: Sequence[str], title: str = ""):
     """A row per image, a column per attack; titles are predictions (red where wrong), the true
     class stands left of each row."""
-    import matplotlib
+    from semprobe.plots import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     rows = len(labels)
     figure, axes = plt.subplots(rows, len(columns), figsize=(1.8 * len(columns), 1.9 * rows), squeeze=False)

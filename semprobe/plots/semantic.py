@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from semprobe.errors import ConfigError
+from semprobe.plots import pyplot
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -31,15 +32,6 @@ MAX_LEGEND_CLASSES = 20
 MAX_ANNOTATED_CLASSES = 12
 # Characters per line of a CCA panel title (longer descriptions are wrapped, never clipped).
 TITLE_WIDTH = 48
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _class_colours(n_classes: int) -> np.ndarray:
@@ -124,7 +116,7 @@ def cca_grid(
     if not rows or not columns:
         raise ConfigError("cca_grid needs at least one checkpoint with one report")
     n_classes = len(class_names)
-    plt = _pyplot()
+    plt = pyplot()
     colours = _class_colours(n_classes)
     rng = np.random.default_rng(random_state)
     fig, axes = plt.subplots(
@@ -236,7 +228,7 @@ def similarity_grid(
         raise ConfigError(f"every matrix must be {n_classes} x {n_classes}, one row per class name")
     vmin, vmax = _off_diagonal_range([m for _, m in panels])
 
-    plt = _pyplot()
+    plt = pyplot()
     import matplotlib
     import seaborn as sns
 

@@ -14,13 +14,20 @@ from pathlib import Path
 from semprobe.robustness.curves import Curve, CurvePoint
 from semprobe.errors import DataError
 
-ACCURACY_KEYS = {"val_pgd_acc": "PGD", "val_clean_acc": "clean"}
+# The run-folder format, written by trainers/rundir.py and trainers/loop.py and read here.
+CONFIG = "config.json"
+METRICS = "metrics.jsonl"
+LAST = "last.pt"
+BEST = "best.pt"
+VAL_CLEAN = "val_clean_acc"
+VAL_PGD = "val_pgd_acc"
+ACCURACY_KEYS = {VAL_PGD: "PGD", VAL_CLEAN: "clean"}
 
 
 def read_run(run_dir: str | Path) -> tuple[dict, list[dict]]:
     """``(config, metric lines)`` of a run folder; one clear error when it is not one."""
     run_dir = Path(run_dir)
-    config_path, metrics_path = run_dir / "config.json", run_dir / "metrics.jsonl"
+    config_path, metrics_path = run_dir / CONFIG, run_dir / METRICS
     for path in (config_path, metrics_path):
         if not path.is_file():
             raise DataError(f"{run_dir} is not a training run: {path.name} is missing")
@@ -39,7 +46,7 @@ def _flat_point(x: float, fraction: float) -> CurvePoint:
     return CurvePoint(float(x), accuracy, (accuracy, accuracy), 0)
 
 
-def accuracy_vs_epoch(run_dir: str | Path, key: str = "val_pgd_acc", label: str | None = None) -> Curve:
+def accuracy_vs_epoch(run_dir: str | Path, key: str = VAL_PGD, label: str | None = None) -> Curve:
     """Validation accuracy (%) per epoch of one run (SCARL Fig. 4 a plots PGD-10 accuracy)."""
     config, lines = read_run(run_dir)
     points = [_flat_point(line["epoch"], line[key]) for line in lines if line.get(key) is not None]
@@ -51,7 +58,7 @@ def accuracy_vs_epoch(run_dir: str | Path, key: str = "val_pgd_acc", label: str 
     return Curve(name, "epoch", {"run": str(run_dir), "metric": key, "interval": "none recorded"}, points)
 
 
-def accuracy_vs_batch_size(run_dirs, key: str = "val_pgd_acc") -> list[Curve]:
+def accuracy_vs_batch_size(run_dirs, key: str = VAL_PGD) -> list[Curve]:
     """Final-epoch accuracy (%) against the run's batch size, a curve per method (SCARL Fig. 4 d)."""
     by_method: dict[str, list[CurvePoint]] = {}
     for run_dir in run_dirs:
@@ -72,7 +79,7 @@ def accuracy_vs_alpha(run_dirs) -> list[Curve]:
         config, lines = read_run(run_dir)
         if config.get("alpha") is None:
             continue
-        for key, name in (("val_clean_acc", "clean"), ("val_pgd_acc", "PGD")):
+        for key, name in ((VAL_CLEAN, "clean"), (VAL_PGD, "PGD")):
             if lines[-1].get(key) is not None:
                 eps = float(config.get("eps", float("nan")))
                 curves.setdefault((name, eps), []).append(_flat_point(config["alpha"], lines[-1][key]))

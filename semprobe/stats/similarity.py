@@ -219,7 +219,7 @@ def _upper(matrices: np.ndarray) -> np.ndarray:
     return matrices[..., rows, cols]
 
 
-def _spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def spearman_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Spearman correlation of each row of a with each row of b (broadcast (B, m)); average ranks for ties."""
     ra, rb = rankdata(a, axis=-1), rankdata(b, axis=-1)
     ra = ra - ra.mean(axis=-1, keepdims=True)
@@ -271,8 +271,8 @@ def _rsa_values(feature_matrices: np.ndarray, word_matrix: np.ndarray) -> np.nda
     fu, wu = _upper(feature_matrices), _upper(word_matrix)
     finite = np.isfinite(fu)
     if finite.all():
-        return _spearman_rows(fu, wu[None, :])
-    return np.array([_spearman_rows(row[keep], wu[keep]) for row, keep in zip(fu, finite)])
+        return spearman_rows(fu, wu[None, :])
+    return np.array([spearman_rows(row[keep], wu[keep]) for row, keep in zip(fu, finite)])
 
 
 def rsa(feature_matrix: Any, word_matrix: Any) -> float:
@@ -310,7 +310,7 @@ def _relabel(f: np.ndarray, w: np.ndarray, n_perm: int, rng: np.random.Generator
     observed = float(_rsa_values(f[None], w)[0])
     step = max(1, _BLOCK_ELEMENTS // (f.shape[0] ** 2))
     values = np.concatenate([
-        _spearman_rows(fu[keep][None, :], _upper(w[block[:, :, None], block[:, None, :]])[:, keep])
+        spearman_rows(fu[keep][None, :], _upper(w[block[:, :, None], block[:, None, :]])[:, keep])
         for block in (perms[start : start + step] for start in range(0, perms.shape[0], step))
     ])
     return PermutationTest("RSA (Spearman, off-diagonal entries)", "relabel", observed, values, exact)
