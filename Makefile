@@ -5,6 +5,7 @@
 #               (offline, a few minutes on 2 CPU cores)
 
 PYTHON ?= python3
+TEST_WORKERS ?= auto
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.semprobe-installed
@@ -44,8 +45,9 @@ study: install data
 	$(BIN)/python figures/study.py all
 	$(BIN)/python figures/study_report.py
 
+# two workers (pytest-xdist; one per core on the 2-core machines CI uses), each torch on one thread
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 clean-venv:
 	rm -rf $(VENV)

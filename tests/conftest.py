@@ -5,6 +5,14 @@ import os
 
 import pytest
 
+# Under pytest-xdist (make test runs one worker per core) each worker and the processes its tests
+# start compute on one thread, so that the workers do not oversubscribe the cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+
 ZOO_NAME = "Ding2020MMA"  # a CIFAR-10 Linf RobustBench entry: WideResNet-28-4, fast enough on CPU
 ZOO_SPEC = f"robustbench:cifar10/Linf/{ZOO_NAME}"
 

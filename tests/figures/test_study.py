@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 STUDY_SCRIPT = REPO / "figures" / "study.py"
 QUICK = ("--max-train-images", "128", "--batch-size", "64", "--eval-steps", "2", "--quiet")
 
@@ -83,6 +83,7 @@ def test_train_exports_weights_only_models_and_then_reuses_them(study, tmp_path)
     assert not study.is_done(changed)
 
 
+@pytest.mark.slow  # end to end: subprocesses, real training or the full attack
 def test_an_interrupted_run_is_resumed_not_restarted(study, tmp_path):
     run = _quick(study, "at", "pgd_at", epochs=2)
     run_dir = study.STUDY / "runs" / run.name
@@ -107,6 +108,7 @@ def test_a_run_folder_of_another_command_starts_over(study):
     assert how == "start" and argv[-1] == "--overwrite"
 
 
+@pytest.mark.slow  # end to end: subprocesses, real training or the full attack
 def test_a_failed_run_is_reported_and_the_others_go_on(study, tmp_path):
     bad = _quick(study, "bad", "pgd_at", options=("--lr", "-1"))
     good = _quick(study, "nat", "natural")
@@ -124,6 +126,7 @@ def test_bad_arguments_are_one_line_and_exit_2():
         "study: error: unknown run nope; `python figures/study.py list` names them"]
 
 
+@pytest.mark.slow  # end to end: subprocesses, real training or the full attack
 def test_an_analysis_waits_for_its_model_then_is_kept_until_the_model_changes(study, tmp_path):
     run = _quick(study, "nat", "natural")
     analysis = study.Analysis("eval_nat", "eval", ("nat",), ("--attacks", "natural,pgd2", "--eps", "0.1", "--n", "40"))

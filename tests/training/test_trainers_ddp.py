@@ -47,6 +47,7 @@ def assert_states_close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) 
         assert torch.allclose(a[name].double(), b[name].double(), rtol=0, atol=1e-5), name
 
 
+@pytest.mark.slow  # end to end: subprocesses, real training or the full attack
 def test_two_process_gloo_run_equals_one_process(tmp_path):
     argv = ["scarl", "--base", "pgd_at", "--embedding", "nn", "--nn-dim", "8", "--lambda1", "2", "--lambda2", "5",
             *COMMON]
@@ -75,6 +76,7 @@ def test_two_process_gloo_run_equals_one_process(tmp_path):
         assert two["val_clean_acc"] == one["val_clean_acc"]  # evaluation is sharded but seeded per chunk
 
 
+@pytest.mark.slow  # end to end: subprocesses, real training or the full attack
 def test_tla_trains_under_torchrun(tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "trainers", "tla", "--tla-pool", "2", *COMMON, "--out", str(tmp_path / "tla")]

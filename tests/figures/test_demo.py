@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DEMO_SCRIPT = REPO / "figures" / "demo.py"
 
 
@@ -128,6 +128,7 @@ def test_word_components_keep_the_geometry_they_can(demo, tmp_path):
         np.sqrt((singular[3:] ** 4).sum()), rel=1e-6)
 
 
+@pytest.mark.slow  # end to end: subprocesses, real training or the full attack
 def test_smoke_demo_end_to_end_then_from_the_cache(tmp_path):
     out, cache = tmp_path / "demo", tmp_path / "cache"
     command = [sys.executable, str(DEMO_SCRIPT), "--profile", "smoke", "--dataset", "digits", "--out", str(out),

@@ -15,6 +15,7 @@ def accuracy(model, x, y):
         return (model(x).argmax(1) == y).float().mean().item()
 
 
+@pytest.mark.slow  # end to end: subprocesses, real training or the full attack
 def test_standard_autoattack_is_at_least_as_strong_as_pgd20(digits_model):
     model, x, y = digits_model
     x, y = x[:16], y[:16]
@@ -24,6 +25,7 @@ def test_standard_autoattack_is_at_least_as_strong_as_pgd20(digits_model):
     assert accuracy(model, x_aa, y) <= accuracy(model, pgd20, y)
 
 
+@pytest.mark.slow  # end to end: subprocesses, real training or the full attack
 def test_square_alone_runs_and_is_seeded(digits_model):
     model, x, y = digits_model
     x, y = x[:8], y[:8]

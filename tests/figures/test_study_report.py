@@ -9,7 +9,7 @@ import pytest
 
 from semprobe.stats.intervals import paired_comparison, wilson_interval
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "figures" / "study_report.py"
 
 

@@ -45,6 +45,7 @@ def test_example_columns_stay_in_the_ball(digits_model):
         assert column.images.min() >= 0 and column.images.max() <= 1
 
 
+@pytest.mark.slow  # end to end: subprocesses, real training or the full attack
 def test_figures_from_checkpoints_and_runs(digits_ckpt, tmp_path, run_cli):
     runs = [_run(tmp_path / "r1", "trades", 64, [0.3, 0.4]), _run(tmp_path / "r2", "trades", 128, [0.35]),
             _run(tmp_path / "r3", "spat_madry", 128, [0.3], alpha=0.2), _run(tmp_path / "r4", "spat_madry", 128,
