@@ -239,10 +239,14 @@ def rsa_finding(simmatrix: dict, robust: str, natural: str, embedding: str = "gl
                    {"rsa": rsa, "ci": ci, "relabel_p": p, "difference": [difference, low, high]})
 
 
-def _eval_result(evaluation: dict, label: str, attack: str) -> dict | None:
+def _eval_result(evaluation: dict, label: str, attack: str):
+    """``label``'s :class:`~semprobe.robustness.accuracy.AttackResult` under ``attack`` in an eval.json
+    document, or None."""
+    from semprobe.robustness.accuracy import AttackResult
+
     for result in evaluation.get("checkpoints", {}).get(label, {}).get("results", []):
         if result["attack"]["name"] == attack:
-            return result
+            return AttackResult.from_dict(result)
     return None
 
 
@@ -288,23 +292,23 @@ def accuracy_finding(evaluations: list[dict], better: str, baseline: str,
             details.append(f"{attack}: not evaluated on the same images for both")
             continue
         ours, theirs = found
-        paired = bool(ours.get("per_image")) and len(ours.get("per_image", "")) == len(theirs.get("per_image", ""))
+        paired = bool(ours.per_image) and len(ours.per_image) == len(theirs.per_image)
         if paired:
-            comparison = paired_comparison([c == "1" for c in ours["per_image"]], [c == "1" for c in theirs["per_image"]])
+            comparison = paired_comparison(ours.flags(), theirs.flags())
             difference, low, high = (100 * comparison.difference, 100 * comparison.ci95[0], 100 * comparison.ci95[1])
             how = (f"paired: {comparison.only_first} images robust for {better} only, {comparison.only_second} for "
                    f"{baseline} only; Newcombe's paired interval, McNemar exact p = {comparison.mcnemar_p:.3g}")
             extra = {"mcnemar_p": comparison.mcnemar_p, "only_better": comparison.only_first,
                      "only_baseline": comparison.only_second, "paired": True}
         else:
-            difference, low, high = mover_difference(ours["accuracy"], ours["ci95"], theirs["accuracy"], theirs["ci95"])
+            difference, low, high = mover_difference(ours.accuracy, ours.ci95, theirs.accuracy, theirs.ci95)
             how = "unpaired Newcombe interval: the outputs keep no per-image outcomes"
             extra = {"paired": False}
         verdicts.append(_verdict_from_interval(low, high))
-        numbers[attack] = {"n": ours["n"], better: ours["accuracy"], baseline: theirs["accuracy"],
+        numbers[attack] = {"n": ours.n, better: ours.accuracy, baseline: theirs.accuracy,
                            "difference": [difference, low, high], **extra}
-        details.append(f"{attack} on {ours['n']} test images: {better} {ours['accuracy']:.1f}% {_fmt_ci(ours['ci95'], 1)}, "
-                       f"{baseline} {theirs['accuracy']:.1f}% {_fmt_ci(theirs['ci95'], 1)}; difference "
+        details.append(f"{attack} on {ours.n} test images: {better} {ours.accuracy:.1f}% {_fmt_ci(ours.ci95, 1)}, "
+                       f"{baseline} {theirs.accuracy:.1f}% {_fmt_ci(theirs.ci95, 1)}; difference "
                        f"{difference:+.1f} points, 95% CI {_fmt_ci((low, high), 1)} ({how})")
     verdict = _all_agree(verdicts)
     details.append("verdict rule: holds when every attack's difference CI is above 0, does not hold when every one "
@@ -345,34 +349,35 @@ def rank_trend(x, y, n_perm: int = 20000, seed: int = 0) -> tuple[float, float, 
     return (observed, float(np.mean(nulls <= observed + tolerance)), float(np.mean(nulls >= observed - tolerance)))
 
 
-def _success_ci(point: dict) -> tuple[float, float]:
-    """Success = 100 - robust accuracy, so its interval mirrors the robust accuracy's."""
-    low, high = point["robust_accuracy_ci95"]
-    return 100 - high, 100 - low
-
-
 def alpha_finding(alpha_curve: dict, labels: list[str], matched: str) -> Finding:
     """SPAT Fig. 4: PGD-LS success falls as alpha grows on every model in ``labels``;
-    and the alpha at which PGD-LS matches PGD-KL on ``matched`` (the adversarially trained model)."""
-    curves = {curve["label"]: curve for curve in alpha_curve["curves"]}
+    and the alpha at which PGD-LS matches PGD-KL on ``matched`` (the adversarially trained model).
+
+    ``alpha_curve`` is an alpha_curve.json document; each curve is read back as an
+    :class:`~semprobe.robustness.alpha_curves.AlphaCurve`."""
+    from semprobe.robustness.alpha_curves import AlphaCurve
+
+    records = {curve["label"]: curve for curve in alpha_curve["curves"]}
     details, numbers, verdicts = [], {}, []
     for label in labels:
-        points = sorted(_lookup(curves, label, "alpha_curve.json")["points"], key=lambda p: p["alpha"])
-        first, last = points[0], points[-1]
-        rho, p_falling, p_rising = rank_trend([p["alpha"] for p in points], [p["success_all"] for p in points])
-        difference, low, high = mover_difference(first["success_all"], _success_ci(first),
-                                                 last["success_all"], _success_ci(last))
+        curve = AlphaCurve.from_dict(_lookup(records, label, "alpha_curve.json"))
+        points = sorted(zip(curve.alphas, curve.ls), key=lambda point: point[0])
+        (first_alpha, first), (last_alpha, last) = points[0], points[-1]
+        rho, p_falling, p_rising = rank_trend([a for a, _ in points], [rate.success_all for _, rate in points])
+        difference, low, high = mover_difference(first.success_all, first.ci95("success_all"),
+                                                 last.success_all, last.ci95("success_all"))
         verdict = HOLDS if p_falling < 0.05 else OPPOSITE if p_rising < 0.05 else UNCLEAR
         verdicts.append(verdict)
-        numbers[label] = {"spearman": rho, "p_falling": p_falling, "success": {p["alpha"]: p["success_all"] for p in points},
+        numbers[label] = {"spearman": rho, "p_falling": p_falling, "success": {a: rate.success_all for a, rate in points},
                           "drop": [difference, low, high]}
-        details.append(f"{label}: success {first['success_all']:.1f}% at alpha {first['alpha']:g} -> "
-                       f"{last['success_all']:.1f}% at alpha {last['alpha']:g} over {len(points)} alphas, "
-                       f"{first['n']} images; Spearman rho(alpha, success) = {rho:.2f}, one-sided permutation "
+        details.append(f"{label}: success {first.success_all:.1f}% at alpha {first_alpha:g} -> "
+                       f"{last.success_all:.1f}% at alpha {last_alpha:g} over {len(points)} alphas, "
+                       f"{first.n} images; Spearman rho(alpha, success) = {rho:.2f}, one-sided permutation "
                        f"p = {p_falling:.3g}; drop {difference:+.1f} points, 95% CI {_fmt_ci((low, high), 1)} "
                        "(unpaired, so conservative: every alpha attacks the same images from the same start)")
-    match = _lookup(curves, matched, "alpha_curve.json").get("alpha_matching_pgd_kl")
-    kl = curves[matched]["pgd_kl"]["success_all"]
+    # the matching alpha as the command computed and recorded it (with its bootstrap interval)
+    match = _lookup(records, matched, "alpha_curve.json").get("alpha_matching_pgd_kl")
+    kl = AlphaCurve.from_dict(records[matched]).kl.success_all
     if match and match.get("alpha") is not None:
         bracket = match.get("bracket")
         numbers["alpha_matching_pgd_kl"] = match["alpha"]

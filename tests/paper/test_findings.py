@@ -5,10 +5,11 @@ import math
 
 import pytest
 
-from semprobe.robustness.accuracy import wilson_interval
 from semprobe.paper.findings import (HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE, accuracy_finding, alpha_finding,
-                               mover_difference, rank_trend, render_summary, rsa_finding, semantics_finding,
-                               separability_finding)
+                                     mover_difference, rank_trend, render_summary, rsa_finding, semantics_finding,
+                                     separability_finding)
+from semprobe.robustness.accuracy import AttackResult, wilson_interval
+from semprobe.robustness.alpha_curves import SuccessRate
 from semprobe.stats.intervals import paired_comparison
 
 
@@ -114,10 +115,10 @@ def test_an_undefined_rsa_is_untestable_not_a_crash():
 
 
 def _eval(rows, n=None):
-    def result(attack, correct, n, per_image=""):
+    def result(attack, correct, n, per_image=""):  # as semprobe eval writes it
         low, high = wilson_interval(correct, n)
-        return {"attack": {"name": attack}, "n": n, "accuracy": 100 * correct / n, "ci95": [100 * low, 100 * high],
-                "per_image": per_image}
+        return AttackResult({"name": attack}, n, correct, 100 * correct / n, (100 * low, 100 * high), [], 0.0,
+                            per_image).to_dict()
     return {"metadata": {"settings": {"dataset": "d", "split": "test", "n": n, "seed": 0, "sample": "all"}},
             "checkpoints": {label: {"results": [result(*row) for row in results]} for label, results in rows.items()}}
 
@@ -162,13 +163,11 @@ def test_accuracy_verdicts_at_the_extremes():
 
 def _curve(label, successes, alphas=None, n=200, kl=None, match=None):
     alphas = alphas or [i / (len(successes) - 1) for i in range(len(successes))]
-    points = []
-    for alpha, success in zip(alphas, successes):
-        robust = round(n * (1 - success / 100))
-        low, high = wilson_interval(robust, n)
-        points.append({"alpha": alpha, "n": n, "success_all": success, "robust_accuracy": 100 * robust / n,
-                       "robust_accuracy_ci95": [100 * low, 100 * high]})
-    return {"label": label, "points": points, "pgd_kl": {"success_all": kl if kl is not None else successes[0]},
+    def rate(success):  # as semprobe alpha-curve writes it: every image correct before the attack
+        return SuccessRate(round(n * (1 - success / 100)), n, n).to_dict()
+
+    points = [{"alpha": alpha, **rate(success)} for alpha, success in zip(alphas, successes)]
+    return {"label": label, "points": points, "pgd_ce": rate(100), "pgd_kl": rate(kl if kl is not None else successes[0]),
             "alpha_matching_pgd_kl": match}
 
 
