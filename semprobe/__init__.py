@@ -34,8 +34,8 @@ _LAZY = {
     "evaluate": "semprobe.robustness.accuracy",
     "extract_features": "semprobe.models.features",
     "CCA": "semprobe.stats.cca",
-    "cca_report": "semprobe.stats.cca",
-    "similarity_report": "semprobe.stats.similarity",
+    "cca_report": "semprobe.stats.cca_reporting",
+    "similarity_report": "semprobe.stats.similarity_reporting",
     "alpha_curve": "semprobe.robustness.alpha_curves",
 }
 

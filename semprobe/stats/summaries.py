@@ -1,5 +1,5 @@
-"""Tables and printed summaries of :class:`~semprobe.stats.cca.CCAReport` and
-:class:`~semprobe.stats.similarity.SimilarityReport`.
+"""Tables and printed summaries of :class:`~semprobe.stats.cca_reporting.CCAReport` and
+:class:`~semprobe.stats.similarity_reporting.SimilarityReport`.
 
 A notebook user reads a report through ``print(report)`` (a few lines: the statistics,
 their intervals and p-values, the settings, the warnings) and ``report.to_frame()`` (a
@@ -17,8 +17,8 @@ import numpy as np
 from semprobe import results
 
 if TYPE_CHECKING:
-    from semprobe.stats.cca import CCAReport, CCAStatistic
-    from semprobe.stats.similarity import SimilarityReport
+    from semprobe.stats.cca_reporting import CCAReport, CCAStatistic
+    from semprobe.stats.similarity_reporting import SimilarityReport
 
 CCA_SETTINGS = ("ridge", "pca", "method", "n_boot", "n_perm", "random_state")
 SIMILARITY_SETTINGS = ("centre", "split_half", "n_splits", "n_boot", "n_perm", "random_state")

@@ -12,7 +12,7 @@ from sklearn.decomposition import PCA
 
 from semprobe.errors import ConfigError, DataError
 from semprobe.stats import CCA, cca_report, pair_shuffle_test, random_matrix_chance, relabel_test
-from semprobe.stats.cca import _pair_shuffle_held_out, _pair_shuffle_in_sample
+from semprobe.stats.cca_nulls import _pair_shuffle_held_out, _pair_shuffle_in_sample
 
 
 def correlated_pairs(n, p, q, rho, seed=0):
