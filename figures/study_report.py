@@ -40,20 +40,24 @@ def _read(path: Path) -> dict | None:
         return None
 
 
-def _result(document: dict | None, attack: str) -> dict | None:
+def _result(document: dict | None, attack: str):
+    """The :class:`~semprobe.robustness.accuracy.AttackResult` of the single checkpoint of an eval.json
+    document under ``attack``, or None."""
+    from semprobe.robustness.accuracy import AttackResult
+
     if document is None:
         return None
     for checkpoint in document["checkpoints"].values():
         for result in checkpoint["results"]:
             if result["attack"]["name"] == attack:
-                return result
+                return AttackResult.from_dict(result)
     return None
 
 
-def _cell(result: dict | None) -> str:
+def _cell(result) -> str:
     if result is None:
         return "-"
-    return f"{result['accuracy']:.1f} [{result['ci95'][0]:.1f}, {result['ci95'][1]:.1f}]"
+    return f"{result.accuracy:.1f} [{result.ci95[0]:.1f}, {result.ci95[1]:.1f}]"
 
 
 def _command(results: Path, name: str) -> str:
@@ -101,7 +105,7 @@ def main_table(results: Path, names: list[str]) -> list[str]:
             lines.append(f"| {name} | " + " | ".join("-" for _ in MAIN_ATTACKS) + " | not evaluated yet |")
             continue
         targets = TARGETS["natural" if name == "natural" else "robust"]
-        met = all(cells[a] is not None and cells[a]["accuracy"] >= floor for a, floor in targets.items())
+        met = all(cells[a] is not None and cells[a].accuracy >= floor for a, floor in targets.items())
         lines.append(f"| {name} | " + " | ".join(_cell(cells[a]) for a in MAIN_ATTACKS) + f" | "
                      f"{'met' if met else 'short'} |")
     return lines + ["", "Commands: " + "; ".join(_command(results, f"eval_{name}") for name in names), ""]
@@ -175,8 +179,8 @@ def ablation_table(results: Path, runs: list[StudyRun]) -> list[str]:
             lines.append(f"| {run.name} | {' '.join(run.options) or run.method} | - | - | not evaluated yet | |")
             continue
         versus = ""
-        if reference is not None and run.name != ABLATION_REFERENCE and reference.get("per_image"):
-            c = paired_comparison([ch == "1" for ch in pgd["per_image"]], [ch == "1" for ch in reference["per_image"]])
+        if reference is not None and run.name != ABLATION_REFERENCE and reference.per_image:
+            c = paired_comparison(pgd.flags(), reference.flags())
             versus = (f"{100 * c.difference:+.1f} [{100 * c.ci95[0]:+.1f}, {100 * c.ci95[1]:+.1f}] | "
                       f"{c.mcnemar_p:.3g}")
         lines.append(f"| {run.name} | {' '.join(run.options) or run.method} | {_cell(clean)} | {_cell(pgd)} | "

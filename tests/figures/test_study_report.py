@@ -33,7 +33,7 @@ def write_eval(results: Path, name: str, flags: dict[str, str], n_label: int = 1
         low, high = wilson_interval(correct, len(per_image))
         rows.append({"attack": {"name": attack}, "n": len(per_image), "correct": correct,
                      "accuracy": 100 * correct / len(per_image), "ci95": [100 * low, 100 * high],
-                     "per_image": per_image})
+                     "per_class": [], "seconds": 0.0, "per_image": per_image})
     folder = results / name
     folder.mkdir(parents=True)
     document = {"metadata": {"settings": {"dataset": "fashion-mnist", "split": "test", "n": n_label, "seed": 0,
