@@ -17,6 +17,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from semprobe.data.source import _Source
 from semprobe.errors import ConfigError, DataError
 from semprobe.options import MAX_IMAGE_SIZE
 
@@ -125,3 +126,18 @@ def read_split(root: Path, train: bool) -> tuple[list[Path], torch.Tensor]:
         raise DataError(f"no images under {folder}; put {', '.join(sorted(IMAGE_SUFFIXES))} files in its class "
                         "folders")
     return files, torch.tensor(labels, dtype=torch.int64)
+
+
+def _imagefolder_source(name: str, image_size: int | None) -> _Source:
+    """The :class:`~semprobe.data.source._Source` of an ``imagefolder:PATH`` name."""
+    root = root_of(name)
+    return _Source(
+        name=name,
+        image_shape=image_shape(root, image_size),
+        classes=read_classes(root),
+        normalization=None,
+        augmentation="crop_flip",
+        read_split=lambda directory, train: read_split(root, train),
+        layout=LAYOUT,
+        phrase_of=folder_phrase,
+    )

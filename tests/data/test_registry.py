@@ -584,7 +584,8 @@ def test_augmentation_in_getitem_only_when_asked(tmp_path):
 
 def test_crop_padding_is_4_for_32_and_8_for_64(monkeypatch, tmp_path):
     paddings = []
-    monkeypatch.setattr(data, "random_crop_flip", lambda image, padding: paddings.append(padding) or image)
+    # ImageDataset looks the augmentation up in its own module
+    monkeypatch.setattr(data.dataset, "random_crop_flip", lambda image, padding: paddings.append(padding) or image)
     write_cifar10(tmp_path)
     write_tinyimagenet(tmp_path)
     load_dataset("cifar10", data_dir=tmp_path, augment=True)[0]
