@@ -150,7 +150,7 @@ def test_cache_hit_does_not_load_glove(monkeypatch, private_cache):
             raise AssertionError("GloVe loaded twice")
         return real_load_glove(path)
 
-    monkeypatch.setattr(words, "load_glove", load_once)
+    monkeypatch.setattr(words.glove, "load_glove", load_once)  # looked up in semprobe.words.glove
     first = class_vectors("glove", ["cat", "dog"])
     second = class_vectors("glove", ["cat", "dog"])
     assert calls == [None]
