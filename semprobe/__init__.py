@@ -25,7 +25,7 @@ _LAZY = {
     "load_dataset": "semprobe.data",
     "create_model": "semprobe.models.registry",
     "wrap_model": "semprobe.models.wrapper",
-    "load_checkpoint": "semprobe.models.checkpoint",
+    "load_checkpoint": "semprobe.models.foreign_checkpoint",
     "load_model": "semprobe.models.loading",
     "class_vectors": "semprobe.words",
     "pgd": "semprobe.attacks.gradient",

@@ -21,16 +21,17 @@ A semprobe checkpoint is a dict written with ``torch.save``:
 ``metrics``        the metrics at save time (plain types)
 ``resume``         what exact resumption of a training run needs beyond the above
                    (tensors and plain types, e.g. SCARL's word centres), or ``None``
-=================  ===============================================================
 
-Loading always uses ``torch.load(..., weights_only=True)``: a checkpoint can never run
-code. Foreign checkpoints (a bare ``state_dict``, or one stored under ``state_dict``,
-``model`` or ``net``, possibly with the ``module.`` prefix of DataParallel/DDP or the
-``_orig_mod.`` prefix of ``torch.compile``) load when the architecture is named; the
-load is strict and a mismatch names the missing and unexpected keys.
+Loading always uses ``torch.load(..., weights_only=True)`` (:func:`read_checkpoint_file`):
+a checkpoint can never run code. This module reads its own schema back
+(:func:`load_own`); :func:`load_checkpoint`, which tells a semprobe checkpoint from a
+foreign state_dict or a RobustBench zoo entry and loads either, is
+:mod:`semprobe.models.foreign_checkpoint`'s, and is importable from here too, as are
+:func:`find_state_dict` and :func:`strip_prefixes`.
 
 Non-finite values (NaN, inf) are refused both ways: a checkpoint is never saved with
-them (weights, optimizer state, resume state) and never loaded with them in its weights.
+them (weights, optimizer state, resume state) and never loaded with them in its weights
+(:func:`check_finite_weights`, used by every loader through :func:`load_weights`).
 """
 
 from __future__ import annotations
@@ -50,13 +51,9 @@ from semprobe.errors import CheckpointError
 from semprobe.io import atomic_path
 
 FORMAT = "semprobe-checkpoint/1"
-FOREIGN_CONTAINER_KEYS = ("state_dict", "model", "net", "model_state_dict")
-STRIPPABLE_PREFIXES = ("module.", "_orig_mod.")
 # what torch's weights-only unpickler says when a pickle asks for something beyond plain
 # data and tensors (as opposed to a file that is merely truncated or corrupt)
 UNSAFE_PICKLE_PATTERN = re.compile(r"unsupported global|unsupported operand|allowlisted|add_safe_globals", re.I)
-CLASSIFIER_WEIGHT_KEYS = ("linear.weight", "fc.weight")
-FIRST_CONV_KEY = "conv1.weight"
 # torch warns about any pickle protocol but 2 before its weights-only unpickler refuses or
 # reads the file; semprobe's own message (or the load) says all there is to say
 PICKLE_PROTOCOL_WARNING = "Detected pickle protocol"
@@ -256,49 +253,6 @@ def read_checkpoint_file(path: str | os.PathLike, map_location: str | torch.devi
         ) from None
 
 
-def _is_state_dict(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and len(obj) > 0 and all(
-        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in obj.items()
-    )
-
-
-def find_state_dict(obj: Any, path: Path) -> dict[str, torch.Tensor]:
-    """The model weights inside a foreign checkpoint: bare, or under a known container key."""
-    if _is_state_dict(obj):
-        return dict(obj)
-    if isinstance(obj, Mapping):
-        for key in FOREIGN_CONTAINER_KEYS:
-            if _is_state_dict(obj.get(key)):
-                return dict(obj[key])
-    keys = ", ".join(map(str, list(obj)[:8])) if isinstance(obj, Mapping) else type(obj).__name__
-    raise CheckpointError(
-        f"{path} holds no model weights semprobe recognises (top-level: {keys}); expected a state_dict, "
-        f"or one under {', '.join(repr(k) for k in FOREIGN_CONTAINER_KEYS)}"
-    )
-
-
-def strip_prefixes(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Remove ``module.`` / ``_orig_mod.`` when they prefix *every* key (repeatedly, in any order).
-
-    A prefix found on only some keys is a real module name and is kept.
-    """
-    state = dict(state_dict)
-    changed = True
-    while changed:
-        changed = False
-        for prefix in STRIPPABLE_PREFIXES:
-            if state and all(k.startswith(prefix) for k in state):
-                state = {k[len(prefix):]: v for k, v in state.items()}
-                changed = True
-    return state
-
-
-def _infer_shapes(state: Mapping[str, torch.Tensor]) -> tuple[int | None, int | None]:
-    num_classes = next((int(state[k].shape[0]) for k in CLASSIFIER_WEIGHT_KEYS if k in state), None)
-    in_channels = int(state[FIRST_CONV_KEY].shape[1]) if FIRST_CONV_KEY in state else None
-    return num_classes, in_channels
-
-
 def _describe_keys(keys: list[str], limit: int = 6) -> str:
     shown = ", ".join(keys[:limit])
     return shown + (f" (and {len(keys) - limit} more)" if len(keys) > limit else "")
@@ -340,149 +294,12 @@ def _arch_label(model: Any) -> str:
     return getattr(model, "arch", None) or type(model).__name__
 
 
-def load_checkpoint(
-    path: str | os.PathLike,
-    *,
-    arch: str | None = None,
-    num_classes: int | None = None,
-    in_channels: int | None = None,
-    normalization: str | dict | None = None,
-    strict: bool = True,
-    device: str | torch.device = "cpu",
-    dataset: str | None = None,
-    threat_model: str | None = None,
-    model_dir: str | os.PathLike | None = None,
-    download: bool = False,
-) -> Checkpoint:
-    """Load a semprobe checkpoint, a foreign one when ``arch`` is given, or a RobustBench model.
+def load_own(path, raw, arch, num_classes, in_channels, normalization, strict, device) -> Checkpoint:
+    """A checkpoint in semprobe's schema (``raw``, as read from ``path``), the model built and loaded.
 
-    ``arch`` is a semprobe registry name, ``torchvision:NAME`` or ``timm:NAME`` (see
-    :func:`load_foreign_module`). ``path`` may be ``robustbench:NAME`` (or
-    ``robustbench:DATASET/THREAT_MODEL/NAME``): ``dataset``, ``threat_model``,
-    ``model_dir`` and ``download`` then say which zoo entry and where its file is (see
-    :func:`load_zoo_model`); they are ignored for files.
-
-    For a semprobe checkpoint the options must agree with what it records (or be left
-    ``None``). For a foreign one, ``num_classes`` and ``in_channels`` are read off the
-    weights when not given; ``normalization`` (``"none"``, a preset such as
-    ``"cifar10"``, or ``"MEAN,.../STD,..."``) must be given, since weights do not say
-    which input scaling the model was trained with.
+    The options asked for (``arch``, ``num_classes``, ``in_channels``, ``normalization``)
+    must agree with what it records, or be ``None``.
     """
-    from semprobe.models import create_model, parse_normalization
-    from semprobe.models.foreign import split_arch
-    from semprobe.models.zoo import is_zoo_spec
-
-    if is_zoo_spec(path):
-        return load_zoo_model(str(path), dataset=dataset, threat_model=threat_model, model_dir=model_dir,
-                              download=download, arch=arch, normalization=normalization, device=device)
-    if arch is not None:
-        split_arch(arch)  # an unknown library prefix is refused before the file is read
-    path = Path(path)
-    raw = read_checkpoint_file(path)
-    if isinstance(raw, Mapping) and str(raw.get("format", "")).startswith("semprobe-checkpoint/"):
-        return _load_own(path, raw, arch, num_classes, in_channels, normalization, strict, device)
-
-    state = strip_prefixes(find_state_dict(raw, path))
-    if arch is None:
-        from semprobe.models import list_models
-
-        raise CheckpointError(
-            f"{path} is a foreign checkpoint (plain weights); pass --arch (one of: {', '.join(list_models())}, "
-            "torchvision:NAME, timm:NAME)"
-        )
-    if split_arch(arch)[0] is not None:
-        return load_foreign_module(path, state, arch, num_classes, in_channels, normalization, strict, device)
-    inferred_classes, inferred_channels = _infer_shapes(state)
-    num_classes = num_classes or inferred_classes
-    in_channels = in_channels or inferred_channels
-    if num_classes is None:
-        raise CheckpointError(f"cannot infer the number of classes of {path}; pass --num-classes")
-    if in_channels is None:
-        raise CheckpointError(f"cannot infer the input channels of {path}; pass --in-channels")
-    if normalization is None:
-        raise CheckpointError(
-            f"cannot infer the input normalization of foreign checkpoint {path}; pass --normalization "
-            "none, a preset (cifar10, cifar100, imagenet, fashion-mnist) or MEAN,.../STD,..."
-        )
-    arch_kwargs = {"sub_block1": True} if any(k.startswith("sub_block1.") for k in state) else {}
-    model = create_model(
-        arch, num_classes=num_classes, in_channels=in_channels,
-        normalization=parse_normalization(normalization, in_channels), **arch_kwargs,
-    )
-    load_weights(model, state, path, strict)
-    model.to(device).eval()
-    return Checkpoint(
-        path=path, model=model, arch=arch, num_classes=num_classes, in_channels=in_channels,
-        normalization=model.normalization, arch_kwargs=arch_kwargs, foreign=True,
-    )
-
-
-NORMALIZATION_NEEDED = ("none, a preset (cifar10, cifar100, imagenet, fashion-mnist) or MEAN,.../STD,...")
-
-
-def load_foreign_module(path, state, arch, num_classes, in_channels, normalization, strict, device) -> Checkpoint:
-    """A ``torchvision:NAME`` or ``timm:NAME`` state_dict: the module built with fresh
-    weights, loaded strictly, wrapped with :func:`semprobe.models.wrap_model`.
-
-    ``num_classes`` is read off the weights when not given; ``normalization`` must be
-    given (``none`` for a module trained on raw [0, 1] pixels).
-    """
-    from semprobe.models.foreign import build_foreign, infer_num_classes, wrap_foreign
-
-    if normalization is None:
-        raise CheckpointError(f"cannot infer the input normalization of foreign checkpoint {path}; pass "
-                              f"--normalization {NORMALIZATION_NEEDED}")
-    num_classes = num_classes or infer_num_classes(arch, state, in_channels)
-    if num_classes is None:
-        raise CheckpointError(f"cannot infer the number of classes of {path} for {arch}; pass --num-classes")
-    module = build_foreign(arch, num_classes, in_channels)
-    load_weights(module, state, path, strict)
-    model = wrap_foreign(module, arch, num_classes, normalization)
-    model.to(device).eval()
-    return Checkpoint(
-        path=path, model=model, arch=arch, num_classes=num_classes, in_channels=model.in_channels,
-        normalization=model.normalization, foreign=True,
-    )
-
-
-def load_zoo_model(spec, *, dataset=None, threat_model=None, model_dir=None, download=False, arch=None,
-                   normalization=None, device="cpu") -> Checkpoint:
-    """A RobustBench zoo entry (``robustbench:NAME``) from its file in RobustBench's layout.
-
-    The architecture comes from RobustBench's registry, the weights from
-    ``MODEL_DIR/DATASET/THREAT_MODEL/NAME.pt`` (fetched only with ``download``), read with
-    ``weights_only=True`` and loaded strictly. The model is wrapped with
-    ``normalization=None``: zoo models take [0, 1] pixels and normalize inside, so
-    ``normalization`` other than none and ``arch`` are refused.
-    """
-    from semprobe.models import parse_normalization, wrap_model
-    from semprobe.models.zoo import build_zoo_model, locate_zoo_file, parse_zoo_spec, zoo_state_dict
-
-    if arch is not None:
-        raise CheckpointError(f"{spec} brings its own architecture; leave --arch out")
-    if parse_normalization(normalization) is not None:
-        raise CheckpointError(f"{spec} normalizes inside (RobustBench models take [0,1] pixels); leave "
-                              "--normalization out, or it would be normalized twice")
-    entry = parse_zoo_spec(spec, dataset, threat_model, model_dir)
-    path = locate_zoo_file(entry, download)
-    module = build_zoo_model(entry)
-    load_weights(module, zoo_state_dict(read_checkpoint_file(path), module, path), path, strict=True)
-    model = wrap_model(module, normalization=None)
-    model.arch = entry.spec
-    model.num_classes = _zoo_num_classes(entry.dataset)
-    model.to(device).eval()
-    return Checkpoint(
-        path=path, model=model, arch=entry.spec, num_classes=model.num_classes, in_channels=model.in_channels or 3,
-        normalization=None, dataset=entry.dataset, foreign=True, threat_model=entry.threat_model, source=entry.spec,
-    )
-
-
-def _zoo_num_classes(dataset: str) -> int:
-    """Classes of a RobustBench dataset."""
-    return {"cifar10": 10, "cifar100": 100, "imagenet": 1000}[dataset]
-
-
-def _load_own(path, raw, arch, num_classes, in_channels, normalization, strict, device) -> Checkpoint:
     from semprobe.models import ProjectionHeads, create_model, parse_normalization
 
     for name, given in (("arch", arch), ("num_classes", num_classes), ("in_channels", in_channels)):
@@ -523,3 +340,27 @@ def _load_own(path, raw, arch, num_classes, in_channels, normalization, strict, 
         optimizer_state=raw.get("optimizer"), scheduler_state=raw.get("scheduler"),
         resume_state=raw.get("resume"), arch_kwargs=arch_kwargs,
     )
+
+
+# Loading files of every kind is semprobe.models.foreign_checkpoint's, which builds on this
+# module; its names stay importable from here, resolved on first use (PEP 562) so that
+# neither module imports the other while it loads.
+_FOREIGN_NAMES = frozenset({
+    "CLASSIFIER_WEIGHT_KEYS", "FIRST_CONV_KEY", "FOREIGN_CONTAINER_KEYS", "NORMALIZATION_NEEDED",
+    "STRIPPABLE_PREFIXES", "find_state_dict", "load_checkpoint", "load_foreign_module", "load_zoo_model",
+    "strip_prefixes",
+})
+
+
+def __getattr__(name: str) -> Any:
+    """The loading names of :mod:`semprobe.models.foreign_checkpoint`, as if defined here."""
+    if name in _FOREIGN_NAMES:
+        from semprobe.models import foreign_checkpoint
+
+        return getattr(foreign_checkpoint, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's own names and the loading names it passes on."""
+    return sorted(set(globals()) | _FOREIGN_NAMES)

@@ -4,7 +4,7 @@
 :class:`~semprobe.models.base.ImageClassifier`, in eval mode, on ``device``) from
 
 - a checkpoint file: semprobe's own, or a foreign state_dict with ``arch=`` (what
-  :func:`semprobe.models.checkpoint.load_checkpoint` reads);
+  :func:`semprobe.models.foreign_checkpoint.load_checkpoint` reads);
 - ``robustbench:NAME`` (or ``robustbench:DATASET/THREAT_MODEL/NAME``): a RobustBench zoo
   entry from its file in RobustBench's layout (``dataset=``, ``threat_model=``,
   ``model_dir=``, ``download=``; see :mod:`semprobe.models.zoo`);
@@ -13,8 +13,9 @@
   ``weights=None``), or the weights of the file ``weights=PATH``;
 - a ``torch.nn.Module``: wrapped with :func:`semprobe.models.wrap_model`.
 
-Loading and building are those of :mod:`semprobe.models.checkpoint` and
-:mod:`semprobe.models.foreign`; this module only decides which applies.
+Loading and building are those of :mod:`semprobe.models.foreign_checkpoint` (with
+:mod:`semprobe.models.checkpoint`'s schema) and :mod:`semprobe.models.foreign`; this module
+only decides which applies.
 """
 
 from __future__ import annotations
@@ -49,14 +50,14 @@ def load_model(
 
     ``normalization`` (``None``/``"none"``, a preset such as ``"cifar10"``, or
     ``"MEAN,.../STD,..."``) is applied in front of a foreign or freshly built model; a
-    foreign state_dict needs it (see :func:`~semprobe.models.checkpoint.load_checkpoint`).
+    foreign state_dict needs it (see :func:`~semprobe.models.foreign_checkpoint.load_checkpoint`).
     ``dataset``, ``threat_model``, ``model_dir`` and ``download`` select a RobustBench
     entry. Bad input raises :class:`~semprobe.errors.SemprobeError` subclasses
     (ConfigError, ModelError, CheckpointError) with a one-line message.
     """
     import torch
 
-    from semprobe.models.checkpoint import load_checkpoint
+    from semprobe.models.foreign_checkpoint import load_checkpoint
     from semprobe.models.registry import list_models
     from semprobe.models.zoo import is_zoo_spec
 

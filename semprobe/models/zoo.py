@@ -199,7 +199,7 @@ def zoo_state_dict(raw: object, module: nn.Module, path: Path) -> dict:
     Normalization buffers (``mu``, ``sigma``, ...) missing from the file keep the
     constructor's values, as RobustBench's loader does. Everything else must match.
     """
-    from semprobe.models.checkpoint import find_state_dict, strip_prefixes
+    from semprobe.models.foreign_checkpoint import find_state_dict, strip_prefixes
 
     if isinstance(raw, dict) and isinstance(raw.get(SNAPSHOT_KEY), dict):
         raw = raw[SNAPSHOT_KEY]
