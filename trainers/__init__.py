@@ -26,7 +26,9 @@ The layers, from the method table down:
 - :mod:`trainers.losses` (the trainer-only loss terms; the shared formulas, L_info and
   L_struc included, are in :mod:`semprobe.losses`), :mod:`trainers.network` (what a step
   runs forward), :mod:`trainers.methods` (one step function per method),
-  :mod:`trainers.loop` (epochs, evaluation, checkpoints, resume), :mod:`trainers.rundir`
+  :mod:`trainers.validation` (the splits and the per-epoch clean/PGD accuracy, with the
+  seeded random streams), :mod:`trainers.guards` (divergence, Ctrl-C held back while an
+  epoch's files are written), :mod:`trainers.loop` (epochs, checkpoints, resume), :mod:`trainers.rundir`
   (the run folder's files) and :mod:`trainers.distributed` (torchrun, global-batch
   BatchNorm, collectives).
 

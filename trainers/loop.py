@@ -29,79 +29,33 @@ message names the epoch ``last.pt`` keeps.
 
 from __future__ import annotations
 
-import contextlib
-import math
-import signal
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from semprobe.attacks.gradient import pgd
-from semprobe.models.checkpoint import non_finite_tensors
-from semprobe.data import ImageDataset, load_dataset
 from semprobe.errors import ConfigError
+from semprobe.models.checkpoint import non_finite_tensors
 from semprobe.models import ProjectionHeads, create_model
 from semprobe.options import resolve_device, seed_everything
 from semprobe.robustness.run_metrics import VAL_CLEAN, VAL_PGD
 from semprobe.words import ClassVectors, class_vectors
 from trainers import distributed, rundir
 from trainers.config import TrainConfig, resumed_config
+from trainers.guards import TrainingDiverged, TrainingInterrupted, all_finite, interrupts_held_back
 from trainers.image_pool import ImagePool
 from trainers.methods import METHOD_STEPS, StepContext
 from trainers.network import FixedWords, LearnedWords, TrainingNetwork, WordCentres
 from trainers.spec import LEARNED_EMBEDDING, NO_ATTACK, attack_spec
-
-# independent random streams derived from the seed
-_STREAM_DATA, _STREAM_ATTACK, _STREAM_EVAL, _STREAM_SUBSET, _STREAM_CENTRES, _STREAM_POOL = range(6)
-
-
-class TrainingDiverged(RuntimeError):
-    """The loss or the weights became NaN or infinite; the run stopped before saving them."""
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C stopped the run; the message says which epoch the run folder keeps."""
-
-
-@contextlib.contextmanager
-def interrupts_held_back() -> Iterator[None]:
-    """Hold back SIGINT (Ctrl-C) inside the block and deliver it as KeyboardInterrupt after it,
-    so that an epoch's files are written completely. Outside the main thread, a no-op."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
-
-
-def all_finite(tensors: list[torch.Tensor]) -> bool:
-    """True when no tensor holds NaN or inf: one concatenation, one check (per dtype and device)."""
-    groups: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
-    for tensor in tensors:
-        groups.setdefault((tensor.dtype, tensor.device), []).append(tensor.detach().reshape(-1))
-    return all(bool(torch.isfinite(torch.cat(group)).all()) for group in groups.values())
-
-
-def derive_seed(*parts: int) -> int:
-    """A 32-bit seed from integers (numpy SeedSequence): one independent stream per tuple."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
-
+from trainers.validation import (STREAM_ATTACK, STREAM_CENTRES, STREAM_DATA, STREAM_POOL, Splits,
+                                 check_input_size, derive_seed, evaluate, load_splits)
 
 def selection_metric(config: TrainConfig) -> str:
     """The validation metric that picks ``best.pt``: clean accuracy for a run that trains on no
@@ -120,75 +74,6 @@ class TrainResult:
     selection: str = VAL_PGD
 
 
-@dataclass
-class Splits:
-    train: ImageDataset
-    val: ImageDataset
-    test: ImageDataset | None
-
-
-def load_splits(config: TrainConfig) -> Splits:
-    """The training, validation and (with ``eval_test``) test splits of the run's dataset.
-
-    The validation images are the dataset's fixed held-out split (seed 0), the same for
-    every run; ``max_train_images`` keeps a random subset of the rest, drawn with the seed.
-    """
-    files = {"data_dir": config.data_dir, "download": config.download, "image_size": config.image_size}
-    train = load_dataset(config.dataset, "train", augment="crop_flip" if config.augment else "none",
-                         val_size=config.val_size, **files)
-    val = load_dataset(config.dataset, "val", val_size=config.val_size, **files)
-    test = load_dataset(config.dataset, "test", **files) if config.eval_test else None
-    if config.max_train_images is not None and config.max_train_images < len(train):
-        generator = torch.Generator().manual_seed(derive_seed(config.seed, _STREAM_SUBSET))
-        keep = torch.randperm(len(train), generator=generator)[: config.max_train_images].sort().values
-        train = train.subset(keep)
-    return Splits(train=train, val=val, test=test)
-
-
-def evaluate(
-    model: nn.Module,
-    dataset: ImageDataset,
-    config: TrainConfig,
-    device: torch.device,
-    process: distributed.ProcessInfo = distributed.ProcessInfo(),
-) -> dict[str, float]:
-    """Clean and PGD-CE accuracy of ``model`` on ``dataset``, shared out over the processes.
-
-    The PGD runs in the training's threat model (``config.norm``: L-inf or L2 ball of ``eps``).
-
-    Images are taken in chunks of ``eval_batch_size`` in dataset order, chunk c on process
-    ``c % world_size``, its random start drawn from a generator seeded by (seed, c).
-    """
-    model.eval()
-    size = config.eval_batch_size
-    counts = torch.zeros(3, dtype=torch.int64, device=device)
-    for chunk in range(process.rank, math.ceil(len(dataset) / size), process.world_size):
-        x, y = dataset.tensors(torch.arange(chunk * size, min(len(dataset), (chunk + 1) * size)))
-        x, y = x.to(device), y.to(device)
-        generator = torch.Generator(device=device).manual_seed(derive_seed(config.seed, _STREAM_EVAL, chunk))
-        x_adv = pgd(model, x, y, eps=config.eps, step_size=config.eval_step_size, steps=config.eval_steps,
-                    loss="ce", random_start_kind="uniform", generator=generator, norm=config.norm)
-        with torch.no_grad():
-            counts[0] += (model(x).argmax(1) == y).sum()
-            counts[1] += (model(x_adv).argmax(1) == y).sum()
-        counts[2] += len(y)
-    clean, robust, total = distributed.sum_across(counts).tolist()
-    return {"clean_acc": clean / total, "pgd_acc": robust / total}
-
-
-def _check_input_size(model: nn.Module, image_shape: tuple[int, int, int], dataset: str) -> None:
-    """Refuse, before anything is written, an architecture that cannot take the dataset's images."""
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, *image_shape))
-    except RuntimeError as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(
-            f"{model.arch} cannot classify the {image_shape[1]}x{image_shape[2]} images of {dataset} ({detail}); "
-            "choose another --arch"
-        ) from None
-
-
 class TrainingRun:
     """The state of one training run in this process (built by :func:`train`)."""
 
@@ -200,7 +85,7 @@ class TrainingRun:
         seed_everything(config.seed)
         self.model = create_model(config.arch, num_classes=info.num_classes, in_channels=info.image_shape[0],
                                   normalization=info.normalization)
-        _check_input_size(self.model, info.image_shape, config.dataset)
+        check_input_size(self.model, info.image_shape, config.dataset)
         self.heads = self.words = None
         self.word_vectors = word_vectors
         if config.method == "scarl":
@@ -222,7 +107,7 @@ class TrainingRun:
         self.word_centres = None
         if config.method == "scarl" and config.use_struc:
             self.word_centres = WordCentres(info.num_classes, config.proj_dim, config.centre_momentum,
-                                            derive_seed(config.seed, _STREAM_CENTRES), device)
+                                            derive_seed(config.seed, STREAM_CENTRES), device)
         self.start_epoch = 0
         self.saved_epoch = 0
         self.resume_point: rundir.ResumePoint | None = None
@@ -398,10 +283,10 @@ class TrainingRun:
                   show_bar: bool) -> dict[str, Any]:
         """Train, evaluate and save epoch ``epoch`` (0-based); its metrics record."""
         config, process = self.config, self.process
-        torch.manual_seed(derive_seed(config.seed, _STREAM_DATA, epoch, process.rank))
-        ctx.generator.manual_seed(derive_seed(config.seed, _STREAM_ATTACK, epoch, process.rank))
+        torch.manual_seed(derive_seed(config.seed, STREAM_DATA, epoch, process.rank))
+        ctx.generator.manual_seed(derive_seed(config.seed, STREAM_ATTACK, epoch, process.rank))
         if ctx.pool is not None:
-            ctx.pool.reseed(derive_seed(config.seed, _STREAM_POOL, epoch, process.rank))
+            ctx.pool.reseed(derive_seed(config.seed, STREAM_POOL, epoch, process.rank))
         sampler.set_epoch(epoch)
         lr = self.optimizer.param_groups[0]["lr"]
         started = time.perf_counter()

@@ -10,7 +10,7 @@ import torch
 from semprobe import attacks
 from semprobe.data import load_dataset
 from semprobe.models import create_model
-from trainers import loop, methods
+from trainers import methods, validation
 from trainers.__main__ import main
 from trainers.config import TrainConfig, parse_args, resumed_config
 
@@ -41,7 +41,7 @@ def test_an_l2_run_trains_and_records_the_norm(tmp_path, monkeypatch):
         return real_pgd(*args, **kwargs)
 
     monkeypatch.setattr(attacks, "pgd", recording_pgd)  # the training attack (methods.StepContext.attack)
-    monkeypatch.setattr(loop, "pgd", recording_pgd)  # the per-epoch evaluation
+    monkeypatch.setattr(validation, "pgd", recording_pgd)  # the per-epoch evaluation
     run = tmp_path / "l2"
     assert main(["pgd_at", *QUICK, "--norm", "L2", "--eps", "1.0", "--epochs", "1", "--out", str(run)]) == 0
     assert json.loads((run / "config.json").read_text())["norm"] == "L2"
