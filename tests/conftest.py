@@ -27,6 +27,28 @@ def isolated_cache(tmp_path_factory, monkeypatch):
     return cache
 
 
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a network connection fails the test (for the download paths)."""
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a test tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+
+
+@pytest.fixture
+def no_system_data(monkeypatch, tmp_path):
+    """Point the system data folders (Debian's /usr/share/datasets) at an empty folder."""
+    from semprobe import data
+
+    empty = tmp_path / "system"
+    empty.mkdir()
+    monkeypatch.setattr(data, "SYSTEM_DATA_DIRS", (empty,))
+    return empty
+
+
 def pytest_report_header(config):
     return f"semprobe tests: CI={os.environ.get('CI', '')!r}"
 

@@ -1,7 +1,6 @@
 """``--download`` on the command line: one flag for datasets (and RobustBench files), never the network in tests."""
 
 import json
-import socket
 
 import numpy as np
 import pytest
@@ -13,17 +12,9 @@ from semprobe.models import create_model
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
+def offline(monkeypatch, no_network, no_system_data):
     """No network, no system data folders, no $SEMPROBE_DATA."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a test tried to open a network connection")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.delenv("SEMPROBE_DATA", raising=False)
-    empty = tmp_path / "system"
-    empty.mkdir()
-    monkeypatch.setattr(data, "SYSTEM_DATA_DIRS", (empty,))
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import gzip
 import json
 import os
 import pickle
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -40,24 +39,10 @@ DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
 @pytest.fixture(autouse=True)
-def offline(monkeypatch, tmp_path):
+def offline(monkeypatch, tmp_path, no_network):
     """No network, no $SEMPROBE_DATA and an empty download cache for every test."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("a test tried to open a network connection")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.delenv("SEMPROBE_DATA", raising=False)
     monkeypatch.setenv("SEMPROBE_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def no_system_data(monkeypatch, tmp_path):
-    """Point the system data folders at an empty folder."""
-    empty = tmp_path / "system"
-    empty.mkdir()
-    monkeypatch.setattr(data, "SYSTEM_DATA_DIRS", (empty,))
-    return empty
 
 
 def as_bytes(images: torch.Tensor) -> list[bytes]:
