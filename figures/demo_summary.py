@@ -15,6 +15,7 @@ from pathlib import Path
 
 from semprobe.paper.findings import (accuracy_finding, alpha_finding, render_summary, rsa_finding, semantics_finding,
                                separability_finding)
+from trainers.spec import selection_key
 
 FIGURE_CAPTIONS = {
     "cca/cca.png": "SCARL Fig. 1 and 5: CCA of features (natural, adversarial, adversarial projected) with GloVe",
@@ -44,8 +45,8 @@ def _training_lines(runs: dict[str, Path]) -> list[str]:
             "|---|---|---|---|---|---|"]
     for method, folder in runs.items():
         records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
-        selection = "val_clean_acc" if json.loads((folder / "config.json").read_text())["method"] == "natural" \
-            else "val_pgd_acc"
+        config = json.loads((folder / "config.json").read_text())
+        selection = selection_key(config["method"], config.get("base"))  # the metric that chose best.pt
         best = max(records, key=lambda record: record[selection])
         seconds = sum(r.get("train_time_s", 0) + r.get("eval_time_s", 0) for r in records)
         rows.append(f"| {method} | {records[-1]['epoch']} | {best['epoch']} | {100 * best['val_clean_acc']:.1f} | "

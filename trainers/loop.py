@@ -45,7 +45,7 @@ from semprobe.errors import ConfigError
 from semprobe.models.checkpoint import non_finite_tensors
 from semprobe.models import ProjectionHeads, create_model
 from semprobe.options import resolve_device, seed_everything
-from semprobe.robustness.run_metrics import VAL_CLEAN, VAL_PGD
+from semprobe.robustness.run_folder import VAL_PGD
 from semprobe.words import ClassVectors, class_vectors
 from trainers import distributed, rundir
 from trainers.config import TrainConfig, resumed_config
@@ -53,14 +53,13 @@ from trainers.guards import TrainingDiverged, TrainingInterrupted, all_finite, i
 from trainers.image_pool import ImagePool
 from trainers.methods import METHOD_STEPS, StepContext
 from trainers.network import FixedWords, LearnedWords, TrainingNetwork, WordCentres
-from trainers.spec import LEARNED_EMBEDDING, NO_ATTACK, attack_spec
+from trainers.spec import LEARNED_EMBEDDING, selection_key
 from trainers.validation import (STREAM_ATTACK, STREAM_CENTRES, STREAM_DATA, STREAM_POOL, Splits,
                                  check_input_size, derive_seed, evaluate, load_splits)
 
 def selection_metric(config: TrainConfig) -> str:
-    """The validation metric that picks ``best.pt``: clean accuracy for a run that trains on no
-    attacked images (``natural``, SCARL on the natural base), PGD accuracy for every other."""
-    return VAL_CLEAN if attack_spec(config.method, config.base).attack_loss == NO_ATTACK else VAL_PGD
+    """The validation metric that picks ``best.pt`` (:func:`trainers.spec.selection_key`)."""
+    return selection_key(config.method, config.base)
 
 
 @dataclass

@@ -37,7 +37,7 @@ from typing import Any
 from semprobe.models.checkpoint import Checkpoint, load_checkpoint, non_finite_tensors, read_checkpoint_file, save_checkpoint
 from semprobe.errors import CheckpointError, ConfigError
 from semprobe.io import check_folder_writable, write_json_atomic, write_text_atomic
-from semprobe.robustness.run_metrics import BEST, CONFIG, LAST, METRICS  # the run-folder format, shared
+from semprobe.robustness.run_folder import BEST, CONFIG, LAST, METRICS  # the run-folder format, shared
 
 LEGACY_STATE = "last_state.pt"
 RUN_FILES = (CONFIG, METRICS, LAST, BEST, LEGACY_STATE)

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from semprobe.robustness.run_folder import VAL_CLEAN, VAL_PGD
+
 # the loss a method's training attack maximises (trainers.methods.training_surrogate)
 NO_ATTACK = "none"
 CE = "ce"  # PGD-CE, or one FGSM step
@@ -127,3 +129,10 @@ def attack_spec(method: str, base: str | None = None) -> MethodSpec:
     """The spec whose training attack ``method`` runs: its own, or for SCARL its ``--base``'s."""
     spec = METHOD_SPECS[method]
     return METHOD_SPECS[base] if spec.attack_loss == FROM_BASE else spec
+
+
+def selection_key(method: str, base: str | None = None) -> str:
+    """The validation metric that picks ``best.pt``: clean accuracy for a run that trains on no
+    attacked images (``natural``, SCARL on the natural base), PGD accuracy for every other
+    (whose clean accuracy would pick an early, barely robust epoch)."""
+    return VAL_CLEAN if attack_spec(method, base).attack_loss == NO_ATTACK else VAL_PGD

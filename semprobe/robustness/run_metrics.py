@@ -13,14 +13,8 @@ from pathlib import Path
 
 from semprobe.robustness.curves import Curve, CurvePoint
 from semprobe.errors import DataError
+from semprobe.robustness.run_folder import CONFIG, METRICS, VAL_CLEAN, VAL_PGD
 
-# The run-folder format, written by trainers/rundir.py and trainers/loop.py and read here.
-CONFIG = "config.json"
-METRICS = "metrics.jsonl"
-LAST = "last.pt"
-BEST = "best.pt"
-VAL_CLEAN = "val_clean_acc"
-VAL_PGD = "val_pgd_acc"
 ACCURACY_KEYS = {VAL_PGD: "PGD", VAL_CLEAN: "clean"}
 
 
