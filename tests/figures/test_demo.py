@@ -128,11 +128,15 @@ def test_word_components_keep_the_geometry_they_can(demo, tmp_path):
         np.sqrt((singular[3:] ** 4).sum()), rel=1e-6)
 
 
+def _smoke_command(tmp_path):
+    return [sys.executable, str(DEMO_SCRIPT), "--profile", "smoke", "--dataset", "digits", "--out",
+            str(tmp_path / "demo"), "--cache", str(tmp_path / "cache"), "--jobs", "2"]
+
+
 @pytest.mark.slow  # end to end: subprocesses, real training or the full attack
 def test_smoke_demo_end_to_end_then_from_the_cache(tmp_path):
     out, cache = tmp_path / "demo", tmp_path / "cache"
-    command = [sys.executable, str(DEMO_SCRIPT), "--profile", "smoke", "--dataset", "digits", "--out", str(out),
-               "--cache", str(cache), "--jobs", "2"]
+    command = _smoke_command(tmp_path)
     first = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert first.returncode == 0, first.stdout + first.stderr
     summary = (out / "summary.md").read_text()
@@ -158,27 +162,53 @@ def test_smoke_demo_end_to_end_then_from_the_cache(tmp_path):
     assert "came from the cache" in (out / "summary.md").read_text()
     assert (out / "eval" / "eval.json").read_text() == (cache / "analyses" / "eval" / "eval.json").read_text()
 
-    # a zoo of the six models (as figures/study/ keeps them): the demo analyses those and checks the trainers
+    no_zoo = subprocess.run([*command, "--zoo", str(tmp_path / "nothing")], capture_output=True, text=True,
+                            cwd=tmp_path)
+    assert no_zoo.returncode == 0 and "models: trained here (no complete digits zoo" in no_zoo.stdout
+
+
+def write_zoo(zoo: Path) -> None:
+    """Six digits checkpoints with run logs, in the layout figures/study/ keeps (random weights: the
+    demo's flow on a zoo is under test here, not what the models learned)."""
+    import torch
+
+    from semprobe.data import dataset_info
+    from semprobe.models import create_model
+    from semprobe.models.checkpoint import save_checkpoint
+
+    classes = list(dataset_info("digits").classes)
+    for seed, method in enumerate(("natural", "fgsm", "pgd_at", "trades", "scarl", "spat_madry")):
+        torch.manual_seed(seed)
+        model = create_model("small_cnn", num_classes=10, in_channels=1)
+        config = {"method": method, "dataset": "digits", "arch": "small_cnn", "eps": 0.1, "epochs": 2, "steps": 2,
+                  "step_size": 0.05, "batch_size": 128, "max_train_images": 300,
+                  "alpha": 0.2 if method == "spat_madry" else None, "base": "trades" if method == "scarl" else None}
+        save_checkpoint(zoo / "models" / f"{method}.pt", model, dataset="digits", classes=classes, epoch=2,
+                        config=config, metrics={})
+        logs = zoo / "logs" / method
+        logs.mkdir(parents=True)
+        (logs / "config.json").write_text(json.dumps(config))
+        (logs / "metrics.jsonl").write_text("".join(json.dumps(
+            {"epoch": epoch, "val_clean_acc": 0.5 + 0.1 * epoch, "val_pgd_acc": 0.2 + 0.05 * epoch,
+             "train_time_s": 1.0, "eval_time_s": 0.5}) + "\n" for epoch in (1, 2)))
+
+
+@pytest.mark.slow  # end to end: subprocesses, real training or the full attack
+def test_smoke_demo_on_a_zoo_analyses_the_zoo_and_checks_the_trainers(tmp_path):
     zoo = tmp_path / "zoo"
-    for method in ("natural", "fgsm", "pgd_at", "trades", "scarl", "spat_madry"):
-        (zoo / "models").mkdir(parents=True, exist_ok=True)
-        (zoo / "logs" / method).mkdir(parents=True)
-        (zoo / "models" / f"{method}.pt").write_bytes((cache / method / "best.pt").read_bytes())
-        for name in ("metrics.jsonl", "config.json"):
-            (zoo / "logs" / method / name).write_bytes((cache / method / name).read_bytes())
-    third = subprocess.run([*command, "--zoo", str(zoo)], capture_output=True, text=True, cwd=tmp_path)
-    assert third.returncode == 0, third.stdout + third.stderr
-    assert "models: the well-trained zoo" in third.stdout
-    assert "[start] python -m trainers pgd_at" in third.stdout and third.stdout.count("[start] python -m trainers") == 1
-    summary = (out / "summary.md").read_text()
+    (zoo / "models").mkdir(parents=True)
+    write_zoo(zoo)
+    run = subprocess.run([*_smoke_command(tmp_path), "--zoo", str(zoo)], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "models: the well-trained zoo" in run.stdout
+    assert "[start] python -m trainers pgd_at" in run.stdout and run.stdout.count("[start] python -m trainers") == 1
+    summary = (tmp_path / "demo" / "summary.md").read_text()
     assert "the study's well-trained zoo" in summary and "| pgd_at |" in summary
-    evaluated = json.loads((out / "eval" / "eval.json").read_text())["checkpoints"]
+    evaluated = json.loads((tmp_path / "demo" / "eval" / "eval.json").read_text())["checkpoints"]
     assert {c["path"] for c in evaluated.values()} == {str(zoo / "models" / f"{m}.pt") for m in
                                                       ("natural", "fgsm", "pgd_at", "trades", "scarl", "spat_madry")}
     assert "C1b" in summary and "scarl vs trades" in summary
-    digits_zoo = subprocess.run([*command, "--zoo", str(tmp_path / "nothing")], capture_output=True, text=True,
-                                cwd=tmp_path)
-    assert "models: trained here (no complete digits zoo" in digits_zoo.stdout
 
 
 def test_analyses_are_reused_only_for_the_same_inputs(demo, tmp_path):
