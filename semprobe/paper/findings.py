@@ -34,6 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from semprobe.stats.intervals import mover_difference, paired_comparison
+from semprobe.stats.records import Statistic, cca_statistic, rsa_statistic
 
 HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE = "holds", "does not hold", "inconclusive", "cannot be tested here"
 DIFFERENCE_RULE = ("verdict rule: holds when the CI of the difference is above 0, does not hold when below, "
@@ -86,41 +87,26 @@ def _lookup(mapping: dict, label: str, what: str) -> dict:
     return mapping[label]
 
 
-def _relabel_is_degenerate(held_out: dict) -> bool:
-    """True when the word side spans the class labels (rank >= K-1): relabelling cannot change CCA."""
-    diagnostics = held_out.get("diagnostics", {})
-    distinct = diagnostics.get("n_distinct_y")
-    return distinct is not None and diagnostics.get("rank_y", 0) >= distinct - 1
-
-
-def _held_out(cca: dict, label: str, column: str, what: str = "cca.json") -> dict:
-    """The held-out result of ``label``'s ``column`` in a cca.json, with its pair counts added."""
-    entry = _lookup(_lookup(cca["sources"], label, what)["columns"], column, f"{what} ({label})")
-    held = dict(entry["held_out"])
-    held["n_fit"] = len(entry.get("train", [])) or held.get("diagnostics", {}).get("n")
-    held["n_test"] = len(entry.get("test", [])) or None
-    return held
-
-
 def separability_finding(cca: dict, robust: str, natural: str, column: str = "adversarial") -> Finding:
     """SCARL Fig. 1, claim C1 (a): on ``column`` images, ``robust``'s features are more class-separable.
 
     The held-out first canonical correlation against class word vectors that span the
     labels (rank >= K-1, as 50-d GloVe with 10 classes) equals the one against one-hot
     labels: it measures how linearly separable the classes are. Verdict by the MOVER
-    interval of the difference of the two bootstrap intervals.
+    interval of the difference of the two bootstrap intervals. ``cca`` is a cca.json
+    document, read as :class:`~semprobe.stats.records.Statistic` records.
     """
-    held = {label: _held_out(cca, label, column) for label in (robust, natural)}
-    r_rob, r_nat = held[robust]["r"], held[natural]["r"]
-    difference, low, high = mover_difference(r_rob, held[robust]["ci"], r_nat, held[natural]["ci"])
-    relabel = {label: (held[label].get("relabel") or {}).get("p_value") for label in (robust, natural)}
+    held = {label: cca_statistic(cca, label, column) for label in (robust, natural)}
+    r_rob, r_nat = held[robust].value, held[natural].value
+    difference, low, high = mover_difference(r_rob, held[robust].ci, r_nat, held[natural].ci)
+    relabel = {label: held[label].relabel_p for label in (robust, natural)}
     details = [
-        f"held-out r on {column} images: {robust} {r_rob:.3f} {_fmt_ci(held[robust]['ci'])}, "
-        f"{natural} {r_nat:.3f} {_fmt_ci(held[natural]['ci'])} (CCA fitted on {held[robust]['n_fit']} pairs, "
-        f"correlated on {held[robust]['n_test']} held-out pairs; bootstrap 95% CIs)",
+        f"held-out r on {column} images: {robust} {r_rob:.3f} {_fmt_ci(held[robust].ci)}, "
+        f"{natural} {r_nat:.3f} {_fmt_ci(held[natural].ci)} (CCA fitted on {held[robust].n_fit} pairs, "
+        f"correlated on {held[robust].n_test} held-out pairs; bootstrap 95% CIs)",
         f"difference {difference:+.3f}, 95% CI {_fmt_ci((low, high))} (MOVER from the two intervals)",
     ]
-    if _relabel_is_degenerate(held[robust]):
+    if held[robust].relabelling_is_degenerate:
         details.append(
             f"the word vectors span the class labels (rank >= K-1), so this CCA equals CCA against one-hot labels: "
             f"it measures class separability, not semantics (class-relabelling p = {_p(relabel[robust])} and "
@@ -133,20 +119,9 @@ def separability_finding(cca: dict, robust: str, natural: str, column: str = "ad
              f"CCA with word vectors that span the labels (SCARL Fig. 1, read as separability); compared here: "
              f"{robust} vs {natural}")
     numbers = {"r": {robust: r_rob, natural: r_nat}, "difference": [difference, low, high], "relabel_p": relabel,
-               "n_fit": held[robust]["n_fit"], "n_test": held[robust]["n_test"]}
+               "n_fit": held[robust].n_fit, "n_test": held[robust].n_test}
     return Finding("C1a: robust features are more class-separable (CCA)", claim, _verdict_from_interval(low, high),
                    details, numbers)
-
-
-def _semantic_excess(result: dict) -> tuple[float, tuple[float, float], float | None]:
-    """``(excess, ci, p)``: a statistic minus the mean of its class-relabelling null, its CI shifted
-    alike, and the relabelling p-value. What the words' geometry adds beyond any assignment of
-    the same vectors to the classes."""
-    relabel = result.get("relabel") or {}
-    null_mean = relabel.get("null_mean", 0.0)
-    estimate = result["r"] if "r" in result else result["rsa"]
-    ci = result["ci"] if "ci" in result else result["rsa_ci"]
-    return estimate - null_mean, (ci[0] - null_mean, ci[1] - null_mean), relabel.get("p_value")
 
 
 def semantics_finding(semantic_cca: dict, simmatrix: dict, robust: str, natural: str,
@@ -154,9 +129,9 @@ def semantics_finding(semantic_cca: dict, simmatrix: dict, robust: str, natural:
     """SCARL Fig. 1-2, claim C1 (b): ``robust``'s features carry more of the words' semantics.
 
     Two tests with power against separability, each as an excess over its class-relabelling
-    null (statistic minus the null's mean; the relabelling keeps the word vectors and the
-    features and only changes which word goes with which class, so separability alone
-    cannot pass it):
+    null (statistic minus the null's mean, :meth:`~semprobe.stats.records.Statistic.excess`;
+    the relabelling keeps the word vectors and the features and only changes which word goes
+    with which class, so separability alone cannot pass it):
 
     - the held-out CCA r against fewer than K-1 word dimensions (``semantic_cca``: the
       word vectors' top principal components);
@@ -167,23 +142,22 @@ def semantics_finding(semantic_cca: dict, simmatrix: dict, robust: str, natural:
     both; does not hold when on some test the difference's CI is below 0 and on none
     above; inconclusive otherwise.
     """
-    cca_results = {label: _held_out(semantic_cca, label, column, "the semantic cca.json") for label in (robust, natural)}
-    rank = cca_results[robust].get("diagnostics", {}).get("rank_y")
-    features = simmatrix["features"]
-    key = (lambda label: f"{label} (adversarial)") if column == "adversarial" else (lambda label: label)
-    rsa_results = {label: _lookup(_lookup(features, key(label), "simmatrix.json")["embeddings"], embedding, label)
+    cca_results = {label: cca_statistic(semantic_cca, label, column, what="the semantic cca.json")
                    for label in (robust, natural)}
+    rank = cca_results[robust].diagnostics.get("rank_y")
+    key = (lambda label: f"{label} (adversarial)") if column == "adversarial" else (lambda label: label)
+    rsa_results = {label: rsa_statistic(simmatrix, key(label), embedding) for label in (robust, natural)}
     details, numbers, differences, robust_passes = [], {"rank_y": rank}, [], []
     claim = (f"robust features carry more of the class words' semantics than natural ones, beyond class "
              f"separability (SCARL Fig. 1-2, tested with the class-relabelling null); compared here: {robust} vs "
              f"{natural}, {embedding}")
     title = "C1b: robust features carry more word semantics (relabelling-null tests)"
-    if any(rsa_results[label].get("rsa") is None or not rsa_results[label].get("rsa_ci") for label in rsa_results):
+    if not all(result.defined for result in rsa_results.values()):
         return Finding(title, claim, UNTESTABLE, [f"the RSA with {embedding} is undefined here "
                                                   "(one side cannot be ranked), so the test has no second part"], {})
     for name, results in ((f"CCA against the top {rank} word dimensions", cca_results),
                           (f"RSA with {embedding}", rsa_results)):
-        excess = {label: _semantic_excess(results[label]) for label in (robust, natural)}
+        excess = {label: results[label].excess() for label in (robust, natural)}
         (e_rob, ci_rob, p_rob), (e_nat, ci_nat, p_nat) = excess[robust], excess[natural]
         difference, low, high = mover_difference(e_rob, ci_rob, e_nat, ci_nat)
         differences.append((low, high))
@@ -209,18 +183,16 @@ def semantics_finding(semantic_cca: dict, simmatrix: dict, robust: str, natural:
 
 def rsa_finding(simmatrix: dict, robust: str, natural: str, embedding: str = "glove") -> Finding:
     """SCARL Fig. 2: the RSA of ``robust``'s class-similarity matrix with the word vectors above ``natural``'s."""
-    features = simmatrix["features"]
-    reports = {label: _lookup(_lookup(features, label, "simmatrix.json")["embeddings"], embedding, label)
-               for label in (robust, natural)}
-    rsa = {label: reports[label]["rsa"] for label in reports}
-    ci = {label: reports[label]["rsa_ci"] for label in reports}
-    p = {label: (reports[label].get("relabel") or {}).get("p_value") for label in reports}
+    reports = {label: rsa_statistic(simmatrix, label, embedding) for label in (robust, natural)}
+    rsa = {label: reports[label].value for label in reports}
+    ci = {label: list(reports[label].ci) if reports[label].ci else reports[label].ci for label in reports}
+    p = {label: reports[label].relabel_p for label in reports}
     claim = (f"the robust model's class-similarity matrix is closer to the word vectors' than the natural model's "
              f"(SCARL Fig. 2); compared here: {robust} vs {natural}, {embedding}")
     title = "Robust class similarities are closer to the word vectors' (RSA)"
-    undefined = [label for label in reports if rsa[label] is None or not ci[label]]
+    undefined = [label for label in reports if not reports[label].defined]
     if undefined:
-        notes = [reports[label].get("rsa_note") or "no RSA" for label in undefined]
+        notes = [reports[label].note or "no RSA" for label in undefined]
         return Finding(title, claim, UNTESTABLE, [f"RSA undefined for {', '.join(undefined)}: {'; '.join(notes)}"],
                        {"rsa": rsa})
     difference, low, high = mover_difference(rsa[robust], ci[robust], rsa[natural], ci[natural])
@@ -229,11 +201,11 @@ def rsa_finding(simmatrix: dict, robust: str, natural: str, embedding: str = "gl
                f"class-relabelling p = {_p(p[label])}" for label in (robust, natural)]
     details.append(f"difference {difference:+.3f}, 95% CI {_fmt_ci((low, high))}")
     for label in (robust, natural):
-        adversarial = features.get(f"{label} (adversarial)")
+        adversarial = simmatrix["features"].get(f"{label} (adversarial)")
         if adversarial and embedding in adversarial["embeddings"]:
-            report = adversarial["embeddings"][embedding]
-            details.append(f"on adversarial images, {label}: RSA {report['rsa']:.3f} {_fmt_ci(report['rsa_ci'])}, "
-                           f"p = {_p((report.get('relabel') or {}).get('p_value'))}")
+            report = Statistic.from_rsa(adversarial["embeddings"][embedding])
+            details.append(f"on adversarial images, {label}: RSA {report.value:.3f} {_fmt_ci(report.ci)}, "
+                           f"p = {_p(report.relabel_p)}")
     details.append(DIFFERENCE_RULE)
     return Finding(title, claim, verdict, details,
                    {"rsa": rsa, "ci": ci, "relabel_p": p, "difference": [difference, low, high]})

@@ -10,6 +10,7 @@ from semprobe.paper.findings import (HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE, accur
                                      separability_finding)
 from semprobe.robustness.accuracy import AttackResult, wilson_interval
 from semprobe.robustness.alpha_curves import SuccessRate
+from semprobe.stats.records import NullSummary
 from semprobe.stats.intervals import paired_comparison
 
 
@@ -26,8 +27,14 @@ def test_mover_with_symmetric_intervals_adds_half_widths_in_quadrature():
     assert (difference, low, high) == pytest.approx((0.2, 0.2 - half, 0.2 + half))
 
 
+def _null(p, null_mean=0.0):
+    """A class-relabelling null as the commands write it (PermutationTest.to_dict)."""
+    return NullSummary("statistic", "relabel", 0.0, p, 1000, False, null_mean, null_mean, null_mean,
+                       null_mean).to_dict()
+
+
 def _held_out(r, ci, p=1.0, rank_y=9, distinct=10, null_mean=0.0):
-    return {"r": r, "ci": list(ci), "relabel": {"p_value": p, "null_mean": null_mean},
+    return {"r": r, "ci": list(ci), "relabel": _null(p, null_mean),
             "diagnostics": {"n": 250, "rank_y": rank_y, "n_distinct_y": distinct}}
 
 
@@ -66,7 +73,7 @@ def _semantic(rob, nat, rsa_rob, rsa_nat):
         "held_out": _held_out(r, ci, p=p, rank_y=3, null_mean=null_mean), "train": [0] * 10, "test": [0] * 10}}}
         for label, (r, ci, p, null_mean) in (("rob", rob), ("nat", nat))}}
     sim = {"features": {f"{label} (adversarial)": {"embeddings": {"glove": {
-        "rsa": rsa, "rsa_ci": list(ci), "relabel": {"p_value": p, "null_mean": 0.0}}}}
+        "rsa": rsa, "rsa_ci": list(ci), "relabel": _null(p)}}}
         for label, (rsa, ci, p) in (("rob", rsa_rob), ("nat", rsa_nat))}}
     return cca, sim
 
@@ -96,7 +103,7 @@ def test_semantics_holds_only_when_both_tests_agree_and_the_robust_model_passes_
 
 
 def _sim(values):
-    return {"features": {label: {"embeddings": {"glove": {"rsa": rsa, "rsa_ci": list(ci), "relabel": {"p_value": 0.01}}}}
+    return {"features": {label: {"embeddings": {"glove": {"rsa": rsa, "rsa_ci": list(ci), "relabel": _null(0.01)}}}
                          for label, (rsa, ci) in values.items()}}
 
 
