@@ -156,6 +156,10 @@ def build_zoo_model(entry: ZooEntry) -> nn.Module:
     return zoo_record(entry)["model"]()
 
 
+#: Where RobustBench's downloader fetches a Google Drive file from (named in errors).
+GDRIVE_URL = "https://docs.google.com/uc?export=download&id={}"
+
+
 def locate_zoo_file(entry: ZooEntry, download: bool = False) -> Path:
     """The entry's weights file; fetched with RobustBench's downloader only when ``download``."""
     if entry.path.is_file():
@@ -174,18 +178,22 @@ def _download(entry: ZooEntry, gdrive_id: str) -> Path:
     """Fetch the entry's file into RobustBench's layout; a one-line error when it fails."""
     from robustbench.utils import download_gdrive
 
+    created = [folder for folder in (entry.path.parent, *entry.path.parent.parents) if not folder.exists()]
     entry.path.parent.mkdir(parents=True, exist_ok=True)
     partial = entry.path.with_suffix(".pt.part")
+    url = GDRIVE_URL.format(gdrive_id)
     try:
         download_gdrive(gdrive_id, partial)
+        if not partial.is_file():
+            raise OSError("the downloader wrote nothing")
     except Exception as exc:  # gdown raises many types (network, quota, HTML pages)
         partial.unlink(missing_ok=True)
+        for folder in created:  # the folders made for the file, innermost first, when still empty
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(f"{entry.spec}: download from Google Drive id {gdrive_id} failed ({first}); "
+        raise CheckpointError(f"{entry.spec}: download from {url} failed ({first}); "
                               f"put the file at {entry.path} by hand") from None
-    if not partial.is_file():
-        raise CheckpointError(f"{entry.spec}: download from Google Drive id {gdrive_id} wrote nothing; "
-                              f"put the file at {entry.path} by hand")
     partial.replace(entry.path)
     return entry.path
 

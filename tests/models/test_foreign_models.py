@@ -157,12 +157,13 @@ def test_download_goes_into_robustbench_layout(zoo_dir, tmp_path, monkeypatch):
                         lambda gid, target: (calls.append(gid), target.write_bytes(source.read_bytes())))
     assert locate_zoo_file(entry, download=True) == entry.path and entry.path.is_file()
     assert calls == [zoo_record(entry)["gdrive_id"]]
-    failing = parse_zoo_spec("robustbench:cifar10/Linf/Standard", model_dir=tmp_path)
+    failing = parse_zoo_spec("robustbench:cifar10/Linf/Standard", model_dir=tmp_path / "fresh")
     monkeypatch.setattr(robustbench.utils, "download_gdrive",
                         lambda gid, target: (_ for _ in ()).throw(OSError("network is unreachable")))
-    with pytest.raises(CheckpointError, match="network is unreachable.*put the file at"):
+    with pytest.raises(CheckpointError, match=r"from https://docs\.google\.com/uc\?export=download&id=\S+ failed "
+                                              r"\(network is unreachable\); put the file at"):
         locate_zoo_file(failing, download=True)
-    assert not failing.path.exists()
+    assert not (tmp_path / "fresh").exists()  # nothing written: not even the folders made for the file
 
 
 def test_zoo_entry_through_every_command(zoo_dir, tmp_path, run_cli):
