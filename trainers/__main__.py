@@ -35,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from semprobe.errors import SemprobeError
         from trainers.cli import parse_command_line
+        from trainers.guards import TrainingDiverged, TrainingInterrupted
 
         try:
             parsed = parse_command_line(argv)
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return parsed
             # imported here so that Ctrl-C during the (slow) import of torch is one line too
             from trainers.config import resolve
-            from trainers.loop import TrainingDiverged, TrainingInterrupted, train
+            from trainers.loop import train
 
             method, given = parsed
             train(resolve(method, given), set(given))

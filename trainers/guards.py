@@ -1,14 +1,17 @@
 """What stops a training run cleanly: divergence (NaN or inf), Ctrl-C held back while an epoch's
-files are written, and the one-pass finiteness check the loop runs on weights and losses."""
+files are written, and the one-pass finiteness check the loop runs on weights and losses.
+Light to import (torch only inside :func:`all_finite`): the command line catches its
+exceptions before torch is loaded."""
 
 from __future__ import annotations
 
 import contextlib
 import signal
 import threading
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 
 class TrainingDiverged(RuntimeError):
@@ -38,6 +41,8 @@ def interrupts_held_back() -> Iterator[None]:
 
 def all_finite(tensors: list[torch.Tensor]) -> bool:
     """True when no tensor holds NaN or inf: one concatenation, one check (per dtype and device)."""
+    import torch
+
     groups: dict[tuple[torch.dtype, torch.device], list[torch.Tensor]] = {}
     for tensor in tensors:
         groups.setdefault((tensor.dtype, tensor.device), []).append(tensor.detach().reshape(-1))
