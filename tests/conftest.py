@@ -49,6 +49,19 @@ def no_system_data(monkeypatch, tmp_path):
     return empty
 
 
+def pytest_collection_modifyitems(config, items):
+    """Run the slow tests first, the longest (the smoke demos) before the others: under
+    pytest-xdist they then start at once on their own workers while the many short tests
+    fill the rest, instead of ending the run alone. The order is otherwise kept."""
+
+    def rank(item) -> int:
+        if item.get_closest_marker("slow") is None:
+            return 2
+        return 0 if "smoke_demo" in item.name else 1
+
+    items.sort(key=rank)
+
+
 def pytest_report_header(config):
     return f"semprobe tests: CI={os.environ.get('CI', '')!r}"
 

@@ -166,6 +166,7 @@ def test_download_goes_into_robustbench_layout(zoo_dir, tmp_path, monkeypatch):
     assert not (tmp_path / "fresh").exists()  # nothing written: not even the folders made for the file
 
 
+@pytest.mark.slow  # end to end: every command on a WideResNet-28-4 zoo entry
 def test_zoo_entry_through_every_command(zoo_dir, tmp_path, run_cli):
     source = ["--ckpt", ZOO_SPEC, "--model-dir", zoo_dir, "--dataset", FAKE, "--quiet"]
     code, out, err = run_cli(["info", "--ckpt", ZOO_SPEC, "--model-dir", zoo_dir, "--json"])
