@@ -43,15 +43,11 @@ def _read(path: Path) -> dict | None:
 def _result(document: dict | None, attack: str):
     """The :class:`~semprobe.robustness.accuracy.AttackResult` of the single checkpoint of an eval.json
     document under ``attack``, or None."""
-    from semprobe.robustness.accuracy import AttackResult
+    from semprobe.paper.findings import eval_result
 
     if document is None:
         return None
-    for checkpoint in document["checkpoints"].values():
-        for result in checkpoint["results"]:
-            if result["attack"]["name"] == attack:
-                return AttackResult.from_dict(result)
-    return None
+    return eval_result(document, next(iter(document["checkpoints"])), attack)
 
 
 def _cell(result) -> str:

@@ -80,14 +80,14 @@ def read_classes(root: Path) -> tuple[str, ...]:
     return tuple(classes)
 
 
-def image_shape(root: Path, image_size: int | None) -> tuple[int, int, int]:
-    """``(3, size, size)``, or the shape of the first training image when ``image_size`` is None."""
+def image_shape(root: Path, image_size: int | None, classes: tuple[str, ...]) -> tuple[int, int, int]:
+    """``(3, size, size)``, or the shape of the first training image of ``classes`` when ``image_size`` is None."""
     if image_size is not None:
         check_image_size(image_size)
         return (3, image_size, image_size)
     from PIL import Image
 
-    for name in read_classes(root):
+    for name in classes:
         files = image_files(root / "train" / name)
         if files:
             try:
@@ -106,11 +106,11 @@ def check_image_size(image_size: object) -> None:
         raise ConfigError(f"image size must be a whole number of pixels from 1 to {MAX_IMAGE_SIZE}, got {image_size!r}")
 
 
-def read_split(root: Path, train: bool) -> tuple[list[Path], torch.Tensor]:
-    """The image files and labels of ``train/`` or of the test folder (labels follow ``train/``'s classes)."""
+def read_split(root: Path, classes: tuple[str, ...], train: bool) -> tuple[list[Path], torch.Tensor]:
+    """The image files and labels of ``train/`` or of the test folder; label k is ``classes[k]``
+    (:func:`read_classes`, the folders of ``train/``)."""
     import torch
 
-    classes = read_classes(root)
     folder = root / "train" if train else evaluation_folder(root)
     unknown = sorted(set(class_folders(folder)) - set(classes))
     if unknown:
@@ -131,13 +131,14 @@ def read_split(root: Path, train: bool) -> tuple[list[Path], torch.Tensor]:
 def _imagefolder_source(name: str, image_size: int | None) -> _Source:
     """The :class:`~semprobe.data.source._Source` of an ``imagefolder:PATH`` name."""
     root = root_of(name)
+    classes = read_classes(root)  # listed once: the shape and both splits use them
     return _Source(
         name=name,
-        image_shape=image_shape(root, image_size),
-        classes=read_classes(root),
+        image_shape=image_shape(root, image_size, classes),
+        classes=classes,
         normalization=None,
         augmentation="crop_flip",
-        read_split=lambda directory, train: read_split(root, train),
+        read_split=lambda directory, train: read_split(root, classes, train),
         layout=LAYOUT,
         phrase_of=folder_phrase,
     )

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from semprobe.stats.intervals import mover_difference, paired_comparison
-from semprobe.stats.records import Statistic, cca_statistic, rsa_statistic
+from semprobe.stats.records import Statistic, cca_statistic, lookup, rsa_statistic
 
 HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE = "holds", "does not hold", "inconclusive", "cannot be tested here"
 DIFFERENCE_RULE = ("verdict rule: holds when the CI of the difference is above 0, does not hold when below, "
@@ -79,12 +79,6 @@ def _fmt_ci(ci, digits: int = 3) -> str:
 
 def _p(value: float | None) -> str:
     return "not computed" if value is None else f"{value:.3g}"
-
-
-def _lookup(mapping: dict, label: str, what: str) -> dict:
-    if label not in mapping:
-        raise KeyError(f"{what} has no entry {label!r}; it has {', '.join(mapping)}")
-    return mapping[label]
 
 
 def separability_finding(cca: dict, robust: str, natural: str, column: str = "adversarial") -> Finding:
@@ -211,7 +205,7 @@ def rsa_finding(simmatrix: dict, robust: str, natural: str, embedding: str = "gl
                    {"rsa": rsa, "ci": ci, "relabel_p": p, "difference": [difference, low, high]})
 
 
-def _eval_result(evaluation: dict, label: str, attack: str):
+def eval_result(evaluation: dict, label: str, attack: str):
     """``label``'s :class:`~semprobe.robustness.accuracy.AttackResult` under ``attack`` in an eval.json
     document, or None."""
     from semprobe.robustness.accuracy import AttackResult
@@ -233,13 +227,13 @@ def _result_pair(evaluations: list[dict], better: str, baseline: str, attack: st
     """The two models' results under ``attack`` on the same images: from one document that has both,
     else from two documents that scored the same images; None when no such pair exists."""
     for evaluation in evaluations:
-        pair = [_eval_result(evaluation, label, attack) for label in (better, baseline)]
+        pair = [eval_result(evaluation, label, attack) for label in (better, baseline)]
         if all(pair):
             return pair
     for first in evaluations:
-        ours = _eval_result(first, better, attack)
+        ours = eval_result(first, better, attack)
         for second in evaluations:
-            theirs = _eval_result(second, baseline, attack)
+            theirs = eval_result(second, baseline, attack)
             if ours and theirs and _same_images(first, second):
                 return [ours, theirs]
     return None
@@ -332,7 +326,7 @@ def alpha_finding(alpha_curve: dict, labels: list[str], matched: str) -> Finding
     records = {curve["label"]: curve for curve in alpha_curve["curves"]}
     details, numbers, verdicts = [], {}, []
     for label in labels:
-        curve = AlphaCurve.from_dict(_lookup(records, label, "alpha_curve.json"))
+        curve = AlphaCurve.from_dict(lookup(records, label, "alpha_curve.json"))
         points = sorted(zip(curve.alphas, curve.ls), key=lambda point: point[0])
         (first_alpha, first), (last_alpha, last) = points[0], points[-1]
         rho, p_falling, p_rising = rank_trend([a for a, _ in points], [rate.success_all for _, rate in points])
@@ -348,7 +342,7 @@ def alpha_finding(alpha_curve: dict, labels: list[str], matched: str) -> Finding
                        f"p = {p_falling:.3g}; drop {difference:+.1f} points, 95% CI {_fmt_ci((low, high), 1)} "
                        "(unpaired, so conservative: every alpha attacks the same images from the same start)")
     # the matching alpha as the command computed and recorded it (with its bootstrap interval)
-    match = _lookup(records, matched, "alpha_curve.json").get("alpha_matching_pgd_kl")
+    match = lookup(records, matched, "alpha_curve.json").get("alpha_matching_pgd_kl")
     kl = AlphaCurve.from_dict(records[matched]).kl.success_all
     if match and match.get("alpha") is not None:
         bracket = match.get("bracket")

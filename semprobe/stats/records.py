@@ -97,7 +97,8 @@ class Statistic:
                    note=record.get("rsa_note"))
 
 
-def _entry(mapping: Mapping[str, Any], label: str, what: str) -> Any:
+def lookup(mapping: Mapping[str, Any], label: str, what: str) -> Any:
+    """``mapping[label]``, or a KeyError naming ``what`` and the entries it has."""
     if label not in mapping:
         raise KeyError(f"{what} has no entry {label!r}; it has {', '.join(mapping)}")
     return mapping[label]
@@ -107,7 +108,7 @@ def cca_statistic(document: Mapping[str, Any], label: str, column: str, which: s
                   what: str = "cca.json") -> Statistic:
     """``label``'s ``which`` statistic (``held_out`` or ``in_sample``) on ``column`` images
     (``natural``, ``adversarial``, ``adversarial_projected``) in a ``semprobe cca`` document."""
-    report = _entry(_entry(document["sources"], label, what)["columns"], column, f"{what} ({label})")
+    report = lookup(lookup(document["sources"], label, what)["columns"], column, f"{what} ({label})")
     return Statistic.from_cca(report[which], report.get("train"), report.get("test"))
 
 
@@ -115,4 +116,4 @@ def rsa_statistic(document: Mapping[str, Any], label: str, embedding: str,
                   what: str = "simmatrix.json") -> Statistic:
     """The RSA of ``label``'s features (``"NAME (adversarial)"`` for attacked images) with
     ``embedding`` in a ``semprobe simmatrix`` document."""
-    return Statistic.from_rsa(_entry(_entry(document["features"], label, what)["embeddings"], embedding, label))
+    return Statistic.from_rsa(lookup(lookup(document["features"], label, what)["embeddings"], embedding, label))
