@@ -37,6 +37,7 @@ EXAMPLES = """\
       --embedding nn --no-struc --out runs/scarl_nn_info
   python -m trainers spat_mart --dataset cifar10 --arch wrn_34_10 --preset spat-cifar10 --out runs/spat_mart
   python -m trainers scarl --dataset cifar10 --arch preact_resnet18 --resume runs/scarl
+  python -m trainers trades --dataset cifar10 --preset trades-awp-cifar10 --out runs/trades_awp
   torchrun --nproc_per_node 4 -m trainers trades --dataset cifar10 --arch preact_resnet18 --out runs/trades
 """
 
@@ -112,6 +113,7 @@ _attack = _option("training attack")
 _eval = _option("per-epoch evaluation (clean and PGD-CE accuracy)")
 _scarl = _option("SCARL")
 _tla = _option("TLA")
+_awp = _option("adversarial weight perturbation (AWP, Wu et al. 2020)")
 
 
 HELP = (
@@ -126,7 +128,8 @@ HELP = (
 @click.version_option(__version__, "--version", prog_name="trainers", message="%(prog)s (semprobe) %(version)s")
 @click.argument("method", metavar="METHOD", type=click.Choice(METHODS))
 @_run("--dataset", metavar="NAME", required=True, help="dataset name (semprobe.data: cifar10, fashion-mnist, ...)")
-@_run("--arch", metavar="NAME", required=True, help="architecture (semprobe.models: preact_resnet18, small_cnn, ...)")
+@_run("--arch", metavar="NAME", help="architecture (semprobe.models: preact_resnet18, small_cnn, ...); "
+      "required unless the --preset names one")
 @_run("--out", metavar="RUNDIR", help="run folder (required unless --resume names it)")
 @_run("--preset", type=click.Choice(sorted(PRESETS)), metavar="PRESET",
       help=f"the papers' settings: {', '.join(sorted(PRESETS))}")
@@ -186,6 +189,10 @@ HELP = (
 @_scarl("--no-info", is_flag=True, default=None, help="drop L_info (Table 4)")
 @_scarl("--no-struc", is_flag=True, default=None, help="drop L_struc (Table 4)")
 @_scarl("--proj-dim", type=int, metavar="N", help="output size of the projection heads (default 64)")
+@_awp("--awp-gamma", type=float, metavar="X",
+      help="AWP: move each layer's weights by X times its norm towards a higher adversarial loss before "
+      "every update, then back (the reference's 5e-3 for TRADES, 1e-2 for Madry AT; default: no AWP)")
+@_awp("--awp-warmup", type=int, metavar="N", help="AWP: train the first N epochs without it (default 0)")
 @_tla("--tla-margin", type=float, metavar="X", help="triplet margin on the angular distance (default 0.03)")
 @_tla("--tla-weight", type=float, metavar="X", help="weight of each of the two triplet terms (default 2)")
 @_tla("--tla-pool", type=int, metavar="N",

@@ -27,6 +27,13 @@ with ``--dataset`` and ``--arch``, any option can be overridden):
   CIFAR-100 weight decay "follows the original implementations" without a number;
   this preset uses 5e-4. Neither SPAT preset gives spat_madry an alpha (the paper
   reports none for Madry + SPAT on these sets): pass ``--alpha``.
+- ``trades-awp-cifar10`` (TRADES-AWP, Wu et al. 2020, as its code trains it; SCARL Table 6's
+  baseline): WideResNet-34-10 (``--arch`` overrides), 200 epochs, SGD lr 0.1 momentum 0.9,
+  weight decay 5e-4, lr x0.1 at epochs 100 and 150, batch 128, eps 8/255, PGD 10 steps of
+  2/255, beta 6, AWP gamma 5e-3 after a warm-up of 9 epochs (the code's ``--awp-warmup 10``
+  counts epochs from 1).
+- ``scarl-awp-cifar10`` (SCARL + AWP, SCARL Table 6, which states no settings): the
+  TRADES-AWP recipe above with SCARL's lambda_1 = lambda_2 = 1.
 """
 
 from __future__ import annotations
@@ -51,13 +58,25 @@ _SPAT_CIFAR10 = {
     "beta": {"trades": 6.0, "spat_trades": 6.0, "mart": 5.0, "spat_mart": 5.0},
     "alpha": {"spat_trades": 0.1, "spat_mart": 0.3},
 }  # fmt: skip
-#: A preset value that is a dict is looked up by method (and absent for other methods).
+# TRADES-AWP (Wu et al. 2020; csdongxian/AWP, trades_AWP/train_trades_cifar.py): WideResNet-34-10, 200
+# epochs, lr 0.1 x0.1 at epochs 100 and 150, wd 5e-4, batch 128, eps 8/255, 10 steps of 2/255, beta 6,
+# gamma 5e-3, AWP from the code's (1-based) epoch 10 on, i.e. after 9 epochs without it.
+_TRADES_AWP_CIFAR10 = {
+    "arch": "wrn_34_10", "epochs": 200, "milestones": [100, 150], "lr": 0.1, "momentum": 0.9,
+    "weight_decay": 5e-4, "batch_size": 128, "eps": "8/255", "step_size": "2/255", "steps": 10, "beta": 6.0,
+    "awp_gamma": 5e-3, "awp_warmup": 9,
+}  # fmt: skip
+#: A preset value that is a dict is looked up by method (and absent for other methods). A preset may
+#: name the architecture (``arch``), which ``--arch`` overrides.
 PRESETS: dict[str, dict[str, Any]] = {
     "scarl-cifar10": _SCARL_CIFAR,
     "scarl-cifar100": _SCARL_CIFAR,
     "scarl-tinyimagenet": {**_SCARL_CIFAR, "epochs": 60, "milestones": [50, 55]},
     "spat-cifar10": _SPAT_CIFAR10,
     "spat-cifar100": {**_SPAT_CIFAR10, "weight_decay": 5e-4, "alpha": {"spat_trades": 0.1, "spat_mart": 0.2}},
+    "trades-awp-cifar10": _TRADES_AWP_CIFAR10,
+    # SCARL Table 6 gives no AWP settings; SCARL's loss (its beta, lambda_1 = lambda_2 = 1) on the TRADES-AWP recipe
+    "scarl-awp-cifar10": {**_TRADES_AWP_CIFAR10, "lambda1": 1.0, "lambda2": 1.0},
 }
 
 #: options that may differ when a run is resumed (extending --epochs, another device, ...).
@@ -96,6 +115,9 @@ class TrainConfig:
     beta: float | None = None
     alpha: float | None = None
     ls_parametrization: str | None = None
+    # adversarial weight perturbation (trainers.awp)
+    awp_gamma: float | None = None
+    awp_warmup: int | None = None
     # per-epoch evaluation
     eval_steps: int = 10
     eval_step_size: float = 2 / 255
@@ -203,8 +225,9 @@ def resolve(method: str, given: dict[str, Any]) -> TrainConfig:
     _require(not (given.get("resume") and given.get("overwrite")), "--resume and --overwrite exclude each other")
     out = given.get("out") or given.get("resume")
     _require(out is not None, "--out RUNDIR is required (or --resume RUNDIR to continue a run)")
-    _require(given["arch"] in list_models(),
-             f"unknown arch {given['arch']!r}; choose one of {', '.join(list_models())}")
+    arch = given.get("arch") or preset.get("arch")
+    _require(arch is not None, "--arch is required (unless the --preset names one)")
+    _require(arch in list_models(), f"unknown arch {arch!r}; choose one of {', '.join(list_models())}")
     info = dataset_info(given["dataset"], given.get("data_dir"), image_size=given.get("image_size"),
                         download=bool(given.get("download")))
 
@@ -220,7 +243,7 @@ def resolve(method: str, given: dict[str, Any]) -> TrainConfig:
     _require(milestones == sorted(set(milestones)), f"milestones must increase, got {milestones}")
 
     config = TrainConfig(
-        method=method, dataset=given["dataset"], arch=given["arch"], out=str(out), preset=given.get("preset"),
+        method=method, dataset=given["dataset"], arch=arch, out=str(out), preset=given.get("preset"),
         epochs=epochs, batch_size=pick("batch_size", 128), lr=pick("lr", 0.1), momentum=pick("momentum", 0.9),
         weight_decay=pick("weight_decay", 5e-4), milestones=milestones, lr_gamma=pick("lr_gamma", 0.1), norm=norm,
         eps=eps,
@@ -254,6 +277,7 @@ def resolve(method: str, given: dict[str, Any]) -> TrainConfig:
         _require(alpha is None or 0.0 <= alpha <= 1.0, f"alpha must be in [0, 1], got {alpha}")
         config.alpha = None if alpha is None else float(alpha)
         config.ls_parametrization = pick("ls_parametrization", "spat")
+    _resolve_awp(config, pick, given)
     if method == "tla":
         config.tla_margin, config.tla_weight = pick("tla_margin", 0.03), pick("tla_weight", 2.0)
         config.tla_pool, config.tla_regularization = pick("tla_pool", 10), pick("tla_regularization", 1e-3)
@@ -276,6 +300,22 @@ def _resolve_scarl(config: TrainConfig, pick) -> None:
     config.use_info = not pick("no_info", False)
     config.use_struc = not pick("no_struc", False)
     config.proj_dim = pick("proj_dim", 64)
+
+
+def _resolve_awp(config: TrainConfig, pick, given: dict[str, Any]) -> None:
+    """AWP's gamma and warm-up (:mod:`trainers.awp`): off unless ``--awp-gamma`` (or the preset) sets it."""
+    if "awp_gamma" not in OPTION_METHODS or config.method not in OPTION_METHODS["awp_gamma"]:
+        return
+    gamma = pick("awp_gamma", None)
+    if gamma is None:
+        _require("awp_warmup" not in given, "--awp-warmup needs --awp-gamma")
+        return
+    _require(math.isfinite(gamma) and gamma >= 0, f"--awp-gamma must be a finite number >= 0, got {gamma}")
+    _require(not (config.method == "scarl" and config.base == "natural"),
+             "--awp-gamma needs an adversarial loss to perturb the weights against: "
+             "not scarl with --base natural")
+    config.awp_gamma, config.awp_warmup = float(gamma), pick("awp_warmup", 0)
+    _require(config.awp_warmup >= 0, f"--awp-warmup must be >= 0, got {config.awp_warmup}")
 
 
 def _check_finite(config: TrainConfig) -> None:

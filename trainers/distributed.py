@@ -102,6 +102,14 @@ def sum_across(tensor: torch.Tensor) -> torch.Tensor:
     return tensor
 
 
+def average_across(tensor: torch.Tensor) -> torch.Tensor:
+    """The mean of ``tensor`` over all processes, in place (AWP's proxy gradients)."""
+    if _active():
+        dist.all_reduce(tensor)
+        tensor /= dist.get_world_size()
+    return tensor
+
+
 def all_agree(flag: bool, device: torch.device) -> bool:
     """True when ``flag`` is true on every process (one all-reduce)."""
     value = torch.tensor([1.0 if flag else 0.0], device=device)

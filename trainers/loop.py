@@ -8,7 +8,8 @@
    generator and TLA's image pool from (seed, epoch, rank), so a resumed run draws
    exactly what an uninterrupted one draws;
 2. trains one pass over the (sharded) training split with the method's step
-   (:data:`trainers.methods.METHOD_STEPS`), stopping with :class:`TrainingDiverged`
+   (:data:`trainers.methods.METHOD_STEPS`; with ``--awp-gamma``, each update after the
+   warm-up runs on adversarially perturbed weights, :mod:`trainers.awp`), stopping with :class:`TrainingDiverged`
    at the first NaN or infinite loss, before it reaches the weights, and at the first
    update after which a weight or buffer (BatchNorm statistics, word centres) holds
    NaN or inf, before anything evaluates or saves it;
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -48,6 +50,7 @@ from semprobe.options import resolve_device, seed_everything
 from semprobe.robustness.run_folder import VAL_PGD
 from semprobe.words import ClassVectors, class_vectors
 from trainers import distributed, rundir
+from trainers.awp import WeightPerturbation
 from trainers.config import TrainConfig, resumed_config
 from trainers.guards import TrainingDiverged, TrainingInterrupted, all_finite, interrupts_held_back
 from trainers.image_pool import ImagePool
@@ -107,6 +110,8 @@ class TrainingRun:
         if config.method == "scarl" and config.use_struc:
             self.word_centres = WordCentres(info.num_classes, config.proj_dim, config.centre_momentum,
                                             derive_seed(config.seed, STREAM_CENTRES), device)
+        # after the BatchNorm conversion and the move to the device: the proxy is a copy of the model
+        self.awp = WeightPerturbation(self.model, config) if config.awp_gamma is not None else None
         self.start_epoch = 0
         self.saved_epoch = 0
         self.resume_point: rundir.ResumePoint | None = None
@@ -203,16 +208,17 @@ class TrainingRun:
                    leave=False, file=sys.stderr, dynamic_ncols=True)
         for step, (x, y) in enumerate(bar):
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            result = step_fn(ctx, x, y, epoch + step / len(loader))
-            if not distributed.all_agree(bool(torch.isfinite(result.loss)), self.device):
-                terms = ", ".join(f"{k}={torch.as_tensor(v).item():.4g}" for k, v in result.terms.items())
-                raise TrainingDiverged(
-                    f"the loss became non-finite at epoch {epoch + 1}, step {step + 1} "
-                    f"(loss={result.loss.item():.4g} on at least one process; {terms})"
-                )
-            self.optimizer.zero_grad(set_to_none=True)
-            result.loss.backward()
-            self.optimizer.step()
+            with self.awp.applied(ctx, x, y, epoch) if self.awp is not None else nullcontext():
+                result = step_fn(ctx, x, y, epoch + step / len(loader))
+                if not distributed.all_agree(bool(torch.isfinite(result.loss)), self.device):
+                    terms = ", ".join(f"{k}={torch.as_tensor(v).item():.4g}" for k, v in result.terms.items())
+                    raise TrainingDiverged(
+                        f"the loss became non-finite at epoch {epoch + 1}, step {step + 1} "
+                        f"(loss={result.loss.item():.4g} on at least one process; {terms})"
+                    )
+                self.optimizer.zero_grad(set_to_none=True)
+                result.loss.backward()
+                self.optimizer.step()
             self.check_finite_state(epoch, step, result.loss)
             for name, value in {"loss": result.loss, **result.terms}.items():
                 value = torch.as_tensor(value, device=self.device).detach() * len(y)

@@ -65,13 +65,18 @@ class StepContext:
     pool: ImagePool | None = None
     reduce: Callable[[Tensor], Tensor] = _identity
     surrogate: attacks.Surrogate | None = field(init=False, default=None)
+    #: this batch's adversarial examples when they were crafted before the step (by AWP,
+    #: before it perturbs the weights: :mod:`trainers.awp`); None otherwise
+    crafted: Tensor | None = None
 
     def __post_init__(self) -> None:
         self.surrogate = training_surrogate(self.config)
 
     def attack(self, x: Tensor, y: Tensor) -> Tensor:
         """The training adversarial examples of ``x`` (the method's attack, eval mode), in the
-        L-inf or L2 ball of radius ``eps`` (``config.norm``)."""
+        L-inf or L2 ball of radius ``eps`` (``config.norm``); :attr:`crafted` when set."""
+        if self.crafted is not None:
+            return self.crafted
         config = self.config
         return attacks.pgd(
             self.model, x, y, eps=config.eps, step_size=config.step_size, steps=config.steps,
@@ -107,6 +112,28 @@ def training_surrogate(config: TrainConfig) -> attacks.Surrogate | None:
     return attacks.ce()
 
 
+def trades_loss(logits_nat: Tensor, logits_adv: Tensor, y: Tensor, beta: float) -> tuple[Tensor, dict[str, Tensor]]:
+    """TRADES' loss ``CE(f(x), y) + beta KL(P(x) || P(x'))`` (batch means) and its terms."""
+    ce = cross_entropy(logits_nat, y).mean()
+    kl = kl_from_natural(logits_adv, F.softmax(logits_nat, dim=1)).mean()
+    return ce + beta * kl, {"ce": ce, "kl": kl}
+
+
+def mart_loss(logits_nat: Tensor, logits_adv: Tensor, y: Tensor, beta: float) -> tuple[Tensor, dict[str, Tensor]]:
+    """MART's loss ``BCE(f(x'), y) + beta KL(P(x) || P(x')) (1 - p_y(x))`` (batch means) and its terms."""
+    bce = losses.boosted_cross_entropy(logits_adv, y).mean()
+    robust = losses.mart_kl(logits_adv, logits_nat, y).mean()
+    return bce + beta * robust, {"bce": bce, "mart_kl": robust}
+
+
+def scarl_trades_loss(logits_nat: Tensor, logits_adv: Tensor, y: Tensor,
+                      beta: float) -> tuple[Tensor, dict[str, Tensor]]:
+    """SCARL's L_adv on the TRADES base (eq. 12): ``CE(f(x'), y) + beta KL(P(x) || P(x'))``."""
+    ce_adv = cross_entropy(logits_adv, y).mean()
+    kl = kl_from_natural(logits_adv, F.softmax(logits_nat, dim=1)).mean()
+    return ce_adv + beta * kl, {"ce_adv": ce_adv, "kl": kl}
+
+
 def natural(ctx: StepContext, x: Tensor, y: Tensor, progress: float) -> StepResult:
     """Standard training: ``CE(f(x), y)``."""
     logits = ctx.network(natural=x)["logits_nat"]
@@ -132,9 +159,8 @@ def trades(ctx: StepContext, x: Tensor, y: Tensor, progress: float) -> StepResul
     x' is PGD-KL for ``trades`` and PGD-LS for ``spat_trades`` ("TRADES + SPAT").
     """
     outputs = ctx.network(natural=x, adversarial=ctx.attack(x, y))
-    ce = cross_entropy(outputs["logits_nat"], y).mean()
-    kl = kl_from_natural(outputs["logits_adv"], F.softmax(outputs["logits_nat"], dim=1)).mean()
-    return StepResult(ce + ctx.config.beta * kl, {"ce": ce, "kl": kl}, outputs["logits_adv"])
+    loss, terms = trades_loss(outputs["logits_nat"], outputs["logits_adv"], y, ctx.config.beta)
+    return StepResult(loss, terms, outputs["logits_adv"])
 
 
 def mart(ctx: StepContext, x: Tensor, y: Tensor, progress: float) -> StepResult:
@@ -143,9 +169,8 @@ def mart(ctx: StepContext, x: Tensor, y: Tensor, progress: float) -> StepResult:
     x' is PGD-CE for ``mart`` and PGD-LS for ``spat_mart`` ("MART + SPAT").
     """
     outputs = ctx.network(natural=x, adversarial=ctx.attack(x, y))
-    bce = losses.boosted_cross_entropy(outputs["logits_adv"], y).mean()
-    robust = losses.mart_kl(outputs["logits_adv"], outputs["logits_nat"], y).mean()
-    return StepResult(bce + ctx.config.beta * robust, {"bce": bce, "mart_kl": robust}, outputs["logits_adv"])
+    loss, terms = mart_loss(outputs["logits_nat"], outputs["logits_adv"], y, ctx.config.beta)
+    return StepResult(loss, terms, outputs["logits_adv"])
 
 
 def tla(ctx: StepContext, x: Tensor, y: Tensor, progress: float) -> StepResult:
@@ -203,9 +228,7 @@ def scarl(ctx: StepContext, x: Tensor, y: Tensor, progress: float) -> StepResult
     outputs = ctx.network(natural=natural_input, adversarial=x_adv)
     terms: dict[str, Tensor | float] = {}
     if config.base == "trades":
-        terms["ce_adv"] = cross_entropy(outputs["logits_adv"], y).mean()
-        terms["kl"] = kl_from_natural(outputs["logits_adv"], F.softmax(outputs["logits_nat"], dim=1)).mean()
-        loss = terms["ce_adv"] + config.beta * terms["kl"]
+        loss, terms = scarl_trades_loss(outputs["logits_nat"], outputs["logits_adv"], y, config.beta)
     elif config.base == "pgd_at":
         loss = terms["ce_adv"] = cross_entropy(outputs["logits_adv"], y).mean()
     else:

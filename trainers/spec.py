@@ -57,6 +57,8 @@ FGSM_STEP_SIZE = "1.25*eps"
 ATTACK_OPTIONS = ("steps", "step_size", "random_start")
 BETA_OPTIONS = ("beta",)
 SPAT_OPTIONS = ("alpha", "ls_parametrization")
+#: Adversarial Weight Perturbation (Wu et al. 2020; trainers.awp), for the methods with an adversarial loss.
+AWP_OPTIONS = ("awp_gamma", "awp_warmup")
 TLA_OPTIONS = ("tla_margin", "tla_weight", "tla_pool", "tla_regularization")
 SCARL_OPTIONS = (
     "base", "embedding", "nn_dim", "tau", "c", "centre_momentum", "lambda1", "lambda2", "ramp_epochs",
@@ -92,22 +94,22 @@ _SPECS = (
     MethodSpec("fgsm", "adversarial_ce", CE, "uniform", None, ("step_size", "random_start"),
                "FGSM-AT: CE(f(x'), y), x' one FGSM step of 1.25 eps from a random start (Wong et al. 2020)",
                step_size=FGSM_STEP_SIZE, steps=1),
-    MethodSpec("pgd_at", "adversarial_ce", CE, "uniform", None, ATTACK_OPTIONS,
+    MethodSpec("pgd_at", "adversarial_ce", CE, "uniform", None, ATTACK_OPTIONS + AWP_OPTIONS,
                "PGD-AT: CE(f(x'), y), x' = PGD-CE (Madry et al. 2018; SCARL eq. 1)"),
-    MethodSpec("trades", "trades", TRADES_KL, "normal", 6.0, ATTACK_OPTIONS + BETA_OPTIONS,
+    MethodSpec("trades", "trades", TRADES_KL, "normal", 6.0, ATTACK_OPTIONS + BETA_OPTIONS + AWP_OPTIONS,
                "TRADES: CE(f(x), y) + beta KL(P(x) || P(x')), x' = PGD-KL (Zhang et al. 2019; SCARL eq. 12)"),
-    MethodSpec("mart", "mart", CE, "normal", 5.0, ATTACK_OPTIONS + BETA_OPTIONS,
+    MethodSpec("mart", "mart", CE, "normal", 5.0, ATTACK_OPTIONS + BETA_OPTIONS + AWP_OPTIONS,
                "MART: BCE(f(x'), y) + beta KL(P(x) || P(x')) (1 - p_y(x)), x' = PGD-CE (Wang et al. 2020)"),
     MethodSpec("tla", "tla", CE, "uniform", None, ATTACK_OPTIONS + TLA_OPTIONS,
                "TLA: CE(f(x'), y) + triplet terms on the features, x' = PGD-CE (Mao et al. 2019)"),
-    MethodSpec("scarl", "scarl", FROM_BASE, None, 6.0, ATTACK_OPTIONS + BETA_OPTIONS + SCARL_OPTIONS,
+    MethodSpec("scarl", "scarl", FROM_BASE, None, 6.0, ATTACK_OPTIONS + BETA_OPTIONS + SCARL_OPTIONS + AWP_OPTIONS,
                "SCARL eq. 15: L_adv + lambda_1(t) L_info + lambda_2(t) L_struc, L_adv and its attack from --base",
                step_size=None),
-    MethodSpec("spat_madry", "adversarial_ce", PGD_LS, "uniform", None, ATTACK_OPTIONS + SPAT_OPTIONS,
+    MethodSpec("spat_madry", "adversarial_ce", PGD_LS, "uniform", None, ATTACK_OPTIONS + SPAT_OPTIONS + AWP_OPTIONS,
                "Madry + SPAT: as pgd_at with x' = PGD-LS(--alpha) (SPAT section 3.3, eq. 8-10)"),
-    MethodSpec("spat_trades", "trades", PGD_LS, "uniform", 6.0, ATTACK_OPTIONS + BETA_OPTIONS + SPAT_OPTIONS,
+    MethodSpec("spat_trades", "trades", PGD_LS, "uniform", 6.0, ATTACK_OPTIONS + BETA_OPTIONS + SPAT_OPTIONS + AWP_OPTIONS,
                "TRADES + SPAT: as trades with x' = PGD-LS(--alpha) (SPAT section 3.3)"),
-    MethodSpec("spat_mart", "mart", PGD_LS, "uniform", 5.0, ATTACK_OPTIONS + BETA_OPTIONS + SPAT_OPTIONS,
+    MethodSpec("spat_mart", "mart", PGD_LS, "uniform", 5.0, ATTACK_OPTIONS + BETA_OPTIONS + SPAT_OPTIONS + AWP_OPTIONS,
                "MART + SPAT: as mart with x' = PGD-LS(--alpha) (SPAT section 3.3)"),
 )
 

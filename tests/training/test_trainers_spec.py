@@ -26,6 +26,8 @@ OLD_OPTION_METHODS = {
     "random_start": ALL[1:],
     **{name: ("tla",) for name in ("tla_margin", "tla_weight", "tla_pool", "tla_regularization")},
     **{name: ("scarl",) for name in SCARL_ONLY},
+    # AWP (added after the table): every method with an adversarial loss of its own
+    **{name: ("pgd_at", "trades", "mart", "scarl", *SPAT) for name in ("awp_gamma", "awp_warmup")},
 }
 
 
