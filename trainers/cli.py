@@ -29,6 +29,9 @@ from trainers.spec import (
 )  # fmt: skip
 
 PROG = "python -m trainers"
+#: --amp and --data-on-device choices (trainers.speed and trainers.resident read them; no torch here)
+AMP_MODES = ("off", "bf16", "fp16")
+DATA_ON_DEVICE = ("auto", "on", "off")
 
 EXAMPLES = """\
   python -m trainers pgd_at --dataset fashion-mnist --arch small_cnn --eps 0.1 --epochs 10 --out runs/at
@@ -113,6 +116,7 @@ _attack = _option("training attack")
 _eval = _option("per-epoch evaluation (clean and PGD-CE accuracy)")
 _scarl = _option("SCARL")
 _tla = _option("TLA")
+_speed = _option("speed (mostly for GPUs)")
 _awp = _option("adversarial weight perturbation (AWP, Wu et al. 2020)")
 
 
@@ -149,6 +153,13 @@ HELP = (
 @_run("--seed", type=int, metavar="N", help="seed of initialisation, data order and attacks (default 0)")
 @_run("--device", metavar="DEVICE", help="auto (default), cpu, cuda or cuda:N")
 @_run("--workers", type=int, metavar="N", help="DataLoader worker processes (default 0)")
+@_speed("--amp", type=click.Choice(AMP_MODES), help="mixed precision for training: autocast in bf16 or fp16 "
+        "(with a gradient scaler), fp32 weights; the per-epoch evaluation stays fp32 (default off)")
+@_speed("--data-on-device", type=click.Choice(DATA_ON_DEVICE), help="hold the training split on the device as one "
+        "tensor and augment whole batches there: auto (default: on CUDA for in-memory splits up to 2 GB), on, off")
+@_speed("--channels-last", is_flag=True, default=None, help="channels-last memory format (faster convolutions on "
+        "recent GPUs with --amp)")
+@_speed("--compile", is_flag=True, default=None, help="torch.compile the network (see benchmarks/RESULTS.md)")
 @_run("--quiet", is_flag=True, default=None, help="no progress bar or epoch lines")
 @_opt("--epochs", type=int, metavar="N", help="epochs (default 100)")
 @_opt("--batch-size", type=int, metavar="N", help="global batch size, split over processes (default 128)")

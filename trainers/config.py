@@ -80,7 +80,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 #: options that may differ when a run is resumed (extending --epochs, another device, ...).
-RUNTIME_OPTIONS = ("epochs", "device", "workers", "quiet", "data_dir", "download", "eval_test", "resume", "out")
+RUNTIME_OPTIONS = ("epochs", "device", "workers", "quiet", "data_dir", "download", "eval_test", "resume", "out",
+                   "data_on_device", "channels_last", "compile")
 #: command-line flags stored under another field name.
 _FLAG_FIELDS = {"no_info": "use_info", "no_struc": "use_struc"}
 
@@ -152,6 +153,11 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     workers: int = 0
+    # speed (trainers.speed, trainers.resident): mixed precision changes the numbers, the others do not
+    amp: str = "off"
+    data_on_device: str = "auto"
+    channels_last: bool = False
+    compile: bool = False
     quiet: bool = False
     resume: str | None = None
     overwrite: bool = False
@@ -255,6 +261,8 @@ def resolve(method: str, given: dict[str, Any]) -> TrainConfig:
         val_size=given.get("val_size"), augment=pick("augment", info.augmentation != "none"),
         seed=pick("seed", 0), device=pick("device", "auto"), workers=pick("workers", 0),
         quiet=bool(pick("quiet", False)), resume=given.get("resume"), overwrite=bool(pick("overwrite", False)),
+        amp=pick("amp", "off"), data_on_device=pick("data_on_device", "auto"),
+        channels_last=bool(pick("channels_last", False)), compile=bool(pick("compile", False)),
     )
     if spec.beta is not None:
         config.beta = pick("beta", spec.beta)

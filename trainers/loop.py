@@ -50,7 +50,9 @@ from semprobe.options import resolve_device, seed_everything
 from semprobe.robustness.run_folder import VAL_PGD
 from semprobe.words import ClassVectors, class_vectors
 from trainers import distributed, rundir
+from trainers import speed
 from trainers.awp import WeightPerturbation
+from trainers.resident import ResidentLoader, can_hold, use_resident
 from trainers.config import TrainConfig, resumed_config
 from trainers.guards import TrainingDiverged, TrainingInterrupted, all_finite, interrupts_held_back
 from trainers.image_pool import ImagePool
@@ -103,6 +105,9 @@ class TrainingRun:
                 distributed.convert_batchnorm(self.heads.image, device)
         train_words = config.method == "scarl" and config.use_info
         self.network = TrainingNetwork(self.model, self.heads, self.words, train_words).to(device)
+        if config.channels_last:
+            speed.to_channels_last(self.network)
+        self.precision = speed.MixedPrecision(config.amp, device)
         self.optimizer = torch.optim.SGD(self.network.parameters(), lr=config.lr, momentum=config.momentum,
                                          weight_decay=config.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, config.milestones, config.lr_gamma)
@@ -132,6 +137,7 @@ class TrainingRun:
         self.scheduler.load_state_dict(checkpoint.scheduler_state)
         if self.word_centres is not None:
             self.word_centres.load_state_dict({"centres": point.state["word_centres"]})
+        self.precision.load_state_dict(point.state.get("grad_scaler"))
         self.start_epoch = self.saved_epoch = checkpoint.epoch
         self.resume_point = point
         self.best_epoch = checkpoint.metrics.get("best_epoch")
@@ -145,6 +151,8 @@ class TrainingRun:
                 forward_sync_buffers=False,
                 find_unused_parameters=not self.network.train_words and self.heads is not None,
             )
+        if self.config.compile:
+            speed.compile_in_place(network, self.model)
         return StepContext(
             config=self.config, network=network, model=self.model, num_classes=self.splits.train.info.num_classes,
             generator=torch.Generator(device=self.device), word_centres=self.word_centres,
@@ -152,11 +160,15 @@ class TrainingRun:
             reduce=distributed.all_reduce_with_grad,
         )
 
-    def loader(self) -> tuple[DataLoader, DistributedSampler]:
+    def loader(self) -> tuple[DataLoader | ResidentLoader, DistributedSampler]:
+        """The training batches: from a copy of the split on the device (``--data-on-device``,
+        :mod:`trainers.resident`) or a DataLoader, in the same order."""
         config, process = self.config, self.process
         local_batch = config.batch_size // process.world_size
         sampler = DistributedSampler(self.splits.train, num_replicas=process.world_size, rank=process.rank,
                                      shuffle=True, seed=config.seed)
+        if use_resident(config.data_on_device, self.splits.train, self.device):
+            return ResidentLoader(self.splits.train, sampler, local_batch, self.device), sampler
         # BatchNorm cannot train on a batch of one image: drop such a last batch
         loader = DataLoader(self.splits.train, batch_size=local_batch, sampler=sampler,
                             num_workers=config.workers, drop_last=len(sampler) % local_batch == 1,
@@ -197,7 +209,8 @@ class TrainingRun:
             raise TrainingDiverged(f"the optimizer state became non-finite in epoch {epoch} "
                                    f"({', '.join(names[:4]) or 'on another process'})")
 
-    def train_epoch(self, ctx: StepContext, loader: DataLoader, epoch: int, show_bar: bool) -> dict[str, float]:
+    def train_epoch(self, ctx: StepContext, loader: DataLoader | ResidentLoader, epoch: int,
+                    show_bar: bool) -> dict[str, float]:
         """One pass over the training shard; the epoch's mean of every loss term and the accuracy."""
         step_fn = METHOD_STEPS[self.config.method]
         ctx.network.train()
@@ -208,7 +221,9 @@ class TrainingRun:
                    leave=False, file=sys.stderr, dynamic_ncols=True)
         for step, (x, y) in enumerate(bar):
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            with self.awp.applied(ctx, x, y, epoch) if self.awp is not None else nullcontext():
+            x = speed.batch_format(x, self.config.channels_last)
+            perturbation = self.awp.applied(ctx, x, y, epoch) if self.awp is not None else nullcontext()
+            with self.precision.autocast(), perturbation:
                 result = step_fn(ctx, x, y, epoch + step / len(loader))
                 if not distributed.all_agree(bool(torch.isfinite(result.loss)), self.device):
                     terms = ", ".join(f"{k}={torch.as_tensor(v).item():.4g}" for k, v in result.terms.items())
@@ -216,12 +231,10 @@ class TrainingRun:
                         f"the loss became non-finite at epoch {epoch + 1}, step {step + 1} "
                         f"(loss={result.loss.item():.4g} on at least one process; {terms})"
                     )
-                self.optimizer.zero_grad(set_to_none=True)
-                result.loss.backward()
-                self.optimizer.step()
+                self.precision.update(result.loss, self.optimizer)
             self.check_finite_state(epoch, step, result.loss)
             for name, value in {"loss": result.loss, **result.terms}.items():
-                value = torch.as_tensor(value, device=self.device).detach() * len(y)
+                value = torch.as_tensor(value, device=self.device).detach().float() * len(y)
                 totals[name] = totals[name] + value if name in totals else value
             correct += (result.logits.argmax(1) == y).sum()
             seen += len(y)
@@ -252,7 +265,7 @@ class TrainingRun:
         with interrupts_held_back():
             if self.process.is_main:
                 rundir.record_epoch(self.run_dir, record, self.model, fields, optimizer=self.optimizer,
-                                    scheduler=self.scheduler, resume_state={"word_centres": centres},
+                                    scheduler=self.scheduler, resume_state={"word_centres": centres, "grad_scaler": self.precision.state_dict()},
                                     improved=improved)
             self.saved_epoch = epoch
 
@@ -354,9 +367,13 @@ def train(config: TrainConfig, given: Iterable[str] = ()) -> TrainResult:
     else:
         rundir.check_fresh(run_dir, config.overwrite)
     rundir.check_writable(run_dir)
+    speed.prepare_device(device)
     if config.batch_size % process.world_size:
         raise ConfigError(f"--batch-size {config.batch_size} must be divisible by the {process.world_size} processes")
     splits = load_splits(config)
+    if config.data_on_device == "on" and not can_hold(splits.train):
+        raise ConfigError(f"--data-on-device on needs a dataset held in memory; {config.dataset} is read from "
+                          "image files: use --data-on-device off")
     word_vectors = None
     if config.method == "scarl" and config.embedding != LEARNED_EMBEDDING:
         word_vectors = class_vectors(config.embedding, splits.train.classes, splits.train.phrases)

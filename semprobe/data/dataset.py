@@ -60,6 +60,25 @@ def random_crop_flip(image: torch.Tensor, padding: int) -> torch.Tensor:
     return crop
 
 
+def random_crop_flip_batch(images: torch.Tensor, padding: int) -> torch.Tensor:
+    """:func:`random_crop_flip` on a whole batch (N x C x H x W, any dtype, any device) at once.
+
+    Each image gets its own crop offsets and flip, drawn on the CPU from torch's global
+    generator (and then moved to the images' device), so a seed gives the same crops and
+    flips on the CPU and on a GPU.
+    """
+    count, channels, height, width = images.shape
+    offsets = torch.randint(0, 2 * padding + 1, (count, 2))
+    flips = torch.rand(count) < 0.5
+    rows = (offsets[:, :1] + torch.arange(height)).to(images.device)  # (N, H) rows of the padded image
+    columns = offsets[:, 1:] + torch.arange(width)
+    columns = torch.where(flips[:, None], columns.flip(1), columns).to(images.device)  # (N, W)
+    padded = F.pad(images, (padding, padding, padding, padding))
+    batch = torch.arange(count, device=images.device)[:, None, None, None]
+    channel = torch.arange(channels, device=images.device)[None, :, None, None]
+    return padded[batch, channel, rows[:, None, :, None], columns[:, None, None, :]]
+
+
 class ImageDataset(Dataset):
     """One split of a dataset: ``dataset[i]`` is ``(float32 C x H x W image in [0,1], label)``.
 
@@ -128,6 +147,11 @@ class ImageDataset(Dataset):
         return ImageDataset(
             images, self.labels[index], self.info, self.split, pixel_max=self.pixel_max, augment=self.augmentation
         )
+
+    def stored_images(self) -> tuple[torch.Tensor, int] | None:
+        """The uint8 image tensor (N, C, H, W) held in memory and the value of a white pixel
+        (``pixel_max``), or None for a dataset read from files."""
+        return None if self._images is None else (self._images, self.pixel_max)
 
     def tensors(self, indices: Sequence[int] | torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Images (float32 N x C x H x W in [0,1], never augmented) and labels at ``indices`` (default all)."""
