@@ -157,8 +157,8 @@ HELP = (
         "(with a gradient scaler), fp32 weights; the per-epoch evaluation stays fp32 (default off)")
 @_speed("--data-on-device", type=click.Choice(DATA_ON_DEVICE), help="hold the training split on the device as one "
         "tensor and augment whole batches there: auto (default: on CUDA for in-memory splits up to 2 GB), on, off")
-@_speed("--channels-last", is_flag=True, default=None, help="channels-last memory format (faster convolutions on "
-        "recent GPUs with --amp)")
+@_speed("--channels-last/--no-channels-last", default=None, help="channels-last memory format for the "
+        "classifier (default: the architecture's measured preference, see benchmarks/RESULTS.md)")
 @_speed("--compile", is_flag=True, default=None, help="torch.compile the network (see benchmarks/RESULTS.md)")
 @_run("--quiet", is_flag=True, default=None, help="no progress bar or epoch lines")
 @_opt("--epochs", type=int, metavar="N", help="epochs (default 100)")

@@ -156,7 +156,7 @@ class TrainConfig:
     # speed (trainers.speed, trainers.resident): mixed precision changes the numbers, the others do not
     amp: str = "off"
     data_on_device: str = "auto"
-    channels_last: bool = False
+    channels_last: bool | None = None
     compile: bool = False
     quiet: bool = False
     resume: str | None = None
@@ -262,7 +262,7 @@ def resolve(method: str, given: dict[str, Any]) -> TrainConfig:
         seed=pick("seed", 0), device=pick("device", "auto"), workers=pick("workers", 0),
         quiet=bool(pick("quiet", False)), resume=given.get("resume"), overwrite=bool(pick("overwrite", False)),
         amp=pick("amp", "off"), data_on_device=pick("data_on_device", "auto"),
-        channels_last=bool(pick("channels_last", False)), compile=bool(pick("compile", False)),
+        channels_last=pick("channels_last", None), compile=bool(pick("compile", False)),
     )
     if spec.beta is not None:
         config.beta = pick("beta", spec.beta)

@@ -104,9 +104,9 @@ class TrainingRun:
             if self.heads is not None:  # g_t sees the same K vectors on every process: left local
                 distributed.convert_batchnorm(self.heads.image, device)
         train_words = config.method == "scarl" and config.use_info
+        if config.channels_last is not None:  # else the architecture's own preference
+            self.model.set_channels_last(config.channels_last)
         self.network = TrainingNetwork(self.model, self.heads, self.words, train_words).to(device)
-        if config.channels_last:
-            speed.to_channels_last(self.network)
         self.precision = speed.MixedPrecision(config.amp, device)
         self.optimizer = torch.optim.SGD(self.network.parameters(), lr=config.lr, momentum=config.momentum,
                                          weight_decay=config.weight_decay)
@@ -221,7 +221,6 @@ class TrainingRun:
                    leave=False, file=sys.stderr, dynamic_ncols=True)
         for step, (x, y) in enumerate(bar):
             x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            x = speed.batch_format(x, self.config.channels_last)
             perturbation = self.awp.applied(ctx, x, y, epoch) if self.awp is not None else nullcontext()
             with self.precision.autocast(), perturbation:
                 result = step_fn(ctx, x, y, epoch + step / len(loader))

@@ -7,7 +7,9 @@
   per-epoch evaluation always runs in fp32. bf16 needs no scaler (its range is fp32's);
   under fp16 the attack's input gradients are not scaled, so tiny ones can underflow to
   zero: prefer bf16 where the device has it.
-- ``--channels-last``: the network's weights and every batch in channels-last memory format.
+- ``--channels-last/--no-channels-last``: the classifier's 4-d weights and conv inputs in
+  channels-last memory format, or not (:meth:`semprobe.models.ImageClassifier.set_channels_last`);
+  by default each architecture's measured preference (``prefers_channels_last``).
 - ``--compile``: ``torch.compile`` (in place, so state dicts and checkpoints keep their keys)
   on the network the loss runs through and on the classifier the attacks call, with
   :data:`COMPILE_BACKEND`.
@@ -64,16 +66,6 @@ def prepare_device(device: torch.device) -> None:
     """cuDNN autotuning on CUDA (fixed batch shapes make the search pay off)."""
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-
-
-def to_channels_last(module: nn.Module) -> nn.Module:
-    """``module``'s 4-d weights in channels-last memory format (in place)."""
-    return module.to(memory_format=torch.channels_last)
-
-
-def batch_format(images: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """A batch in the memory format of the network's weights."""
-    return images.contiguous(memory_format=torch.channels_last) if channels_last else images
 
 
 def compile_in_place(*modules: nn.Module) -> None:
