@@ -23,7 +23,7 @@ from semprobe import __version__
 from semprobe.cli.common import CONTEXT_SETTINGS, click_error_line
 from semprobe.errors import ConfigError
 from semprobe.options import NORMS
-from trainers.config import PRESETS
+from trainers.config import LR_SCHEDULES, PRESETS
 from trainers.spec import (
     INFO_LOSSES, LS_PARAMETRIZATIONS, METHOD_SPECS, METHODS, OPTION_METHODS, RANDOM_STARTS, SCARL_BASES,
 )  # fmt: skip
@@ -107,7 +107,7 @@ def _option(group: str):
 
 
 _run = _option("data, model and run")
-_opt = _option("optimisation (SGD with a piecewise-constant learning rate)")
+_opt = _option("optimisation (SGD with a piecewise-constant or cosine learning rate)")
 _attack = _option("training attack")
 _eval = _option("per-epoch evaluation (clean and PGD-CE accuracy)")
 _scarl = _option("SCARL")
@@ -155,6 +155,10 @@ HELP = (
 @_opt("--milestones", metavar="E,E", help="epochs at which the lr is multiplied by --lr-gamma, e.g. 75,90 "
       "(default: 75% and 90% of --epochs)")
 @_opt("--lr-gamma", type=float, metavar="X", help="lr factor at each milestone (default 0.1)")
+@_opt("--lr-schedule", type=click.Choice(LR_SCHEDULES),
+      help="piecewise (x --lr-gamma at each milestone, default) or cosine (RST's: lr (1 + cos(pi e / epochs)) / 2 "
+           "in epoch e)")
+@_opt("--nesterov/--no-nesterov", default=None, help="Nesterov momentum (default off; RST's schedule uses it)")
 @_attack("--norm", metavar="NORM", help=f"threat model of the training attack and the per-epoch PGD evaluation: "
          f"{' or '.join(NORMS)} (any case; default Linf)")
 @_attack("--eps", metavar="EPS", help="radius in [0,1] pixel units (default 8/255): per pixel under Linf, "

@@ -59,6 +59,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "spat-cifar10": _SPAT_CIFAR10,
     "spat-cifar100": {**_SPAT_CIFAR10, "weight_decay": 5e-4, "alpha": {"spat_trades": 0.1, "spat_mart": 0.2}},
 }
+#: --lr-schedule: x lr_gamma at each milestone, or RST's cosine lr * (1 + cos(pi * epoch / epochs)) / 2.
+LR_SCHEDULES = ("piecewise", "cosine")
 
 #: options that may differ when a run is resumed (extending --epochs, another device, ...).
 RUNTIME_OPTIONS = ("epochs", "device", "workers", "quiet", "data_dir", "download", "eval_test", "resume", "out")
@@ -87,6 +89,8 @@ class TrainConfig:
     weight_decay: float = 5e-4
     milestones: list[int] = field(default_factory=lambda: [75, 90])
     lr_gamma: float = 0.1
+    lr_schedule: str = "piecewise"
+    nesterov: bool = False
     # training attack (and the per-epoch evaluation's threat model)
     norm: str = "Linf"
     eps: float = 8 / 255
@@ -257,6 +261,7 @@ def resolve(method: str, given: dict[str, Any]) -> TrainConfig:
     if method == "tla":
         config.tla_margin, config.tla_weight = pick("tla_margin", 0.03), pick("tla_weight", 2.0)
         config.tla_pool, config.tla_regularization = pick("tla_pool", 10), pick("tla_regularization", 1e-3)
+    _resolve_schedule(config, pick, given)
     _check_numbers(config)
     return config
 
@@ -276,6 +281,17 @@ def _resolve_scarl(config: TrainConfig, pick) -> None:
     config.use_info = not pick("no_info", False)
     config.use_struc = not pick("no_struc", False)
     config.proj_dim = pick("proj_dim", 64)
+
+
+def _resolve_schedule(config: TrainConfig, pick, given: dict[str, Any]) -> None:
+    """``--lr-schedule`` (piecewise, or RST's cosine, which has no milestones) and ``--nesterov``."""
+    config.lr_schedule = pick("lr_schedule", "piecewise")
+    if config.lr_schedule == "cosine":
+        for name in ("milestones", "lr_gamma"):
+            _require(name not in given, f"--{name.replace('_', '-')} applies to --lr-schedule piecewise, not cosine")
+        config.milestones = []
+    config.nesterov = bool(pick("nesterov", False))
+    _require(not config.nesterov or config.momentum > 0, "--nesterov needs a --momentum > 0")
 
 
 def _check_finite(config: TrainConfig) -> None:

@@ -1,4 +1,4 @@
-"""The training loop: data, model, SGD with a piecewise schedule, evaluation, checkpoints.
+"""The training loop: data, model, SGD with a piecewise or cosine schedule, evaluation, checkpoints.
 
 ``train(config)`` runs the epochs of a :class:`~trainers.config.TrainConfig` in
 ``config.out`` (see :mod:`trainers.rundir` for the files) on one process or, under
@@ -29,6 +29,7 @@ message names the epoch ``last.pt`` keeps.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from dataclasses import dataclass, field
@@ -101,8 +102,8 @@ class TrainingRun:
         train_words = config.method == "scarl" and config.use_info
         self.network = TrainingNetwork(self.model, self.heads, self.words, train_words).to(device)
         self.optimizer = torch.optim.SGD(self.network.parameters(), lr=config.lr, momentum=config.momentum,
-                                         weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, config.milestones, config.lr_gamma)
+                                         weight_decay=config.weight_decay, nesterov=config.nesterov)
+        self.scheduler = lr_scheduler(self.optimizer, config)
         self.word_centres = None
         if config.method == "scarl" and config.use_struc:
             self.word_centres = WordCentres(info.num_classes, config.proj_dim, config.centre_momentum,
@@ -313,6 +314,17 @@ class TrainingRun:
         if self.saved_epoch == 0:
             return "no epoch finished, so nothing is kept: run the same command again to start over"
         return f"{self.run_dir / rundir.LAST} keeps epoch {self.saved_epoch}: continue with --resume {self.run_dir}"
+
+
+def lr_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning-rate schedule, stepped once per epoch: x ``lr_gamma`` at each milestone
+    (``piecewise``), or ``cosine``: lr (1 + cos(pi e / epochs)) / 2 in (0-based) epoch e, as RST's
+    ``adjust_learning_rate`` sets it at the start of each epoch. A resumed run with a larger
+    ``--epochs`` continues on the cosine of the new length."""
+    if config.lr_schedule == "cosine":
+        epochs = config.epochs
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 0.5 * (1 + math.cos(math.pi * e / epochs)))
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, config.milestones, config.lr_gamma)
 
 
 def _epoch_line(record: dict[str, Any], config: TrainConfig) -> str:
