@@ -38,6 +38,8 @@ EXAMPLES = """\
   python -m trainers spat_mart --dataset cifar10 --arch wrn_34_10 --preset spat-cifar10 --out runs/spat_mart
   python -m trainers scarl --dataset cifar10 --arch preact_resnet18 --resume runs/scarl
   torchrun --nproc_per_node 4 -m trainers trades --dataset cifar10 --arch preact_resnet18 --out runs/trades
+  python -m trainers spat_trades --dataset cifar10 --arch wrn_28_10 --preset spat-rst-cifar10 \\
+      --extra-data ti_500K_pseudo_labeled.pickle --out runs/rst_spat
 """
 
 
@@ -110,12 +112,13 @@ _run = _option("data, model and run")
 _opt = _option("optimisation (SGD with a piecewise-constant or cosine learning rate)")
 _attack = _option("training attack")
 _eval = _option("per-epoch evaluation (clean and PGD-CE accuracy)")
+_extra = _option("extra pseudo-labelled data (RST, Carmon et al. 2019)")
 _scarl = _option("SCARL")
 _tla = _option("TLA")
 
 
 HELP = (
-    "Train SCARL, SPAT and the baselines (natural, FGSM-AT, PGD-AT, TRADES, MART, TLA).\n\n"
+    "Train SCARL, SPAT and the baselines (natural, FGSM-AT, PGD-AT, TRADES, MART, TLA, RST).\n\n"
     "Writes last.pt, best.pt (best validation PGD accuracy; clean accuracy for natural), metrics.jsonl and "
     "config.json into --out. Pixels are in [0,1]; --eps and step sizes accept fractions such as 8/255. "
     "An option given overrides the --preset, which overrides the method's default."
@@ -147,6 +150,13 @@ HELP = (
 @_run("--device", metavar="DEVICE", help="auto (default), cpu, cuda or cuda:N")
 @_run("--workers", type=int, metavar="N", help="DataLoader worker processes (default 0)")
 @_run("--quiet", is_flag=True, default=None, help="no progress bar or epoch lines")
+@_extra("--extra-data", metavar="FILE",
+        help="pseudo-labelled images mixed into every training batch, as RST does (any method; rst needs it): "
+             "an .npz with 'images' (N x H x W x C uint8, or N x C x H x W float in [0,1]) and 'labels', or "
+             "RST's ti_500K_pseudo_labeled.pickle (read without running any code it holds)")
+@_extra("--extra-fraction", type=float, metavar="F",
+        help="share of each batch drawn from --extra-data, in (0, 1) (default 0.5, RST's); an epoch has as many "
+             "batches as the labelled training split fills")
 @_opt("--epochs", type=int, metavar="N", help="epochs (default 100)")
 @_opt("--batch-size", type=int, metavar="N", help="global batch size, split over processes (default 128)")
 @_opt("--lr", type=float, metavar="X", help="initial learning rate (default 0.1)")

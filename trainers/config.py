@@ -27,6 +27,12 @@ with ``--dataset`` and ``--arch``, any option can be overridden):
   CIFAR-100 weight decay "follows the original implementations" without a number;
   this preset uses 5e-4. Neither SPAT preset gives spat_madry an alpha (the paper
   reports none for Madry + SPAT on these sets): pass ``--alpha``.
+- ``spat-rst-cifar10`` (SPAT section 5.1.2, Table 4: "exact same settings in RST"; RST's
+  ``robust_self_training.py`` defaults): 200 epochs of RST's length, SGD lr 0.1 with Nesterov
+  momentum 0.9 and a cosine decay, weight decay 5e-4, batch 256 of which half pseudo-labelled
+  (``--extra-fraction 0.5``), eps 0.031, PGD 10 steps of 0.007, beta 6; alpha 0.1 for
+  spat_trades and spat_mart (Table 4). Name ``--arch wrn_28_10`` and ``--extra-data``
+  (RST's ``ti_500K_pseudo_labeled.pickle``).
 """
 
 from __future__ import annotations
@@ -34,11 +40,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 from semprobe.errors import ConfigError
 from semprobe.options import parse_eps, parse_int_list, parse_norm, parse_step_size
-from trainers.spec import LEARNED_EMBEDDING, METHOD_SPECS, NO_ATTACK, OPTION_METHODS, PGD_LS, attack_spec
+from trainers.spec import (
+    KL_OR_LS, LEARNED_EMBEDDING, METHOD_SPECS, NO_ATTACK, OPTION_METHODS, PGD_LS, attack_spec,
+)  # fmt: skip
 
 _SCARL_CIFAR = {
     "epochs": 100, "milestones": [75, 90], "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
@@ -59,6 +68,18 @@ PRESETS: dict[str, dict[str, Any]] = {
     "spat-cifar10": _SPAT_CIFAR10,
     "spat-cifar100": {**_SPAT_CIFAR10, "weight_decay": 5e-4, "alpha": {"spat_trades": 0.1, "spat_mart": 0.2}},
 }
+# SPAT Table 4 trains on CIFAR-10 plus RST's 500K pseudo-labelled TinyImages "in the exact same settings
+# [as] RST": the defaults of yaircarmon/semisup-adv's robust_self_training.py (WideResNet-28-10, 200 epochs
+# of ceil(50000 / 256) batches, batch 256 with unsup_fraction 0.5, SGD lr 0.1, momentum 0.9, nesterov,
+# weight decay 5e-4, lr_schedule 'cosine', epsilon 0.031, pgd_num_steps 10, pgd_step_size 0.007, beta 6),
+# which Carmon et al. 2019, appendix B, describe. No alpha for rst: `rst --preset spat-rst-cifar10` is the
+# table's RST row, `spat_trades` (or `rst --alpha 0.1`) its RST + SPAT row.
+PRESETS["spat-rst-cifar10"] = {
+    "epochs": 200, "lr_schedule": "cosine", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
+    "batch_size": 256, "extra_fraction": 0.5, "eps": "0.031", "step_size": "0.007", "steps": 10,
+    "beta": {"rst": 6.0, "trades": 6.0, "spat_trades": 6.0, "mart": 5.0, "spat_mart": 5.0},
+    "alpha": {"spat_trades": 0.1, "spat_mart": 0.1},
+}  # fmt: skip
 #: --lr-schedule: x lr_gamma at each milestone, or RST's cosine lr * (1 + cos(pi * epoch / epochs)) / 2.
 LR_SCHEDULES = ("piecewise", "cosine")
 
@@ -124,6 +145,10 @@ class TrainConfig:
     tla_weight: float | None = None
     tla_pool: int | None = None
     tla_regularization: float | None = None
+    # extra pseudo-labelled training images (trainers.extra_data); the file's SHA-256 is filled in when it is read
+    extra_data: str | None = None
+    extra_fraction: float | None = None
+    extra_data_sha256: str | None = None
     # data and run
     data_dir: str | None = None
     download: bool = False
@@ -262,6 +287,7 @@ def resolve(method: str, given: dict[str, Any]) -> TrainConfig:
         config.tla_margin, config.tla_weight = pick("tla_margin", 0.03), pick("tla_weight", 2.0)
         config.tla_pool, config.tla_regularization = pick("tla_pool", 10), pick("tla_regularization", 1e-3)
     _resolve_schedule(config, pick, given)
+    _resolve_extra_data(config, pick, given)
     _check_numbers(config)
     return config
 
@@ -292,6 +318,37 @@ def _resolve_schedule(config: TrainConfig, pick, given: dict[str, Any]) -> None:
         config.milestones = []
     config.nesterov = bool(pick("nesterov", False))
     _require(not config.nesterov or config.momentum > 0, "--nesterov needs a --momentum > 0")
+
+
+def _resolve_extra_data(config: TrainConfig, pick, given: dict[str, Any]) -> None:
+    """``--extra-data`` and ``--extra-fraction`` (:mod:`trainers.extra_data`; the file is read,
+    and the batch composition checked against the processes, when training starts), and the
+    attack of ``rst``: PGD-KL, or with ``--alpha`` PGD-LS from SPAT's uniform start (spat_trades')."""
+    resuming = "resume" in given  # a resumed run keeps its own file, fraction and alpha
+    config.extra_data = given.get("extra_data")
+    if config.extra_data is None and not resuming:
+        _require(config.method != "rst", "rst needs --extra-data FILE: its pseudo-labelled images (an .npz, or "
+                 "RST's ti_500K_pseudo_labeled.pickle)")
+        _require("extra_fraction" not in given, "--extra-fraction needs --extra-data")
+    if config.extra_data is not None or "extra_fraction" in given:
+        config.extra_fraction = float(pick("extra_fraction", 0.5))
+        fraction = config.extra_fraction
+        _require(0 < fraction < 1, f"--extra-fraction must be in (0, 1), got {fraction}")
+        _require(int(config.batch_size * fraction) >= 1,
+                 f"--extra-fraction {fraction} of --batch-size {config.batch_size} takes no extra image per batch "
+                 f"(RST takes int(batch size x fraction) of them); raise either")
+    if config.extra_data is not None:
+        _require(Path(config.extra_data).exists(), f"--extra-data {config.extra_data}: no such file")
+        _require(not Path(config.extra_data).is_dir(), f"--extra-data {config.extra_data} is a folder, not a file")
+    if METHOD_SPECS[config.method].attack_loss == KL_OR_LS:
+        alpha = pick("alpha", None)
+        if alpha is None:
+            _require("ls_parametrization" not in given, f"--ls-parametrization needs --alpha ({config.method} "
+                     "runs PGD-KL without it)")
+            return
+        _require(0.0 <= alpha <= 1.0, f"alpha must be in [0, 1], got {alpha}")
+        config.alpha, config.ls_parametrization = float(alpha), pick("ls_parametrization", "spat")
+        config.random_start = pick("random_start", "uniform")
 
 
 def _check_finite(config: TrainConfig) -> None:

@@ -25,6 +25,10 @@
 
 Ctrl-C stops the run with :class:`TrainingInterrupted` (a ``KeyboardInterrupt``) whose
 message names the epoch ``last.pt`` keeps.
+
+With ``--extra-data`` an epoch is RST's: ``ceil(N / batch)`` batches, N the training split's
+size, each mixing its images with pseudo-labelled ones (:mod:`trainers.extra_data`), drawn
+from a stream seeded by (seed, epoch) alike on every process, each process taking its share.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from semprobe.robustness.run_folder import VAL_PGD
 from semprobe.words import ClassVectors, class_vectors
 from trainers import distributed, rundir
 from trainers.config import TrainConfig, resumed_config
+from trainers.extra_data import load_extra, mixed_loader
 from trainers.guards import TrainingDiverged, TrainingInterrupted, all_finite, interrupts_held_back
 from trainers.image_pool import ImagePool
 from trainers.methods import METHOD_STEPS, StepContext
@@ -150,6 +155,8 @@ class TrainingRun:
 
     def loader(self) -> tuple[DataLoader, DistributedSampler]:
         config, process = self.config, self.process
+        if self.splits.extra is not None:  # RST's batches: labelled and extra images, every process its share
+            return mixed_loader(self.splits.train, self.splits.extra, config, process, self.device.type == "cuda")
         local_batch = config.batch_size // process.world_size
         sampler = DistributedSampler(self.splits.train, num_replicas=process.world_size, rank=process.rank,
                                      shuffle=True, seed=config.seed)
@@ -363,6 +370,7 @@ def train(config: TrainConfig, given: Iterable[str] = ()) -> TrainResult:
     if config.batch_size % process.world_size:
         raise ConfigError(f"--batch-size {config.batch_size} must be divisible by the {process.world_size} processes")
     splits = load_splits(config)
+    splits.extra = load_extra(config, splits.train, process.world_size)
     word_vectors = None
     if config.method == "scarl" and config.embedding != LEARNED_EMBEDDING:
         word_vectors = class_vectors(config.embedding, splits.train.classes, splits.train.phrases)

@@ -184,7 +184,8 @@ def test_presets_fill_in_the_papers_settings_and_yield_to_options(tmp_path):
     assert parse_args(["spat_trades", *out, "--preset", "spat-cifar100", "--alpha", "0.4"])[0].alpha == 0.4
     fgsm, _ = parse_args(["fgsm", *out, "--preset", "scarl-cifar10"])
     assert (fgsm.steps, fgsm.step_size) == (1, pytest.approx(1.25 * 8 / 255))
-    assert set(PRESETS) == {"scarl-cifar10", "scarl-cifar100", "scarl-tinyimagenet", "spat-cifar10", "spat-cifar100"}
+    assert set(PRESETS) == {"scarl-cifar10", "scarl-cifar100", "scarl-tinyimagenet", "spat-cifar10", "spat-cifar100",
+                            "spat-rst-cifar10"}
 
 
 @pytest.mark.parametrize(
