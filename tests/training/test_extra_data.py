@@ -414,27 +414,14 @@ def test_the_cosine_schedule_is_rsts_adjust_learning_rate(extra_file):
 # ----------------------------------------------------------------------------- training and resuming
 
 
-def test_resume_with_extra_data_gives_the_weights_of_an_uninterrupted_run(tmp_path, extra_file, monkeypatch,
+def test_resume_with_extra_data_gives_the_weights_of_an_uninterrupted_run(tmp_path, extra_file, train_interrupted,
                                                                            capsys):
     argv = ["rst", *QUICK, "--steps", "2", "--epochs", "3", "--lr-schedule", "cosine", "--nesterov", "--augment",
             "--extra-data", extra_file]
     whole = loop.train(*parse_args(argv + ["--out", str(tmp_path / "whole")]))
     assert [r["epoch"] for r in whole.history] == [1, 2, 3]
-
-    class Interrupted(Exception):
-        pass
-
-    save_epoch = loop.TrainingRun.save_epoch
-
-    def save_then_stop(self, epoch, record):
-        save_epoch(self, epoch, record)
-        if epoch == 1:
-            raise Interrupted
-
-    monkeypatch.setattr(loop.TrainingRun, "save_epoch", save_then_stop)
-    with pytest.raises(Interrupted):
-        loop.train(*parse_args(argv + ["--out", str(tmp_path / "resumed")]))
-    monkeypatch.undo()
+    train_interrupted(argv + ["--out", str(tmp_path / "resumed")], epoch=1)
+    assert load_checkpoint(tmp_path / "resumed" / "last.pt").epoch == 1
 
     original = open(extra_file, "rb").read()  # another file under the same name is refused
     write_npz(extra_file, random_images(40, seed=1), np.arange(40) % 10)
