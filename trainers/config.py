@@ -309,48 +309,6 @@ def _resolve_scarl(config: TrainConfig, pick) -> None:
     config.proj_dim = pick("proj_dim", 64)
 
 
-def _resolve_schedule(config: TrainConfig, pick, given: dict[str, Any]) -> None:
-    """``--lr-schedule`` (piecewise, or RST's cosine, which has no milestones) and ``--nesterov``."""
-    config.lr_schedule = pick("lr_schedule", "piecewise")
-    if config.lr_schedule == "cosine":
-        for name in ("milestones", "lr_gamma"):
-            _require(name not in given, f"--{name.replace('_', '-')} applies to --lr-schedule piecewise, not cosine")
-        config.milestones = []
-    config.nesterov = bool(pick("nesterov", False))
-    _require(not config.nesterov or config.momentum > 0, "--nesterov needs a --momentum > 0")
-
-
-def _resolve_extra_data(config: TrainConfig, pick, given: dict[str, Any]) -> None:
-    """``--extra-data`` and ``--extra-fraction`` (:mod:`trainers.extra_data`; the file is read,
-    and the batch composition checked against the processes, when training starts), and the
-    attack of ``rst``: PGD-KL, or with ``--alpha`` PGD-LS from SPAT's uniform start (spat_trades')."""
-    resuming = "resume" in given  # a resumed run keeps its own file, fraction and alpha
-    config.extra_data = given.get("extra_data")
-    if config.extra_data is None and not resuming:
-        _require(config.method != "rst", "rst needs --extra-data FILE: its pseudo-labelled images (an .npz, or "
-                 "RST's ti_500K_pseudo_labeled.pickle)")
-        _require("extra_fraction" not in given, "--extra-fraction needs --extra-data")
-    if config.extra_data is not None or "extra_fraction" in given:
-        config.extra_fraction = float(pick("extra_fraction", 0.5))
-        fraction = config.extra_fraction
-        _require(0 < fraction < 1, f"--extra-fraction must be in (0, 1), got {fraction}")
-        _require(int(config.batch_size * fraction) >= 1,
-                 f"--extra-fraction {fraction} of --batch-size {config.batch_size} takes no extra image per batch "
-                 f"(RST takes int(batch size x fraction) of them); raise either")
-    if config.extra_data is not None:
-        _require(Path(config.extra_data).exists(), f"--extra-data {config.extra_data}: no such file")
-        _require(not Path(config.extra_data).is_dir(), f"--extra-data {config.extra_data} is a folder, not a file")
-    if METHOD_SPECS[config.method].attack_loss == KL_OR_LS:
-        alpha = pick("alpha", None)
-        if alpha is None:
-            _require("ls_parametrization" not in given, f"--ls-parametrization needs --alpha ({config.method} "
-                     "runs PGD-KL without it)")
-            return
-        _require(0.0 <= alpha <= 1.0, f"alpha must be in [0, 1], got {alpha}")
-        config.alpha, config.ls_parametrization = float(alpha), pick("ls_parametrization", "spat")
-        config.random_start = pick("random_start", "uniform")
-
-
 def _check_finite(config: TrainConfig) -> None:
     """Refuse NaN and infinite values of every float option (``--lr inf``, ``--tau nan``, ...)."""
     for item in dataclasses.fields(config):
@@ -395,6 +353,48 @@ def _check_numbers(config: TrainConfig) -> None:
     checks += [(name, value, test(value), rule) for name, value, test, rule in optional if value is not None]
     for name, value, ok, rule in checks:
         _require(ok, f"--{name} must be {rule}, got {value}")
+
+
+def _resolve_schedule(config: TrainConfig, pick, given: dict[str, Any]) -> None:
+    """``--lr-schedule`` (piecewise, or RST's cosine, which has no milestones) and ``--nesterov``."""
+    config.lr_schedule = pick("lr_schedule", "piecewise")
+    if config.lr_schedule == "cosine":
+        for name in ("milestones", "lr_gamma"):
+            _require(name not in given, f"--{name.replace('_', '-')} applies to --lr-schedule piecewise, not cosine")
+        config.milestones = []
+    config.nesterov = bool(pick("nesterov", False))
+    _require(not config.nesterov or config.momentum > 0, "--nesterov needs a --momentum > 0")
+
+
+def _resolve_extra_data(config: TrainConfig, pick, given: dict[str, Any]) -> None:
+    """``--extra-data`` and ``--extra-fraction`` (:mod:`trainers.extra_data`; the file is read,
+    and the batch composition checked against the processes, when training starts), and the
+    attack of ``rst``: PGD-KL, or with ``--alpha`` PGD-LS from SPAT's uniform start (spat_trades')."""
+    resuming = "resume" in given  # a resumed run keeps its own file, fraction and alpha
+    config.extra_data = given.get("extra_data")
+    if config.extra_data is None and not resuming:
+        _require(config.method != "rst", "rst needs --extra-data FILE: its pseudo-labelled images (an .npz, or "
+                 "RST's ti_500K_pseudo_labeled.pickle)")
+        _require("extra_fraction" not in given, "--extra-fraction needs --extra-data")
+    if config.extra_data is not None or "extra_fraction" in given:
+        config.extra_fraction = float(pick("extra_fraction", 0.5))
+        fraction = config.extra_fraction
+        _require(0 < fraction < 1, f"--extra-fraction must be in (0, 1), got {fraction}")
+        _require(int(config.batch_size * fraction) >= 1,
+                 f"--extra-fraction {fraction} of --batch-size {config.batch_size} takes no extra image per batch "
+                 f"(RST takes int(batch size x fraction) of them); raise either")
+    if config.extra_data is not None:
+        _require(Path(config.extra_data).exists(), f"--extra-data {config.extra_data}: no such file")
+        _require(not Path(config.extra_data).is_dir(), f"--extra-data {config.extra_data} is a folder, not a file")
+    if METHOD_SPECS[config.method].attack_loss == KL_OR_LS:
+        alpha = pick("alpha", None)
+        if alpha is None:
+            _require("ls_parametrization" not in given, f"--ls-parametrization needs --alpha ({config.method} "
+                     "runs PGD-KL without it)")
+            return
+        _require(0.0 <= alpha <= 1.0, f"alpha must be in [0, 1], got {alpha}")
+        config.alpha, config.ls_parametrization = float(alpha), pick("ls_parametrization", "spat")
+        config.random_start = pick("random_start", "uniform")
 
 
 def resumed_config(stored: dict[str, Any], config: TrainConfig, given: set[str]) -> TrainConfig:
