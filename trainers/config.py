@@ -72,7 +72,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 # [as] RST": the defaults of yaircarmon/semisup-adv's robust_self_training.py (WideResNet-28-10, 200 epochs
 # of ceil(50000 / 256) batches, batch 256 with unsup_fraction 0.5, SGD lr 0.1, momentum 0.9, nesterov,
 # weight decay 5e-4, lr_schedule 'cosine', epsilon 0.031, pgd_num_steps 10, pgd_step_size 0.007, beta 6),
-# which Carmon et al. 2019, appendix B, describe. No alpha for rst: `rst --preset spat-rst-cifar10` is the
+# which the repository's README runs (with --epsilon 0.031) to get its RST_adv(50K+500K) model at epoch 200
+# (the paper's appendix was not consulted here). No alpha for rst: `rst --preset spat-rst-cifar10` is the
 # table's RST row, `spat_trades` (or `rst --alpha 0.1`) its RST + SPAT row.
 PRESETS["spat-rst-cifar10"] = {
     "epochs": 200, "lr_schedule": "cosine", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
