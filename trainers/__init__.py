@@ -1,7 +1,7 @@
 """trainers: the part of the project that changes weights.
 
 SCARL, the SPAT trainers (Madry, TRADES and MART with a PGD-LS training attack) and the
-baselines (natural, FGSM-AT, PGD-AT, TRADES, MART, TLA), run as::
+baselines (natural, FGSM-AT, PGD-AT, TRADES, MART, TLA, RST), run as::
 
     python -m trainers METHOD --dataset D --arch A [options] --out RUNDIR
     torchrun --nproc_per_node N -m trainers METHOD ...       # DistributedDataParallel
@@ -30,7 +30,8 @@ The layers, from the method table down:
   seeded random streams), :mod:`trainers.guards` (divergence, Ctrl-C held back while an
   epoch's files are written), :mod:`trainers.loop` (epochs, checkpoints, resume), :mod:`trainers.rundir`
   (the run folder's files) and :mod:`trainers.distributed` (torchrun, global-batch
-  BatchNorm, collectives).
+  BatchNorm, collectives); :mod:`trainers.extra_data` reads pseudo-labelled extra images
+  (``--extra-data``, safely) and mixes them into the batches as RST does.
 
 It imports ``semprobe`` (data, models, attacks, loss formulas, checkpoints, word
 vectors); ``semprobe`` never imports it.

@@ -23,7 +23,7 @@ from semprobe import __version__
 from semprobe.cli.common import CONTEXT_SETTINGS, click_error_line
 from semprobe.errors import ConfigError
 from semprobe.options import NORMS
-from trainers.config import PRESETS
+from trainers.config import LR_SCHEDULES, PRESETS
 from trainers.spec import (
     INFO_LOSSES, LS_PARAMETRIZATIONS, METHOD_SPECS, METHODS, OPTION_METHODS, RANDOM_STARTS, SCARL_BASES,
 )  # fmt: skip
@@ -42,6 +42,8 @@ EXAMPLES = """\
   python -m trainers scarl --dataset cifar10 --arch preact_resnet18 --resume runs/scarl
   python -m trainers trades --dataset cifar10 --preset trades-awp-cifar10 --out runs/trades_awp
   torchrun --nproc_per_node 4 -m trainers trades --dataset cifar10 --arch preact_resnet18 --out runs/trades
+  python -m trainers spat_trades --dataset cifar10 --arch wrn_28_10 --preset spat-rst-cifar10 \\
+      --extra-data ti_500K_pseudo_labeled.pickle --out runs/rst_spat
 """
 
 
@@ -111,9 +113,10 @@ def _option(group: str):
 
 
 _run = _option("data, model and run")
-_opt = _option("optimisation (SGD with a piecewise-constant learning rate)")
+_opt = _option("optimisation (SGD with a piecewise-constant or cosine learning rate)")
 _attack = _option("training attack")
 _eval = _option("per-epoch evaluation (clean and PGD-CE accuracy)")
+_extra = _option("extra pseudo-labelled data (RST, Carmon et al. 2019)")
 _scarl = _option("SCARL")
 _tla = _option("TLA")
 _speed = _option("speed (mostly for GPUs)")
@@ -121,7 +124,7 @@ _awp = _option("adversarial weight perturbation (AWP, Wu et al. 2020)")
 
 
 HELP = (
-    "Train SCARL, SPAT and the baselines (natural, FGSM-AT, PGD-AT, TRADES, MART, TLA).\n\n"
+    "Train SCARL, SPAT and the baselines (natural, FGSM-AT, PGD-AT, TRADES, MART, TLA, RST).\n\n"
     "Writes last.pt, best.pt (best validation PGD accuracy; clean accuracy for natural), metrics.jsonl and "
     "config.json into --out. Pixels are in [0,1]; --eps and step sizes accept fractions such as 8/255. "
     "An option given overrides the --preset, which overrides the method's default."
@@ -161,6 +164,13 @@ HELP = (
         "classifier (default: the architecture's measured preference, see benchmarks/RESULTS.md)")
 @_speed("--compile", is_flag=True, default=None, help="torch.compile the network (see benchmarks/RESULTS.md)")
 @_run("--quiet", is_flag=True, default=None, help="no progress bar or epoch lines")
+@_extra("--extra-data", metavar="FILE",
+        help="pseudo-labelled images mixed into every training batch, as RST does (any method; rst needs it): "
+             "an .npz with 'images' (N x H x W x C uint8, or N x C x H x W float in [0,1]) and 'labels', or "
+             "RST's ti_500K_pseudo_labeled.pickle (read without running any code it holds)")
+@_extra("--extra-fraction", type=float, metavar="F",
+        help="share of each batch drawn from --extra-data, in (0, 1) (default 0.5, RST's); an epoch has as many "
+             "batches as the labelled training split fills")
 @_opt("--epochs", type=int, metavar="N", help="epochs (default 100)")
 @_opt("--batch-size", type=int, metavar="N", help="global batch size, split over processes (default 128)")
 @_opt("--lr", type=float, metavar="X", help="initial learning rate (default 0.1)")
@@ -169,6 +179,10 @@ HELP = (
 @_opt("--milestones", metavar="E,E", help="epochs at which the lr is multiplied by --lr-gamma, e.g. 75,90 "
       "(default: 75% and 90% of --epochs)")
 @_opt("--lr-gamma", type=float, metavar="X", help="lr factor at each milestone (default 0.1)")
+@_opt("--lr-schedule", type=click.Choice(LR_SCHEDULES),
+      help="piecewise (x --lr-gamma at each milestone, default) or cosine (RST's: lr (1 + cos(pi e / epochs)) / 2 "
+           "in epoch e)")
+@_opt("--nesterov/--no-nesterov", default=None, help="Nesterov momentum (default off; RST's schedule uses it)")
 @_attack("--norm", metavar="NORM", help=f"threat model of the training attack and the per-epoch PGD evaluation: "
          f"{' or '.join(NORMS)} (any case; default Linf)")
 @_attack("--eps", metavar="EPS", help="radius in [0,1] pixel units (default 8/255): per pixel under Linf, "

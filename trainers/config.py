@@ -34,6 +34,12 @@ with ``--dataset`` and ``--arch``, any option can be overridden):
   counts epochs from 1).
 - ``scarl-awp-cifar10`` (SCARL + AWP, SCARL Table 6, which states no settings): the
   TRADES-AWP recipe above with SCARL's lambda_1 = lambda_2 = 1.
+- ``spat-rst-cifar10`` (SPAT section 5.1.2, Table 4: "exact same settings in RST"; RST's
+  ``robust_self_training.py`` defaults): 200 epochs of RST's length, SGD lr 0.1 with Nesterov
+  momentum 0.9 and a cosine decay, weight decay 5e-4, batch 256 of which half pseudo-labelled
+  (``--extra-fraction 0.5``), eps 0.031, PGD 10 steps of 0.007, beta 6; alpha 0.1 for
+  spat_trades and spat_mart (Table 4), on WideResNet-28-10 (``--arch`` overrides). Name
+  ``--extra-data`` (RST's ``ti_500K_pseudo_labeled.pickle``).
 """
 
 from __future__ import annotations
@@ -41,11 +47,14 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 from semprobe.errors import ConfigError
 from semprobe.options import parse_eps, parse_int_list, parse_norm, parse_step_size
-from trainers.spec import LEARNED_EMBEDDING, METHOD_SPECS, NO_ATTACK, OPTION_METHODS, PGD_LS, attack_spec
+from trainers.spec import (
+    KL_OR_LS, LEARNED_EMBEDDING, METHOD_SPECS, NO_ATTACK, OPTION_METHODS, PGD_LS, attack_spec,
+)  # fmt: skip
 
 _SCARL_CIFAR = {
     "epochs": 100, "milestones": [75, 90], "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
@@ -78,6 +87,21 @@ PRESETS: dict[str, dict[str, Any]] = {
     # SCARL Table 6 gives no AWP settings; SCARL's loss (its beta, lambda_1 = lambda_2 = 1) on the TRADES-AWP recipe
     "scarl-awp-cifar10": {**_TRADES_AWP_CIFAR10, "lambda1": 1.0, "lambda2": 1.0},
 }
+# SPAT Table 4 trains on CIFAR-10 plus RST's 500K pseudo-labelled TinyImages "in the exact same settings
+# [as] RST": the defaults of yaircarmon/semisup-adv's robust_self_training.py (WideResNet-28-10, 200 epochs
+# of ceil(50000 / 256) batches, batch 256 with unsup_fraction 0.5, SGD lr 0.1, momentum 0.9, nesterov,
+# weight decay 5e-4, lr_schedule 'cosine', epsilon 0.031, pgd_num_steps 10, pgd_step_size 0.007, beta 6),
+# which the repository's README runs (with --epsilon 0.031) to get its RST_adv(50K+500K) model at epoch 200
+# (the paper's appendix was not consulted here). No alpha for rst: `rst --preset spat-rst-cifar10` is the
+# table's RST row, `spat_trades` (or `rst --alpha 0.1`) its RST + SPAT row.
+PRESETS["spat-rst-cifar10"] = {
+    "arch": "wrn_28_10", "epochs": 200, "lr_schedule": "cosine", "lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 5e-4,
+    "batch_size": 256, "extra_fraction": 0.5, "eps": "0.031", "step_size": "0.007", "steps": 10,
+    "beta": {"rst": 6.0, "trades": 6.0, "spat_trades": 6.0, "mart": 5.0, "spat_mart": 5.0},
+    "alpha": {"spat_trades": 0.1, "spat_mart": 0.1},
+}  # fmt: skip
+#: --lr-schedule: x lr_gamma at each milestone, or RST's cosine lr * (1 + cos(pi * epoch / epochs)) / 2.
+LR_SCHEDULES = ("piecewise", "cosine")
 
 #: options that may differ when a run is resumed (extending --epochs, another device, ...).
 RUNTIME_OPTIONS = ("epochs", "device", "workers", "quiet", "data_dir", "download", "eval_test", "resume", "out",
@@ -107,6 +131,8 @@ class TrainConfig:
     weight_decay: float = 5e-4
     milestones: list[int] = field(default_factory=lambda: [75, 90])
     lr_gamma: float = 0.1
+    lr_schedule: str = "piecewise"
+    nesterov: bool = False
     # training attack (and the per-epoch evaluation's threat model)
     norm: str = "Linf"
     eps: float = 8 / 255
@@ -143,6 +169,10 @@ class TrainConfig:
     tla_weight: float | None = None
     tla_pool: int | None = None
     tla_regularization: float | None = None
+    # extra pseudo-labelled training images (trainers.extra_data); the file's SHA-256 is filled in when it is read
+    extra_data: str | None = None
+    extra_fraction: float | None = None
+    extra_data_sha256: str | None = None
     # data and run
     data_dir: str | None = None
     download: bool = False
@@ -289,6 +319,8 @@ def resolve(method: str, given: dict[str, Any]) -> TrainConfig:
     if method == "tla":
         config.tla_margin, config.tla_weight = pick("tla_margin", 0.03), pick("tla_weight", 2.0)
         config.tla_pool, config.tla_regularization = pick("tla_pool", 10), pick("tla_regularization", 1e-3)
+    _resolve_schedule(config, pick, given)
+    _resolve_extra_data(config, pick, given)
     _check_numbers(config)
     return config
 
@@ -370,6 +402,48 @@ def _check_numbers(config: TrainConfig) -> None:
     checks += [(name, value, test(value), rule) for name, value, test, rule in optional if value is not None]
     for name, value, ok, rule in checks:
         _require(ok, f"--{name} must be {rule}, got {value}")
+
+
+def _resolve_schedule(config: TrainConfig, pick, given: dict[str, Any]) -> None:
+    """``--lr-schedule`` (piecewise, or RST's cosine, which has no milestones) and ``--nesterov``."""
+    config.lr_schedule = pick("lr_schedule", "piecewise")
+    if config.lr_schedule == "cosine":
+        for name in ("milestones", "lr_gamma"):
+            _require(name not in given, f"--{name.replace('_', '-')} applies to --lr-schedule piecewise, not cosine")
+        config.milestones = []
+    config.nesterov = bool(pick("nesterov", False))
+    _require(not config.nesterov or config.momentum > 0, "--nesterov needs a --momentum > 0")
+
+
+def _resolve_extra_data(config: TrainConfig, pick, given: dict[str, Any]) -> None:
+    """``--extra-data`` and ``--extra-fraction`` (:mod:`trainers.extra_data`; the file is read,
+    and the batch composition checked against the processes, when training starts), and the
+    attack of ``rst``: PGD-KL, or with ``--alpha`` PGD-LS from SPAT's uniform start (spat_trades')."""
+    resuming = "resume" in given  # a resumed run keeps its own file, fraction and alpha
+    config.extra_data = given.get("extra_data")
+    if config.extra_data is None and not resuming:
+        _require(config.method != "rst", "rst needs --extra-data FILE: its pseudo-labelled images (an .npz, or "
+                 "RST's ti_500K_pseudo_labeled.pickle)")
+        _require("extra_fraction" not in given, "--extra-fraction needs --extra-data")
+    if config.extra_data is not None or "extra_fraction" in given:
+        config.extra_fraction = float(pick("extra_fraction", 0.5))
+        fraction = config.extra_fraction
+        _require(0 < fraction < 1, f"--extra-fraction must be in (0, 1), got {fraction}")
+        _require(int(config.batch_size * fraction) >= 1,
+                 f"--extra-fraction {fraction} of --batch-size {config.batch_size} takes no extra image per batch "
+                 f"(RST takes int(batch size x fraction) of them); raise either")
+    if config.extra_data is not None:
+        _require(Path(config.extra_data).exists(), f"--extra-data {config.extra_data}: no such file")
+        _require(not Path(config.extra_data).is_dir(), f"--extra-data {config.extra_data} is a folder, not a file")
+    if METHOD_SPECS[config.method].attack_loss == KL_OR_LS:
+        alpha = pick("alpha", None)
+        if alpha is None:
+            _require("ls_parametrization" not in given, f"--ls-parametrization needs --alpha ({config.method} "
+                     "runs PGD-KL without it)")
+            return
+        _require(0.0 <= alpha <= 1.0, f"alpha must be in [0, 1], got {alpha}")
+        config.alpha, config.ls_parametrization = float(alpha), pick("ls_parametrization", "spat")
+        config.random_start = pick("random_start", "uniform")
 
 
 def resumed_config(stored: dict[str, Any], config: TrainConfig, given: set[str]) -> TrainConfig:

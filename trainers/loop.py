@@ -1,4 +1,4 @@
-"""The training loop: data, model, SGD with a piecewise schedule, evaluation, checkpoints.
+"""The training loop: data, model, SGD with a piecewise or cosine schedule, evaluation, checkpoints.
 
 ``train(config)`` runs the epochs of a :class:`~trainers.config.TrainConfig` in
 ``config.out`` (see :mod:`trainers.rundir` for the files) on one process or, under
@@ -26,10 +26,15 @@
 
 Ctrl-C stops the run with :class:`TrainingInterrupted` (a ``KeyboardInterrupt``) whose
 message names the epoch ``last.pt`` keeps.
+
+With ``--extra-data`` an epoch is RST's: ``ceil(N / batch)`` batches, N the training split's
+size, each mixing its images with pseudo-labelled ones (:mod:`trainers.extra_data`), drawn
+from a stream seeded by (seed, epoch) alike on every process, each process taking its share.
 """
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from contextlib import nullcontext
@@ -54,6 +59,7 @@ from trainers import speed
 from trainers.awp import WeightPerturbation
 from trainers.resident import ResidentLoader, can_hold, use_resident
 from trainers.config import TrainConfig, resumed_config
+from trainers.extra_data import load_extra, mixed_loader
 from trainers.guards import TrainingDiverged, TrainingInterrupted, all_finite, interrupts_held_back
 from trainers.image_pool import ImagePool
 from trainers.methods import METHOD_STEPS, StepContext
@@ -109,8 +115,8 @@ class TrainingRun:
         self.network = TrainingNetwork(self.model, self.heads, self.words, train_words).to(device)
         self.precision = speed.MixedPrecision(config.amp, device)
         self.optimizer = torch.optim.SGD(self.network.parameters(), lr=config.lr, momentum=config.momentum,
-                                         weight_decay=config.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, config.milestones, config.lr_gamma)
+                                         weight_decay=config.weight_decay, nesterov=config.nesterov)
+        self.scheduler = lr_scheduler(self.optimizer, config)
         self.word_centres = None
         if config.method == "scarl" and config.use_struc:
             self.word_centres = WordCentres(info.num_classes, config.proj_dim, config.centre_momentum,
@@ -164,6 +170,8 @@ class TrainingRun:
         """The training batches: from a copy of the split on the device (``--data-on-device``,
         :mod:`trainers.resident`) or a DataLoader, in the same order."""
         config, process = self.config, self.process
+        if self.splits.extra is not None:  # RST's batches: labelled and extra images, every process its share
+            return mixed_loader(self.splits.train, self.splits.extra, config, process, self.device.type == "cuda")
         local_batch = config.batch_size // process.world_size
         sampler = DistributedSampler(self.splits.train, num_replicas=process.world_size, rank=process.rank,
                                      shuffle=True, seed=config.seed)
@@ -333,6 +341,17 @@ class TrainingRun:
         return f"{self.run_dir / rundir.LAST} keeps epoch {self.saved_epoch}: continue with --resume {self.run_dir}"
 
 
+def lr_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning-rate schedule, stepped once per epoch: x ``lr_gamma`` at each milestone
+    (``piecewise``), or ``cosine``: lr (1 + cos(pi e / epochs)) / 2 in (0-based) epoch e, as RST's
+    ``adjust_learning_rate`` sets it at the start of each epoch. A resumed run with a larger
+    ``--epochs`` continues on the cosine of the new length."""
+    if config.lr_schedule == "cosine":
+        epochs = config.epochs
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 0.5 * (1 + math.cos(math.pi * e / epochs)))
+    return torch.optim.lr_scheduler.MultiStepLR(optimizer, config.milestones, config.lr_gamma)
+
+
 def _epoch_line(record: dict[str, Any], config: TrainConfig) -> str:
     line = (f"epoch {record['epoch']}/{config.epochs}  loss {record['train_loss']:.4f}  "
             f"val clean {100 * record['val_clean_acc']:.2f}%  val PGD-{config.eval_steps} "
@@ -370,6 +389,10 @@ def train(config: TrainConfig, given: Iterable[str] = ()) -> TrainResult:
     if config.batch_size % process.world_size:
         raise ConfigError(f"--batch-size {config.batch_size} must be divisible by the {process.world_size} processes")
     splits = load_splits(config)
+    splits.extra = load_extra(config, splits.train, process.world_size)
+    if config.data_on_device == "on" and splits.extra is not None:
+        raise ConfigError("--data-on-device on does not take --extra-data (its mixed batches come from a DataLoader): "
+                          "use --data-on-device off")
     if config.data_on_device == "on" and not can_hold(splits.train):
         raise ConfigError(f"--data-on-device on needs a dataset held in memory; {config.dataset} is read from "
                           "image files: use --data-on-device off")

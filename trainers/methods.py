@@ -16,6 +16,8 @@ The loss is a mean over the batch, so DDP's gradient average is the global-batch
 ``tla``         CE(f(x'), y) + w [triplet(x', x, n) + triplet(x', x1, n)], n mined (Mao et al. 2019)
 ``scarl``       L_adv + lambda_1(t) L_info + lambda_2(t) L_struc (SCARL eq. 15)
 ``spat_*``      Madry / TRADES / MART with x' = PGD-LS(alpha) (SPAT section 3.3)
+``rst``         ``trades`` on batches mixed with pseudo-labelled extra images (Carmon et
+                al. 2019; :mod:`trainers.extra_data`), x' = PGD-KL, or PGD-LS(alpha)
 ==============  ==================================================================
 
 The attacks run on the bare classifier in eval mode (as the TRADES and MART code do),
@@ -101,13 +103,13 @@ Step = Callable[[StepContext, Tensor, Tensor, float], StepResult]
 def training_surrogate(config: TrainConfig) -> attacks.Surrogate | None:
     """The loss the training attack maximises (the method's ``attack_loss`` in
     :data:`trainers.spec.METHOD_SPECS`; SCARL's is its ``--base``'s): CE, the TRADES KL
-    (SCARL eq. 12), PGD-LS (SPAT eq. 8-10), or none."""
+    (SCARL eq. 12), PGD-LS (SPAT eq. 8-10), or none; RST's is the KL, or PGD-LS with ``--alpha``."""
     attack_loss = spec.attack_spec(config.method, config.base).attack_loss
     if attack_loss == spec.NO_ATTACK:
         return None
-    if attack_loss == spec.TRADES_KL:
+    if attack_loss == spec.TRADES_KL or (attack_loss == spec.KL_OR_LS and config.alpha is None):
         return attacks.kl()
-    if attack_loss == spec.PGD_LS:
+    if attack_loss in (spec.PGD_LS, spec.KL_OR_LS):
         return attacks.ls(config.alpha, config.ls_parametrization)
     return attacks.ce()
 

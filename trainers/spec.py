@@ -13,9 +13,11 @@ method-specific option the methods that take it.
 The attacks: ``natural`` has none; FGSM-AT takes one CE step of 1.25 eps (Wong et al.
 2020); PGD-AT, MART and TLA run PGD-CE (Madry et al. 2018, SCARL eq. 1); TRADES runs PGD
 on its KL term (SCARL eq. 12); the SPAT methods run PGD-LS, PGD on the label-smoothed CE
-of SPAT eq. 8-10 (section 3.3); SCARL runs the attack of its ``--base``.
-Random starts: TRADES' and MART's code start at x + 0.001 N(0, 1) (``normal``); Madry's
-PGD, FGSM-AT (Wong et al. 2020) and SPAT draw uniformly from the eps-ball (``uniform``).
+of SPAT eq. 8-10 (section 3.3); SCARL runs the attack of its ``--base``; RST (Carmon et al.
+2019) runs TRADES' PGD-KL, or PGD-LS when given ``--alpha`` (RST + SPAT, SPAT Table 4).
+Random starts: TRADES', MART's and RST's code start at x + 0.001 N(0, 1) (``normal``); Madry's
+PGD, FGSM-AT (Wong et al. 2020) and SPAT (so RST with ``--alpha``) draw uniformly from the
+eps-ball (``uniform``).
 
 This module imports neither torch nor semprobe's heavy modules, so that
 ``python -m trainers --help`` answers at once.
@@ -33,7 +35,8 @@ CE = "ce"  # PGD-CE, or one FGSM step
 TRADES_KL = "trades_kl"  # PGD on KL(P(x) || P(x')), the TRADES code's attack (SCARL eq. 12)
 PGD_LS = "pgd_ls"  # PGD on the label-smoothed CE of SPAT eq. 8-10, smoothing --alpha
 FROM_BASE = "base"  # SCARL: the attack of the method named by --base
-ATTACK_LOSSES = (NO_ATTACK, CE, TRADES_KL, PGD_LS, FROM_BASE)
+KL_OR_LS = "trades_kl_or_pgd_ls"  # RST: PGD-KL, or PGD-LS(--alpha) when --alpha is given (RST + SPAT)
+ATTACK_LOSSES = (NO_ATTACK, CE, TRADES_KL, PGD_LS, FROM_BASE, KL_OR_LS)
 
 #: The random starts of :func:`semprobe.attacks.gradient.pgd` (``semprobe.attacks.gradient.RANDOM_STARTS``;
 #: repeated here so that the command line does not import torch, and checked equal by the tests).
@@ -111,6 +114,13 @@ _SPECS = (
                "TRADES + SPAT: as trades with x' = PGD-LS(--alpha) (SPAT section 3.3)"),
     MethodSpec("spat_mart", "mart", PGD_LS, "uniform", 5.0, ATTACK_OPTIONS + BETA_OPTIONS + SPAT_OPTIONS + AWP_OPTIONS,
                "MART + SPAT: as mart with x' = PGD-LS(--alpha) (SPAT section 3.3)"),
+)
+# RST (Carmon et al. 2019): TRADES on batches that mix the labelled images with --extra-data's pseudo-labelled
+# ones (trainers.extra_data). With --alpha its attack is PGD-LS from SPAT's uniform start, i.e. spat_trades.
+_SPECS += (
+    MethodSpec("rst", "trades", KL_OR_LS, "normal", 6.0, ATTACK_OPTIONS + BETA_OPTIONS + SPAT_OPTIONS + AWP_OPTIONS,
+               "RST: as trades on batches mixed with the pseudo-labelled --extra-data (Carmon et al. 2019); "
+               "with --alpha, x' = PGD-LS (RST + SPAT, SPAT Table 4)"),
 )
 
 #: Every method by name, in the order the help lists them.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,8 +22,12 @@ from semprobe.errors import ConfigError
 from trainers import distributed
 from trainers.config import TrainConfig
 
+if TYPE_CHECKING:
+    from trainers.extra_data import ExtraImages
+
 # independent random streams derived from the seed
 STREAM_DATA, STREAM_ATTACK, STREAM_EVAL, STREAM_SUBSET, STREAM_CENTRES, STREAM_POOL = range(6)
+STREAM_EXTRA = 6  # the mixed batches of extra data (trainers.extra_data), the same on every process
 
 
 def derive_seed(*parts: int) -> int:
@@ -35,6 +40,7 @@ class Splits:
     train: ImageDataset
     val: ImageDataset
     test: ImageDataset | None
+    extra: ExtraImages | None = None  # --extra-data (trainers.extra_data.load_extra)
 
 
 def load_splits(config: TrainConfig) -> Splits:

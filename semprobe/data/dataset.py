@@ -130,9 +130,16 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         image = self._images[index] if self._files is None else self._read_file(self._files[index])
+        return self.augment(image).float().div_(self.pixel_max), int(self.labels[index])
+
+    def augment(self, image: torch.Tensor) -> torch.Tensor:
+        """``image`` (C x H x W, any dtype) under this split's augmentation: a random crop of the
+        image padded by an eighth of its side, then a random flip (``crop_flip``), or as it is
+        (``none``). Other images trained alongside this split (pseudo-labelled extra data) get
+        the same augmentation through it."""
         if self.augmentation == "crop_flip":
-            image = random_crop_flip(image, max(1, min(self.info.image_shape[1:]) // 8))
-        return image.float().div_(self.pixel_max), int(self.labels[index])
+            return random_crop_flip(image, max(1, min(self.info.image_shape[1:]) // 8))
+        return image
 
     def __repr__(self) -> str:
         return f"ImageDataset({self.info.name!r}, split={self.split!r}, n={len(self)})"

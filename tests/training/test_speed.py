@@ -158,3 +158,14 @@ def test_data_on_device_on_refuses_a_dataset_read_from_files(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "--data-on-device on needs a dataset held in memory" in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_data_on_device_on_refuses_extra_data(tmp_path, capsys):
+    import numpy as np
+
+    extra = tmp_path / "extra.npz"
+    np.savez(extra, images=np.zeros((20, 8, 8, 1), dtype=np.uint8), labels=np.arange(20) % 10)
+    code = main(["trades", *RUN, "--extra-data", str(extra), "--data-on-device", "on", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "--data-on-device on does not take --extra-data" in err, err
+    assert not (tmp_path / "run").exists()

@@ -32,7 +32,7 @@ def fails_cleanly(argv, capsys, out) -> str:
         (["spat_madry", *RUN], ["spat_madry needs --alpha"]),
         (["pgd_at", *RUN, "--eps", "-0.1"], ["eps must be in [0, 1]"]),
         (["pgd_at", *RUN, "--eps", "0"], ["eps must be > 0"]),
-        (["pgd_at", *RUN, "--alpha", "0.1"], ["--alpha applies to spat_madry, spat_trades, spat_mart, not to pgd_at"]),
+        (["pgd_at", *RUN, "--alpha", "0.1"], ["--alpha applies to spat_madry, spat_trades, spat_mart, rst, not to pgd_at"]),
         (["trades", *RUN, "--tau", "0.1"], ["--tau applies to scarl, not to trades"]),
         (["fgsm", *RUN, "--steps", "5"], ["--steps applies to"]),
         (["natural", *RUN, "--step-size", "eps/4"], ["--step-size applies to"]),

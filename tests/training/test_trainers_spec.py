@@ -22,8 +22,8 @@ OLD_OPTION_METHODS = {
     "ls_parametrization": SPAT,
     "beta": ("trades", "mart", "scarl", "spat_trades", "spat_mart"),
     "steps": ("pgd_at", "trades", "mart", "tla", "scarl", *SPAT),
-    "step_size": ALL[1:],
-    "random_start": ALL[1:],
+    "step_size": tuple(m for m in ALL if m != "rst")[1:],
+    "random_start": tuple(m for m in ALL if m != "rst")[1:],
     **{name: ("tla",) for name in ("tla_margin", "tla_weight", "tla_pool", "tla_regularization")},
     **{name: ("scarl",) for name in SCARL_ONLY},
     # AWP (added after the table): every method with an adversarial loss of its own
@@ -32,7 +32,8 @@ OLD_OPTION_METHODS = {
 
 
 def test_the_methods_are_the_ten_of_the_papers_in_order():
-    assert ALL == ("natural", "fgsm", "pgd_at", "trades", "mart", "tla", "scarl", *SPAT)
+    """... and RST (SPAT Table 4's baseline with extra data), added after them."""
+    assert ALL == ("natural", "fgsm", "pgd_at", "trades", "mart", "tla", "scarl", *SPAT, "rst")
     assert spec.SPAT_METHODS == SPAT
 
 
@@ -57,7 +58,7 @@ def test_each_entry_agrees_with_itself():
         assert entry.attack_loss in spec.ATTACK_LOSSES, name
         assert len(set(entry.options)) == len(entry.options), name
         assert ("beta" in entry.options) == (entry.beta is not None), name
-        assert ("alpha" in entry.options) == (entry.attack_loss == spec.PGD_LS), name
+        assert ("alpha" in entry.options) == (entry.attack_loss in (spec.PGD_LS, spec.KL_OR_LS)), name
         attacks_itself = entry.attack_loss not in (spec.NO_ATTACK, spec.FROM_BASE)
         assert (entry.random_start in spec.RANDOM_STARTS) == attacks_itself, name
         assert (entry.step_size is not None) == attacks_itself, name
@@ -76,7 +77,11 @@ def test_the_choices_repeated_for_a_light_command_line_are_semprobes():
 
 
 def test_option_methods_are_the_old_table():
-    assert spec.OPTION_METHODS == OLD_OPTION_METHODS
+    """The old table, and rst (added since) takes the attack options, beta, SPAT's alpha and AWP."""
+    without_rst = {name: tuple(m for m in users if m != "rst") for name, users in spec.OPTION_METHODS.items()}
+    assert without_rst == OLD_OPTION_METHODS
+    assert {name for name, users in spec.OPTION_METHODS.items() if "rst" in users} == {
+        "steps", "step_size", "random_start", "beta", "alpha", "ls_parametrization", "awp_gamma", "awp_warmup"}
 
 
 # (beta, steps, step size as a multiple of eps, random start) as trainers.config resolved them before the table

@@ -103,24 +103,10 @@ def test_learned_nn_embedding_trains_and_is_saved_as_the_word_vectors(tmp_path):
     assert not np.allclose(start, checkpoint.word_vectors.vectors)
 
 
-def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, monkeypatch):
+def test_resume_gives_the_weights_of_an_uninterrupted_run(tmp_path, train_interrupted):
     argv = ["scarl", *QUICK, "--steps", "2", "--epochs", "3", "--milestones", "2", "--embedding", "nn", "--nn-dim", "8"]
     loop.train(*parse_args(argv + ["--out", str(tmp_path / "whole")]))
-
-    class Interrupted(Exception):
-        pass
-
-    save_epoch = loop.TrainingRun.save_epoch
-
-    def save_then_stop(self, epoch, record):
-        save_epoch(self, epoch, record)
-        if epoch == 1:
-            raise Interrupted
-
-    monkeypatch.setattr(loop.TrainingRun, "save_epoch", save_then_stop)
-    with pytest.raises(Interrupted):
-        loop.train(*parse_args(argv + ["--out", str(tmp_path / "resumed")]))
-    monkeypatch.undo()
+    train_interrupted(argv + ["--out", str(tmp_path / "resumed")], epoch=1)
     assert load_checkpoint(tmp_path / "resumed" / "last.pt").epoch == 1
     assert main(argv + ["--resume", str(tmp_path / "resumed")]) == 0
 
@@ -185,7 +171,7 @@ def test_presets_fill_in_the_papers_settings_and_yield_to_options(tmp_path):
     fgsm, _ = parse_args(["fgsm", *out, "--preset", "scarl-cifar10"])
     assert (fgsm.steps, fgsm.step_size) == (1, pytest.approx(1.25 * 8 / 255))
     assert set(PRESETS) == {"scarl-cifar10", "scarl-cifar100", "scarl-tinyimagenet", "spat-cifar10", "spat-cifar100",
-                            "trades-awp-cifar10", "scarl-awp-cifar10"}
+                            "trades-awp-cifar10", "scarl-awp-cifar10", "spat-rst-cifar10"}
 
 
 @pytest.mark.parametrize(
