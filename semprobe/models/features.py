@@ -1,9 +1,10 @@
 """Features of natural and adversarial images, in batches, for the semantic diagnostics.
 
-:func:`extract_features` runs a model over images batch by batch and writes the
-requested layer's output (flattened per image) into one preallocated array, so memory
-does not grow with the number of images beyond that array. With an attack it also
-extracts the features of the attacked images (SCARL Fig. 1 and 5 compare the two).
+:func:`extract_features` runs a model over images chunk by chunk and keeps the
+requested layer's output (flattened per image). With an attack it also extracts the
+features of the attacked images (SCARL Fig. 1 and 5 compare the two), chunk c attacked
+with the random stream of ``(seed, c)``, so that processes sharing the chunks under
+``torchrun`` (:mod:`semprobe.robustness.sharding`) get what one process gets.
 :func:`load_features_file` reads features computed elsewhere from an ``.npz``.
 """
 
@@ -17,8 +18,10 @@ import numpy as np
 import torch
 
 from semprobe.attacks.specs import AttackSpec, resolve_attacks
+from semprobe.distributed import Processes
 from semprobe.errors import ConfigError, SemprobeError
-from semprobe.robustness.accuracy import AttackContext, batches
+from semprobe.robustness.accuracy import AttackContext
+from semprobe.robustness.sharding import chunk_generator, chunk_seed, map_chunks
 from semprobe.models.wrapper import wrap_model
 
 REQUIRED_ARRAYS = ("features", "labels")
@@ -48,8 +51,8 @@ def check_layer(model: torch.nn.Module, layer: str) -> None:
         raise ConfigError(f"unknown layer {layer!r}; available: {shown}, ... (penultimate and logits always)")
 
 
-def _flat(tensor: torch.Tensor) -> np.ndarray:
-    return tensor.detach().reshape(tensor.shape[0], -1).float().cpu().numpy()
+def _flat(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.detach().reshape(tensor.shape[0], -1).float()
 
 
 def extract_features(
@@ -68,12 +71,15 @@ def extract_features(
     classes: list[str] | None = None,
     progress=None,
     norm: str = "Linf",
+    processes: Processes | None = None,
 ) -> FeatureSet:
     """Layer ``layer`` of ``model`` on ``images`` (and on their attacked versions when ``attack``).
 
     ``model`` is a semprobe model or any classifier module (wrapped with
     :func:`semprobe.models.wrap_model`, no normalization added). ``attack`` is an
     :class:`AttackSpec` or one attack name (``"pgd20"``, ``"fgsm"``; run in the ``norm`` ball).
+    With ``processes`` (under ``torchrun``) each process extracts its share of the chunks
+    and every process returns all the features.
     """
     if attack is not None and not isinstance(attack, AttackSpec):
         (attack,) = resolve_attacks([attack], norm)
@@ -82,24 +88,25 @@ def extract_features(
     check_layer(model, layer)
     model.eval()
     context = context or AttackContext()
-    generator = torch.Generator(device=device).manual_seed(seed)
-    natural = adversarial = None
-    for part in batches(len(images), batch_size):
-        x, y = images[part].to(device), labels[part].to(device)
+    attacked = attack is not None and attack.kind != "natural"
+
+    def extract_chunk(chunk: int, rows: slice) -> torch.Tensor:
+        """The natural features of the chunk's images, then (with an attack) the adversarial ones."""
+        x, y = images[rows].to(device), labels[rows].to(device)
         with torch.no_grad():
-            out = _flat(model.extract(x, [layer])[layer])
-        if natural is None:
-            natural = np.empty((len(images), out.shape[1]), dtype=np.float32)
-            adversarial = np.empty_like(natural) if attack is not None and attack.kind != "natural" else None
-        natural[part] = out
-        if adversarial is not None:
-            x_adv = attack.run(model, x, y, eps=eps, step_size=step_size, generator=generator, seed=seed,
-                               heads=context.heads, word_vectors=context.word_vectors,
+            parts = [_flat(model.extract(x, [layer])[layer])]
+        if attacked:
+            x_adv = attack.run(model, x, y, eps=eps, step_size=step_size, generator=chunk_generator(seed, chunk, device),
+                               seed=chunk_seed(seed, chunk), heads=context.heads, word_vectors=context.word_vectors,
                                info_tau=context.info_tau, info_c=context.info_c)
             with torch.no_grad():
-                adversarial[part] = _flat(model.extract(x_adv, [layer])[layer])
-        if progress is not None:
-            progress.update(len(y))
+                parts.append(_flat(model.extract(x_adv, [layer])[layer]))
+        return torch.stack(parts, dim=1)
+
+    rows = map_chunks(len(images), batch_size, extract_chunk, dtype=torch.float32, processes=processes, device=device,
+                      progress=progress).numpy()
+    natural = np.ascontiguousarray(rows[:, 0])
+    adversarial = np.ascontiguousarray(rows[:, 1]) if attacked else None
     return FeatureSet(natural, labels.cpu().numpy().astype(np.int64), adversarial, classes, layer)
 
 

@@ -21,9 +21,11 @@ import torch
 
 from semprobe import results as _results
 from semprobe.attacks.specs import AttackSpec, resolve_attacks
+from semprobe.distributed import Processes
 from semprobe.errors import ConfigError
 from semprobe.stats.intervals import wilson_interval  # also re-exported: the accuracy intervals
 from semprobe.models.wrapper import wrap_model
+from semprobe.robustness.sharding import chunk_generator, chunk_seed, map_chunks
 
 
 @dataclass
@@ -130,16 +132,13 @@ class AttackContext:
     info_c: float | None = None
 
 
-def batches(n: int, batch_size: int) -> list[slice]:
-    """Consecutive slices covering ``range(n)``."""
-    return [slice(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
-
-
 @torch.no_grad()
-def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
-    """Predicted labels of ``images`` (on the CPU), in batches."""
+def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int, device: torch.device,
+            processes: Processes | None = None) -> torch.Tensor:
+    """Predicted labels of ``images`` (on the CPU), chunk by chunk (shared out over ``processes``)."""
     model.eval()
-    return torch.cat([model(images[s].to(device)).argmax(1).cpu() for s in batches(len(images), batch_size)])
+    return map_chunks(len(images), batch_size, lambda chunk, rows: model(images[rows].to(device)).argmax(1),
+                      dtype=torch.int64, processes=processes, device=device)
 
 
 def per_class_accuracy(correct: torch.Tensor, labels: torch.Tensor, num_classes: int) -> list[float | None]:
@@ -165,25 +164,32 @@ def robust_flags(
     clean_correct: torch.Tensor,
     context: AttackContext | None = None,
     progress=None,
+    processes: Processes | None = None,
 ) -> torch.Tensor:
-    """Per image: correct on the natural image and on the attack's output (bool, CPU)."""
+    """Per image: correct on the natural image and on the attack's output (bool, CPU).
+
+    The images are taken in chunks of ``batch_size`` (:mod:`semprobe.robustness.sharding`);
+    each chunk attacks its correctly classified images with the random stream of
+    ``(seed, chunk)`` (AutoAttack: that stream's seed), whichever process runs it.
+    """
     context = context or AttackContext()
-    robust = clean_correct.clone()
     if spec.kind == "natural":
-        return robust
-    todo = clean_correct.nonzero().squeeze(1)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    for part in batches(len(todo), batch_size):
-        index = todo[part]
-        x, y = images[index].to(device), labels[index].to(device)
-        x_adv = spec.run(model, x, y, eps=eps, step_size=step_size, generator=generator, seed=seed,
-                         heads=context.heads, word_vectors=context.word_vectors,
-                         info_tau=context.info_tau, info_c=context.info_c)
-        with torch.no_grad():
-            robust[index] = (model(x_adv).argmax(1) == y).cpu()
-        if progress is not None:
-            progress.update(len(index))
-    return robust
+        return clean_correct.clone()
+
+    def attack_chunk(chunk: int, rows: slice) -> torch.Tensor:
+        flags = clean_correct[rows].clone()
+        index = flags.nonzero().squeeze(1) + rows.start
+        if len(index):
+            x, y = images[index].to(device), labels[index].to(device)
+            x_adv = spec.run(model, x, y, eps=eps, step_size=step_size, generator=chunk_generator(seed, chunk, device),
+                             seed=chunk_seed(seed, chunk), heads=context.heads, word_vectors=context.word_vectors,
+                             info_tau=context.info_tau, info_c=context.info_c)
+            with torch.no_grad():
+                flags[index - rows.start] = (model(x_adv).argmax(1) == y).cpu()
+        return flags
+
+    return map_chunks(len(images), batch_size, attack_chunk, dtype=torch.bool, processes=processes, device=device,
+                      progress=progress)
 
 
 def evaluate(
@@ -202,6 +208,7 @@ def evaluate(
     progress_factory=None,
     norm: str = "Linf",
     classes: Sequence[str] | None = None,
+    processes: Processes | None = None,
 ) -> Evaluation:
     """Accuracy under each attack of ``specs`` (one :class:`AttackResult` each, same order).
 
@@ -210,10 +217,13 @@ def evaluate(
     ``norm`` ball. ``classes`` names the classes (label order) in the result's table and
     summary; ``num_classes`` defaults to their number, else to the largest label + 1.
 
-    Each attack's randomness comes from its own generator seeded with ``seed``, so a
-    result does not depend on which other attacks ran before it. ``progress_factory``
-    (name, total) -> a tqdm-like object, or None. ``model`` may be any classifier module
-    (wrapped with :func:`semprobe.models.wrap_model`, no normalization added).
+    The images are attacked in chunks of ``batch_size``, chunk c with the random stream of
+    ``(seed, c)`` for every attack (:mod:`semprobe.robustness.sharding`): a result depends
+    neither on which other attacks ran before it nor on how many processes shared the
+    work. Under ``torchrun``, pass ``processes=semprobe.distributed.join()``: each process
+    attacks its share of the chunks and every process returns the whole evaluation.
+    ``progress_factory`` (name, total) -> a tqdm-like object, or None. ``model`` may be any
+    classifier module (wrapped with :func:`semprobe.models.wrap_model`, no normalization added).
     """
     specs = resolve_attacks(specs, norm)
     if classes is not None and num_classes is not None and len(classes) != num_classes:
@@ -222,13 +232,14 @@ def evaluate(
     model = wrap_model(model)
     num_classes = num_classes or (len(classes) if classes is not None else int(labels.max()) + 1)
     model.eval()
-    clean_correct = predict(model, images, batch_size, device) == labels
+    clean_correct = predict(model, images, batch_size, device, processes) == labels
     results = Evaluation(classes=classes)
     for spec in specs:
         started = time.perf_counter()
-        bar = progress_factory(spec.name, int(clean_correct.sum())) if progress_factory and spec.kind != "natural" else None
+        bar = progress_factory(spec.name, len(labels)) if progress_factory and spec.kind != "natural" else None
         flags = robust_flags(model, images, labels, spec, eps=eps, step_size=step_size, batch_size=batch_size,
-                             device=device, seed=seed, clean_correct=clean_correct, context=context, progress=bar)
+                             device=device, seed=seed, clean_correct=clean_correct, context=context, progress=bar,
+                             processes=processes)
         if bar is not None:
             bar.close()
         n, correct = len(labels), int(flags.sum())

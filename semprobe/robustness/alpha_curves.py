@@ -34,7 +34,9 @@ import torch
 
 from semprobe import attacks
 from semprobe import results as _results
-from semprobe.robustness.accuracy import batches, wilson_interval
+from semprobe.distributed import Processes
+from semprobe.robustness.accuracy import wilson_interval
+from semprobe.robustness.sharding import chunk_generator, map_chunks
 from semprobe.models.wrapper import wrap_model
 from semprobe.options import parse_norm
 
@@ -233,39 +235,45 @@ def alpha_curve(
     ls_parametrization: str = "spat",
     progress=None,
     norm: str = "Linf",
+    processes: Processes | None = None,
 ) -> AlphaCurve:
     """PGD-LS at each alpha, PGD-CE and PGD-KL, from one shared random start per image,
     in the ``norm`` ball (``Linf`` or ``L2``) of radius ``eps``.
 
-    ``model`` may be any classifier module (wrapped with :func:`semprobe.models.wrap_model`).
+    The images go in chunks of ``batch_size``; chunk c draws its random start from the
+    stream of ``(seed, c)`` (:mod:`semprobe.robustness.sharding`), so the curve is the same
+    whether one process or several (``processes``, under ``torchrun``) share the chunks.
+    ``progress`` (tqdm-like) counts images. ``model`` may be any classifier module (wrapped
+    with :func:`semprobe.models.wrap_model`).
     """
     attacks.check_budget(eps, step_size, steps, norm)
     norm = parse_norm(norm)
     model = wrap_model(model)
     surrogates = [attacks.ls(a, ls_parametrization) for a in alphas] + [attacks.ce(), attacks.kl()]
     device = torch.device(device)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    outcome = torch.zeros(len(images), len(surrogates), dtype=torch.bool)  # robust per image and attack
-    n_correct = 0
-    with attacks.model_mode(model, train=False):
-        for part in batches(len(images), batch_size):
-            x, y = images[part].to(device), labels[part].to(device)
-            with torch.no_grad():
-                correct = model(x).argmax(1) == y
-            x, y = x[correct], y[correct]
-            rows = torch.arange(part.start, part.stop)[correct.cpu()]
-            n_correct += len(y)
-            if len(y) == 0:
-                continue
-            start = attacks.random_start(x, eps, "uniform", generator, norm)
+
+    def attack_chunk(chunk: int, rows: slice) -> torch.Tensor:
+        """Column 0: correct on the natural image; column 1 + i: correct after attack i."""
+        x, y = images[rows].to(device), labels[rows].to(device)
+        with torch.no_grad():
+            correct = model(x).argmax(1) == y
+        outcome = torch.zeros(len(y), 1 + len(surrogates), dtype=torch.bool)
+        outcome[:, 0] = correct.cpu()
+        x, y = x[correct], y[correct]
+        if len(y):
+            start = attacks.random_start(x, eps, "uniform", chunk_generator(seed, chunk, device), norm)
             for i, surrogate in enumerate(surrogates):
                 objective = surrogate.bind(model, x, y)
                 x_adv = attacks.iterate(objective, x, start.clone(), eps, step_size, steps, norm=norm)
                 with torch.no_grad():
-                    outcome[rows, i] = (model(x_adv).argmax(1) == y).cpu()
-                if progress is not None:
-                    progress.update(len(y))
-    flags = outcome.numpy()
+                    outcome[correct.cpu(), 1 + i] = (model(x_adv).argmax(1) == y).cpu()
+        return outcome
+
+    with attacks.model_mode(model, train=False):
+        outcome = map_chunks(len(images), batch_size, attack_chunk, dtype=torch.bool, processes=processes,
+                             device=device, progress=progress)
+    n_correct = int(outcome[:, 0].sum())
+    flags = outcome[:, 1:].numpy()
     rates = [SuccessRate(int(flags[:, i].sum()), len(labels), n_correct, flags[:, i].copy())
              for i in range(len(surrogates))]
     settings = {"norm": norm, "eps": eps, "step_size": step_size, "steps": steps, "random_start": "uniform, shared by all attacks",

@@ -17,7 +17,9 @@ import torch
 
 from semprobe import attacks
 from semprobe.attacks.specs import AttackSpec
-from semprobe.robustness.accuracy import AttackContext, batches, predict, robust_flags, wilson_interval
+from semprobe.distributed import Processes
+from semprobe.robustness.accuracy import AttackContext, predict, robust_flags, wilson_interval
+from semprobe.robustness.sharding import chunk_generator, map_chunks
 from semprobe.models.wrapper import wrap_model
 from semprobe.options import parse_norm
 
@@ -64,15 +66,17 @@ def accuracy_vs_eps(
     label: str = "",
     context: AttackContext | None = None,
     norm: str = "Linf",
+    processes: Processes | None = None,
 ) -> Curve:
     """PGD-``steps`` (CE) accuracy at each eps, step size ``step_size_factor * eps`` (SCARL Fig. 4 b),
     in the ``norm`` ball (``Linf`` or ``L2``).
 
-    ``model`` may be any classifier module (wrapped with :func:`semprobe.models.wrap_model`).
+    ``model`` may be any classifier module (wrapped with :func:`semprobe.models.wrap_model`);
+    chunks and ``processes`` as in :func:`semprobe.robustness.accuracy.evaluate`.
     """
     device = torch.device(device)
     model = wrap_model(model)
-    clean = predict(model, images, batch_size, device) == labels
+    clean = predict(model, images, batch_size, device, processes) == labels
     spec = AttackSpec(f"pgd{steps}", "pgd", steps, "ce", norm=parse_norm(norm))
     curve = Curve(label, "eps", {"steps": steps, "step_size": f"{step_size_factor}*eps", "loss": "ce",
                                  "norm": spec.norm})
@@ -81,7 +85,8 @@ def accuracy_vs_eps(
             flags = clean
         else:
             flags = robust_flags(model, images, labels, spec, eps=eps, step_size=step_size_factor * eps,
-                                 batch_size=batch_size, device=device, seed=seed, clean_correct=clean, context=context)
+                                 batch_size=batch_size, device=device, seed=seed, clean_correct=clean, context=context,
+                                 processes=processes)
         curve.points.append(_point(eps, int(flags.sum()), len(labels)))
     return curve
 
@@ -99,30 +104,35 @@ def accuracy_vs_steps(
     seed: int = 0,
     label: str = "",
     norm: str = "Linf",
+    processes: Processes | None = None,
 ) -> Curve:
     """PGD-k (CE, uniform start) accuracy for each k in ``step_counts``, from one run (SCARL Fig. 4 c),
     in the ``norm`` ball (``Linf`` or ``L2``).
 
-    ``model`` may be any classifier module (wrapped with :func:`semprobe.models.wrap_model`).
+    ``model`` may be any classifier module (wrapped with :func:`semprobe.models.wrap_model`);
+    chunks and ``processes`` as in :func:`semprobe.robustness.accuracy.evaluate`.
     """
     norm = parse_norm(norm)
     device = torch.device(device)
     model = wrap_model(model)
     wanted = sorted(set(int(k) for k in step_counts))
-    clean = predict(model, images, batch_size, device) == labels
-    robust = {k: clean.clone() for k in wanted}
-    todo = clean.nonzero().squeeze(1)
-    generator = torch.Generator(device=device).manual_seed(seed)
-    for part in batches(len(todo), batch_size):
-        index = todo[part]
-        x, y = images[index].to(device), labels[index].to(device)
+    clean = predict(model, images, batch_size, device, processes) == labels
 
-        def observe(step: int, logits: torch.Tensor) -> None:
-            if step in robust:
-                robust[step][index] = (logits.argmax(1) == y).cpu()
+    def attack_chunk(chunk: int, rows: slice) -> torch.Tensor:
+        robust = clean[rows].unsqueeze(1).repeat(1, len(wanted))
+        index = clean[rows].nonzero().squeeze(1)
+        if len(index):
+            x, y = images[rows][index].to(device), labels[rows][index].to(device)
 
-        attacks.pgd(model, x, y, eps=eps, step_size=step_size, steps=max(wanted), generator=generator, observe=observe,
-                    norm=norm)
+            def observe(step: int, logits: torch.Tensor) -> None:
+                if step in wanted:
+                    robust[index, wanted.index(step)] = (logits.argmax(1) == y).cpu()
+
+            attacks.pgd(model, x, y, eps=eps, step_size=step_size, steps=max(wanted),
+                        generator=chunk_generator(seed, chunk, device), observe=observe, norm=norm)
+        return robust
+
+    robust = map_chunks(len(images), batch_size, attack_chunk, dtype=torch.bool, processes=processes, device=device)
     curve = Curve(label, "steps", {"eps": eps, "step_size": step_size, "loss": "ce", "norm": norm})
-    curve.points = [_point(k, int(robust[k].sum()), len(labels)) for k in wanted]
+    curve.points = [_point(k, int(robust[:, i].sum()), len(labels)) for i, k in enumerate(wanted)]
     return curve
