@@ -28,8 +28,8 @@ from semprobe.options import MAX_ALPHAS, MAX_ATTACK_STEPS, norm_option
 @click.option("--ls-parametrization", type=click.Choice(["spat", "torch"]), default="spat", show_default=True,
               help="spat: true class 1-alpha, others alpha/(K-1) (SPAT eq. 9); torch: alpha/K + (1-alpha) on the "
                    "true class.")
-@click.option("--n", "n_images", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Seeded random sample of N images of the split.")
+@click.option("--n", "--n-images", "n_images", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Seeded random sample of N images of the split (under torchrun spell it --n-images).")
 @common_run_options
 @out_options
 def alpha_curve_command(ckpt, arch, num_classes, in_channels, normalization, dataset, split, alpha_texts, eps_text,
@@ -50,7 +50,8 @@ def alpha_curve_command(ckpt, arch, num_classes, in_channels, normalization, dat
     from semprobe.robustness.alpha_curves import alpha_curve
     from semprobe.plots.curves import alpha_curve_figure
     from semprobe.errors import ConfigError
-    from semprobe.options import parse_alphas, parse_eps, parse_norm, parse_step_size, resolve_device, seed_everything
+    from semprobe.options import parse_alphas, parse_eps, parse_norm, parse_step_size, seed_everything
+    from semprobe.cli import job
     from semprobe.cli.outputs import OutputDir, run_metadata
     from semprobe.cli.tables import format_table
 
@@ -60,24 +61,30 @@ def alpha_curve_command(ckpt, arch, num_classes, in_channels, normalization, dat
     if eps == 0:
         raise ConfigError("eps must be > 0 for an attack")
     step_size = parse_step_size(step_text, eps)
-    torch_device = resolve_device(device)
-    output = OutputDir(out, overwrite=overwrite, expected=[f"alpha_curve.{e}" for e in ("json", "png", "pdf")])
+    torch_device = job.device_of(device)
+    processes = job.processes()
+    output = (OutputDir(out, overwrite=overwrite, expected=[f"alpha_curve.{e}" for e in ("json", "png", "pdf")])
+              if processes.is_main else None)
     checkpoints = load_checkpoints(ckpt, arch, num_classes, in_channels, normalization, device=torch_device)
     dataset_name = common_dataset(checkpoints, dataset)
     data, images, labels, _ = load_images(dataset_name, split, n_images, seed, data_dir)
     for label, loaded in checkpoints.items():
         check_model_fits_data(label, loaded, data)
 
+    processes.agree()  # every process is ready: a mistake in any of them stops all before the work
     seed_everything(seed)
     factory = progress_factory(quiet)
     curves = []
     for label, loaded in checkpoints.items():
-        bar = factory(label, (len(alphas) + 2) * len(labels)) if factory else None
+        bar = factory(label, len(labels)) if factory else None
         curves.append(alpha_curve(loaded.model, images, labels, alphas, eps=eps, step_size=step_size, steps=steps,
                                   batch_size=batch_size, device=torch_device, seed=seed, label=label,
-                                  ls_parametrization=ls_parametrization, progress=bar, norm=norm))
+                                  ls_parametrization=ls_parametrization, progress=bar, norm=norm,
+                                  processes=processes))
         if bar is not None:
             bar.close()
+    if not job.main_continues():
+        return
 
     rows = []
     for curve in curves:
@@ -95,7 +102,8 @@ def alpha_curve_command(ckpt, arch, num_classes, in_channels, normalization, dat
     report = {
         "metadata": run_metadata(dataset=dataset_name, split=split, n=len(labels), alphas=alphas, norm=norm, eps=eps,
                                  steps=steps, step_size=step_size, ls_parametrization=ls_parametrization,
-                                 batch_size=batch_size, seed=seed, device=str(torch_device)),
+                                 batch_size=batch_size, seed=seed, device=str(torch_device),
+                                 processes=processes.world_size),
         "success_definitions": {
             "success_all": "percent of all evaluated images misclassified after the attack (1 - robust accuracy)",
             "success_correct": "percent of the correctly classified images that the attack makes misclassified",

@@ -103,18 +103,21 @@ def cca_command(ckpt, arch, num_classes, in_channels, normalization, features_fi
     """
     from semprobe.cli.feature_sources import class_vectors_for, collect_feature_sources, parse_attack_settings
     from semprobe.errors import ConfigError
+    from semprobe.cli import job
     from semprobe.cli.outputs import OutputDir, run_metadata
 
     ridge = parse_ridge_option(ridge_text)
     if pca is not None and method == "cholesky":
         raise ConfigError("--pca needs --method svd or cov (the Cholesky factor gives no principal components)")
     attack = parse_attack_settings(attack_name, eps_text, steps, step_text, norm_text)
-    output = OutputDir(out, overwrite=overwrite, expected=["cca.json", "cca.png", "cca.pdf"])
+    output = OutputDir(out, overwrite=overwrite, expected=["cca.json", "cca.png", "cca.pdf"]) if job.is_main() else None
     sources = collect_feature_sources(
         ckpt=ckpt, arch=arch, num_classes=num_classes, in_channels=in_channels, normalization=normalization,
         features_files=features_files, dataset=dataset, split=split, layer=layer, n_images=n_images, attack=attack,
         aliases=aliases, data_dir=data_dir, batch_size=batch_size, seed=seed, device=device, quiet=quiet,
         min_images=n_pairs)
+    if not job.main_continues():
+        return
     for source in sources:
         if n_pairs > source.features.n:
             raise ConfigError(f"--n-pairs {n_pairs} is larger than the {source.features.n} images of {source.label}")
@@ -130,7 +133,7 @@ def cca_command(ckpt, arch, num_classes, in_channels, normalization, features_fi
         "metadata": run_metadata(embedding=embedding, n_pairs=n_pairs, held_out_fraction=held_out_fraction,
                                  n_boot=n_boot, n_perm=n_perm, confidence=confidence, ridge=list(ridge), pca=pca,
                                  method=method, seed=seed, layer=layer, attack=attack.describe(),
-                                 project_adversarial=project_adversarial),
+                                 project_adversarial=project_adversarial, processes=job.processes().world_size),
         "classes": sources[0].classes,
         "phrases": list(vectors.phrases),
         "sources": results,

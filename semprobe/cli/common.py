@@ -213,10 +213,13 @@ def common_run_options(func):
 
 
 def progress_factory(quiet: bool):
-    """A ``(name, total) -> tqdm`` factory, or None when quiet or stderr is not a terminal."""
+    """A ``(name, total) -> tqdm`` factory, or None when quiet, when stderr is not a terminal, or in
+    a torchrun process other than the main one."""
     import sys
 
-    if quiet or not sys.stderr.isatty():
+    from semprobe.cli.job import is_main
+
+    if quiet or not sys.stderr.isatty() or not is_main():
         return None
     from tqdm import tqdm
 

@@ -70,8 +70,9 @@ def check_attacks_have_budget(eps: float, specs, step_counts) -> None:
 @norm_option()
 @click.option("--step-size", "step_text", default="eps/4", show_default=True,
               help="PGD step size: a number, or relative to eps (eps/4, eps/10, 2.5*eps).")
-@click.option("--n", "n_images", type=click.IntRange(min=1), default=None,
-              help="Evaluate a seeded random sample of N images (default: the whole split).")
+@click.option("--n", "--n-images", "n_images", type=click.IntRange(min=1), default=None,
+              help="Evaluate a seeded random sample of N images (default: the whole split); under torchrun, "
+                   "whose own options take --n, spell it --n-images.")
 @click.option("--sweep-eps", default=None,
               help="Also sweep PGD-10 accuracy over these eps (e.g. 0,2/255,4/255,8/255,16/255): SCARL Fig. 4 b.")
 @click.option("--sweep-steps", default=None,
@@ -102,7 +103,8 @@ def evaluate_command(ckpt, arch, num_classes, in_channels, normalization, datase
     from semprobe.robustness.curves import accuracy_vs_eps, accuracy_vs_steps
     from semprobe.errors import ConfigError
     from semprobe.robustness.accuracy import evaluate
-    from semprobe.options import parse_eps, parse_int_list, parse_norm, parse_step_size, resolve_device, seed_everything
+    from semprobe.options import parse_eps, parse_int_list, parse_norm, parse_step_size, seed_everything
+    from semprobe.cli import job
     from semprobe.cli.outputs import OutputDir, run_metadata
 
     norm = parse_norm(norm_text)
@@ -114,11 +116,12 @@ def evaluate_command(ckpt, arch, num_classes, in_channels, normalization, datase
     eps_values = [parse_eps(v, norm) for v in sweep_eps.split(",") if v.strip()] if sweep_eps else []
     if sweep_eps is not None and not eps_values:
         raise ConfigError("--sweep-eps names no eps")
-    torch_device = resolve_device(device)
+    torch_device = job.device_of(device)
+    processes = job.processes()
     expected = ["eval.json", "eval.csv", "eval.md"]
     expected += [f"accuracy_vs_eps.{e}" for e in ("json", "png", "pdf")] if eps_values else []
     expected += [f"accuracy_vs_steps.{e}" for e in ("json", "png", "pdf")] if step_counts else []
-    output = OutputDir(out, overwrite=overwrite, expected=expected)
+    output = OutputDir(out, overwrite=overwrite, expected=expected) if processes.is_main else None
 
     checkpoints = load_checkpoints(ckpt, arch, num_classes, in_channels, normalization, device=torch_device)
     dataset_name = common_dataset(checkpoints, dataset)
@@ -127,25 +130,30 @@ def evaluate_command(ckpt, arch, num_classes, in_channels, normalization, datase
     for label, loaded in checkpoints.items():
         check_model_fits_data(label, loaded, data)
 
+    processes.agree()  # every process is ready: a mistake in any of them stops all before the work
     seed_everything(seed)
     progress = progress_factory(quiet)
     rows, eps_curves, step_curves = {}, [], []
     for label, loaded in checkpoints.items():
         rows[label] = evaluate(loaded.model, images, labels, specs, eps=eps, step_size=step_size,
                                batch_size=batch_size, device=torch_device, seed=seed,
-                               num_classes=data.info.num_classes, context=contexts[label], progress_factory=progress)
+                               num_classes=data.info.num_classes, context=contexts[label], progress_factory=progress,
+                               processes=processes)
         if eps_values:
             eps_curves.append(accuracy_vs_eps(loaded.model, images, labels, eps_values, steps=10,
                                               batch_size=batch_size, device=torch_device, seed=seed, label=label,
-                                              norm=norm))
+                                              norm=norm, processes=processes))
         if step_counts:
             step_curves.append(accuracy_vs_steps(loaded.model, images, labels, step_counts, eps=eps,
                                                  step_size=step_size, batch_size=batch_size, device=torch_device,
-                                                 seed=seed, label=label, norm=norm))
+                                                 seed=seed, label=label, norm=norm, processes=processes))
+    if not job.main_continues():
+        return
 
     attack_columns = [s.name for s in specs]
     settings = dict(dataset=dataset_name, split=split, n=len(labels), norm=norm, eps=eps, step_size=step_size,
                     attacks=attack_columns, batch_size=batch_size, seed=seed, device=str(torch_device),
+                    processes=processes.world_size,
                     sample="all" if n_images is None else f"seeded random sample of {len(labels)}")
     report = {
         "metadata": run_metadata(**settings),

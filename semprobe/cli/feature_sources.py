@@ -47,8 +47,9 @@ def feature_source_options(default_n_help: str, attack_default: str = "pgd"):
         click.option("--layer", default="penultimate", show_default=True,
                      help="Layer whose output is the feature: penultimate, logits or a module name "
                           "(`semprobe info --ckpt C` lists them)."),
-        click.option("--n", "n_images", type=click.IntRange(min=1), default=None,
-                     help=f"Images of the split to extract features from, a seeded random sample ({default_n_help})."),
+        click.option("--n", "--n-images", "n_images", type=click.IntRange(min=1), default=None,
+                     help=f"Images of the split to extract features from, a seeded random sample ({default_n_help}; "
+                          "under torchrun spell it --n-images)."),
         click.option("--attack", "attack_name", default=attack_default, show_default=True,
                      help="Attack for the adversarial features: pgd, cw, fgsm, pgd-kl, pgd-info, pgd-ls:ALPHA, "
                           "square, ... (see `semprobe eval --help`), or none."),
@@ -171,10 +172,11 @@ def _checkpoint_sources(ckpt, arch, num_classes, in_channels, normalization, dat
         progress_factory,
     )
     from semprobe.errors import ConfigError
+    from semprobe.cli import job
     from semprobe.models.features import check_layer, extract_features
-    from semprobe.options import resolve_device, seed_everything
+    from semprobe.options import seed_everything
 
-    torch_device = resolve_device(device)
+    torch_device = job.device_of(device)
     checkpoints = load_checkpoints(ckpt, arch, num_classes, in_channels, normalization, device=torch_device)
     dataset_name = common_dataset(checkpoints, dataset)
     for loaded in checkpoints.values():
@@ -195,13 +197,16 @@ def _checkpoint_sources(ckpt, arch, num_classes, in_channels, normalization, dat
         if source.classes != classes:
             raise ConfigError(f"features file {source.label} has other classes than {dataset_name}")
 
+    processes = job.processes()
+    processes.agree()  # every process is ready: a mistake in any of them stops all before the work
     seed_everything(seed)
     factory = progress_factory(quiet)
     for label, loaded in checkpoints.items():
         bar = factory(label, len(labels)) if factory else None
         features = extract_features(loaded.model, images, labels, layer=layer, attack=attack.spec, eps=attack.eps,
                                     step_size=attack.step_size, batch_size=batch_size, device=torch_device,
-                                    seed=seed, context=contexts[label], classes=classes, progress=bar)
+                                    seed=seed, context=contexts[label], classes=classes, progress=bar,
+                                    processes=processes)
         if bar is not None:
             bar.close()
         sources.append(FeatureSource(label, features, classes, phrases, {

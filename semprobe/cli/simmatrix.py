@@ -59,6 +59,7 @@ def simmatrix_command(ckpt, arch, num_classes, in_channels, normalization, featu
         AttackSettings, class_vectors_for, collect_feature_sources, parse_attack_settings,
     )
     from semprobe.errors import ConfigError
+    from semprobe.cli import job
     from semprobe.options import parse_norm
     from semprobe.cli.outputs import OutputDir, run_metadata
     from semprobe.plots.semantic import similarity_grid
@@ -71,11 +72,14 @@ def simmatrix_command(ckpt, arch, num_classes, in_channels, normalization, featu
               else AttackSettings(None, 0.0, None))
     if adversarial and attack.spec is None:
         raise ConfigError("--adversarial needs an attack; --attack none gives natural features only")
-    output = OutputDir(out, overwrite=overwrite, expected=["simmatrix.json", "simmatrix.png", "simmatrix.pdf"])
+    output = (OutputDir(out, overwrite=overwrite, expected=["simmatrix.json", "simmatrix.png", "simmatrix.pdf"])
+              if job.is_main() else None)
     sources = collect_feature_sources(
         ckpt=ckpt, arch=arch, num_classes=num_classes, in_channels=in_channels, normalization=normalization,
         features_files=features_files, dataset=dataset, split=split, layer=layer, n_images=n_images, attack=attack,
         aliases=aliases, data_dir=data_dir, batch_size=batch_size, seed=seed, device=device, quiet=quiet)
+    if not job.main_continues():
+        return
     vectors = {embedding: class_vectors_for(sources, embedding) for embedding in embeddings}
 
     feature_sets = {}
@@ -110,7 +114,8 @@ def simmatrix_command(ckpt, arch, num_classes, in_channels, normalization, featu
     document = {
         "metadata": run_metadata(embeddings=list(embeddings), adversarial=adversarial, attack=attack.describe(),
                                  centre=centre, split_half=split_half, n_splits=n_splits, n_boot=n_boot,
-                                 n_perm=n_perm, confidence=confidence, seed=seed, layer=layer),
+                                 n_perm=n_perm, confidence=confidence, seed=seed, layer=layer,
+                                 processes=job.processes().world_size),
         "classes": sources[0].classes,
         "phrases": {embedding: list(words.phrases) for embedding, words in vectors.items()},
         "features": results,
