@@ -24,56 +24,19 @@ updates as one process with batch B:
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from semprobe.errors import ConfigError
+from semprobe.distributed import Processes, from_environment  # noqa: F401 (re-exported)
 
 
-@dataclass(frozen=True)
-class ProcessInfo:
-    """Where this process stands in the job: rank, world size and local rank (GPU index)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        """Only the main process writes files and logs."""
-        return self.rank == 0
-
-
-def from_environment() -> ProcessInfo:
-    """The rank, world size and local rank that ``torchrun`` sets (a single process otherwise)."""
-    try:
-        world_size = int(os.environ.get("WORLD_SIZE", "1"))
-        rank = int(os.environ.get("RANK", "0"))
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    except ValueError:
-        raise ConfigError("RANK, WORLD_SIZE and LOCAL_RANK must be integers; start the job with torchrun") from None
-    return ProcessInfo(rank=rank, world_size=world_size, local_rank=local_rank)
-
-
-def process_device(process: ProcessInfo, device: torch.device) -> torch.device:
-    """The device of this process: under DDP on CUDA, the GPU numbered by the local rank."""
-    if process.distributed and device.type == "cuda":
-        if process.local_rank >= torch.cuda.device_count():
-            raise ConfigError(
-                f"local rank {process.local_rank} has no GPU: only {torch.cuda.device_count()} are visible; "
-                "start at most that many processes per node"
-            )
-        return torch.device("cuda", process.local_rank)
-    return device
+#: Where this process stands in the job (rank, world size, local rank): semprobe's own, which its
+#: sharded evaluation reads from the same torchrun variables; ``process.place(device)`` is the
+#: device of this process (the GPU of its local rank under several processes on CUDA).
+ProcessInfo = Processes
 
 
 def initialize(process: ProcessInfo, device: torch.device) -> None:

@@ -371,7 +371,7 @@ def train(config: TrainConfig, given: Iterable[str] = ()) -> TrainResult:
     written. Under torchrun the process group is joined here and left at the end.
     """
     process = distributed.from_environment()
-    device = distributed.process_device(process, resolve_device(config.device))
+    device = process.place(resolve_device(config.device))
     run_dir = Path(config.out)
     point = None
     if config.resume:
