@@ -1,26 +1,19 @@
-"""The demo's job runner: its commands as subprocesses, a few at a time, each after what it
-waits for; trained runs skipped when cached, analyses copied from their kept outputs when
+"""The demo's jobs: its commands as subprocesses, a few at a time, each after what it waits
+for (the scheduler shared with the study, figures/scheduler.py, stopping at the first
+failure); trained runs skipped when cached, analyses copied from their kept outputs when
 their command, input files and semprobe's code are unchanged (figures/demo.py builds the
 jobs)."""
 
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-REPO = Path(__file__).resolve().parent.parent
-
-
-def say(message: str) -> None:
-    print(message, flush=True)
+from scheduler import Launch, Policy, Scheduler, Task, last_lines, one_thread_env, say
 
 
 @dataclass
@@ -105,61 +98,53 @@ def _keep(job: Job, store: Path) -> None:
     (store / f"{job.name}.key").write_text(job.key or input_key(job))
 
 
+class _DemoScheduler(Scheduler):
+    """The demo's words for the shared scheduler: a failure shows the job's last five log lines."""
+
+    def done_line(self, task: Task, seconds: float) -> str:
+        return f"[done {seconds:5.0f} s] {task.name}"
+
+    def failure_line(self, task: Task, returncode: int, seconds: float, log: Path) -> str:
+        return f"[failed] {task.name} (exit {returncode}):\n  " + "\n  ".join(last_lines(log, 5))
+
+
+def _task(job: Job, logs: Path, store: Path | None) -> Task:
+    """``job`` as a task of the shared scheduler: its hooks prepare, reuse, log and keep it."""
+
+    def start() -> Launch | None:
+        if job.prepare is not None:
+            job.prepare()
+        if store is not None and _reuse(job, store):
+            job.cached = True
+            say(f"[reused] {job.name}: same command, inputs and semprobe code as its copy in {store}")
+            return None
+        return Launch(job.argv, logs / f"{job.name.replace(' ', '_')}.log", f"[start] {job.display}")
+
+    def finish(seconds: float) -> None:
+        job.seconds = seconds
+        if job.done_marker is not None:
+            job.done_marker.write_text(json.dumps({"command": job.display, "seconds": job.seconds}, indent=1))
+        if store is not None and job.output is not None:
+            _keep(job, store)
+
+    return Task(job.name, start, job.after, finish, done=job.cached)
+
+
 def run_jobs(jobs: list[Job], workers: int, logs: Path, store: Path | None = None) -> None:
-    """Run ``jobs`` as subprocesses, ``workers`` at a time, each after the jobs it waits for.
+    """Run ``jobs`` as subprocesses, ``workers`` at a time, each after the jobs it waits for
+    (figures/scheduler.py).
 
     With more than one worker every process gets one thread (OMP/MKL), which on a small
     CPU gives more images per second than one process with all threads. With ``store``, an
     analysis whose command, input files and semprobe code are those of its kept copy is
-    copied from there instead of run. A failure stops the demo with the job's last log
-    lines (SystemExit 1).
+    copied from there instead of run. A failure stops the demo (the jobs still running are
+    killed) with the job's last log lines (SystemExit 1).
     """
     logs.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    if workers > 1:
-        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    pending, running, finished = list(jobs), {}, set()
     for job in jobs:
         if _is_cached(job):
             job.cached = True
             say(f"[cached] {job.name}: {job.done_marker.parent} (delete it to retrain)")
-            finished.add(job.name)
-    pending = [job for job in pending if not job.cached]
-    while pending or running:
-        for job in list(pending):
-            if len(running) >= workers:
-                break
-            if all(dep in finished for dep in job.after):
-                pending.remove(job)
-                if job.prepare is not None:
-                    job.prepare()
-                if store is not None and _reuse(job, store):
-                    job.cached = True
-                    finished.add(job.name)
-                    say(f"[reused] {job.name}: same command, inputs and semprobe code as its copy in {store}")
-                    continue
-                say(f"[start] {job.display}")
-                log = open(logs / f"{job.name.replace(' ', '_')}.log", "w")
-                process = subprocess.Popen([sys.executable] + job.argv, stdout=log, stderr=subprocess.STDOUT,
-                                           env=env, cwd=REPO)
-                running[job.name] = (job, process, log, time.monotonic())
-        time.sleep(0.2)
-        for name, (job, process, log, started) in list(running.items()):
-            if process.poll() is None:
-                continue
-            log.close()
-            del running[name]
-            job.seconds = time.monotonic() - started
-            if process.returncode != 0:
-                for _, (_, other, other_log, _) in running.items():
-                    other.kill()
-                    other_log.close()
-                tail = (logs / f"{name.replace(' ', '_')}.log").read_text().strip().splitlines()[-5:]
-                say(f"[failed] {name} (exit {process.returncode}):\n  " + "\n  ".join(tail))
-                raise SystemExit(1)
-            if job.done_marker is not None:
-                job.done_marker.write_text(json.dumps({"command": job.display, "seconds": job.seconds}, indent=1))
-            if store is not None and job.output is not None:
-                _keep(job, store)
-            finished.add(name)
-            say(f"[done {job.seconds:5.0f} s] {name}")
+    scheduler = _DemoScheduler(workers, Policy.STOP, env=one_thread_env() if workers > 1 else None)
+    if not scheduler.run([_task(job, logs, store) for job in jobs]).ok:
+        raise SystemExit(1)

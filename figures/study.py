@@ -49,17 +49,17 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # figures/: demo.py and study_analyses.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # figures/: demo.py, scheduler.py, study_analyses.py
 
+from scheduler import Launch, Policy, Scheduler, Task, last_lines, one_thread_env  # noqa: E402
 from study_analyses import SEMANTIC_COMPONENTS, Analysis, analyses, analysis_done, analysis_record, prepare_inputs  # noqa: E402
 STUDY = REPO / "figures" / "study"
 DATASET = "fashion-mnist"
@@ -249,64 +249,53 @@ def training_job(run: StudyRun) -> Job:
     return Job(run.name, run.command(), partial(is_done, run), start, partial(export, run))
 
 
-@dataclass
-class _Running:
-    job: Job
-    process: subprocess.Popen
-    started: float
-    log: Path
-    log_handle: object = field(repr=False, default=None)
+class _StudyScheduler(Scheduler):
+    """The study's use of the shared scheduler: a failed job is reported and the others go on
+    (what needs its model is skipped); a model no job here makes may be in models/ already;
+    every line is timestamped and kept in ``log``."""
+
+    noun = "the models "
+
+    def __init__(self, workers: int, log: Path):
+        super().__init__(workers, Policy.GO_ON, env=one_thread_env())
+        self.log = log
+
+    def say(self, message: str) -> None:
+        say(message, self.log)
+
+    def available(self, name: str) -> bool:
+        return model_file(name).is_file()
+
+    def done_line(self, task: Task, seconds: float) -> str:
+        return f"[done {seconds / 60:.0f} min] {task.name}"
+
+    def failure_line(self, task: Task, returncode: int, seconds: float, log: Path) -> str:
+        return f"[failed {seconds / 60:.0f} min, exit {returncode}] {task.name}: " + " | ".join(last_lines(log, 3))
+
+
+def _task(job: Job, done: bool) -> Task:
+    """``job`` as a task of the shared scheduler; its start notes how it starts (or resumes) in its log."""
+
+    def start() -> Launch:
+        argv, log_path, how = job.start()
+        return Launch(argv, log_path, f"[{how}] {job.name}: {job.command}",
+                      header=f"# {how}: python {' '.join(shlex.quote(a) for a in argv)}")
+
+    return Task(job.name, start, job.needs, lambda seconds: job.finish(), done=done)
 
 
 def run_jobs(jobs: list[Job], workers: int, log: Path) -> int:
     """Run every job that is not done, ``workers`` at a time (one thread each), in order, a job only
-    once the models it needs exist; keep each one's outputs as it finishes.
+    once the models it needs exist (made by a job here, or already in models/); keep each one's
+    outputs as it finishes (figures/scheduler.py).
 
     A job that fails is reported and the others go on (those that need its model are skipped);
     the exit code is 1 if any failed or was skipped.
     """
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
-    pending = [job for job in jobs if not job.done()]
-    say(f"study: {len(jobs) - len(pending)} of {len(jobs)} jobs done; {len(pending)} to run, {workers} at a time", log)
-    running: list[_Running] = []
-    failed: list[str] = []
-    while pending or running:
-        for job in list(pending):
-            if len(running) >= workers:
-                break
-            missing = [name for name in job.needs if not model_file(name).is_file()]
-            producing = {item.job.name for item in running} | {other.name for other in pending if other is not job}
-            if any(name not in producing for name in missing):
-                pending.remove(job)
-                failed.append(job.name)
-                say(f"[skipped] {job.name}: needs the models {', '.join(missing)}, which no job here makes", log)
-                continue
-            if missing:
-                continue
-            pending.remove(job)
-            argv, log_path, how = job.start()
-            handle = open(log_path, "a")
-            handle.write(f"# {how}: python {' '.join(shlex.quote(a) for a in argv)}\n")
-            handle.flush()
-            process = subprocess.Popen([sys.executable, *argv], stdout=handle, stderr=subprocess.STDOUT, env=env,
-                                       cwd=REPO)
-            running.append(_Running(job, process, time.monotonic(), log_path, handle))
-            say(f"[{how}] {job.name}: {job.command}", log)
-        time.sleep(2)
-        for item in list(running):
-            if item.process.poll() is None:
-                continue
-            running.remove(item)
-            item.log_handle.close()
-            minutes = (time.monotonic() - item.started) / 60
-            if item.process.returncode == 0:
-                item.job.finish()
-                say(f"[done {minutes:.0f} min] {item.job.name}", log)
-            else:
-                tail = item.log.read_text().strip().splitlines()[-3:]
-                say(f"[failed {minutes:.0f} min, exit {item.process.returncode}] {item.job.name}: " + " | ".join(tail),
-                    log)
-                failed.append(item.job.name)
+    done = [job.done() for job in jobs]
+    say(f"study: {sum(done)} of {len(jobs)} jobs done; {len(jobs) - sum(done)} to run, {workers} at a time", log)
+    outcome = _StudyScheduler(workers, log).run([_task(job, was_done) for job, was_done in zip(jobs, done)])
+    failed = outcome.failed + outcome.skipped
     say("study: every job done" if not failed else f"study: failed: {', '.join(failed)}", log)
     return 1 if failed else 0
 
