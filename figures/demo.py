@@ -14,7 +14,8 @@ same settings reuses them. An analysis is copied from ``--cache``/analyses when 
 command, the bytes of its input files and semprobe's source are those it was made from
 (``--recompute`` reruns them all). The jobs run as separate
 processes, ``--jobs`` at a time (default: one per CPU core, one thread each), in
-dependency order. Everything is written into a staging folder and replaces ``--out``
+dependency order (figures/scheduler.py; on Linux each is a fork of one server process
+that imported torch, scikit-learn, matplotlib and semprobe once, not a fresh interpreter). Everything is written into a staging folder and replaces ``--out``
 only when every job succeeded, so a failed demo leaves the previous outputs intact (and
 removes the staging folder). A bad argument is one line ``demo: error: ...``, exit code 2.
 

@@ -98,6 +98,14 @@ def _keep(job: Job, store: Path) -> None:
     (store / f"{job.name}.key").write_text(job.key or input_key(job))
 
 
+# what the demo's commands import, once, in the server their processes are forked from (figures/scheduler.py)
+PRELOAD = ("torch", "numpy", "scipy.stats", "sklearn.base", "pandas", "matplotlib.pyplot", "seaborn", "pyautoattack",
+           "semprobe.cli", "semprobe.cli.evaluate", "semprobe.cli.cca", "semprobe.cli.simmatrix",
+           "semprobe.cli.alpha_curve", "semprobe.cli.figures", "semprobe.stats.cca", "semprobe.stats.similarity",
+           "semprobe.plots.semantic", "semprobe.plots.curves", "semprobe.attacks.autoattack", "semprobe.words.glove",
+           "trainers.cli", "trainers.loop")
+
+
 class _DemoScheduler(Scheduler):
     """The demo's words for the shared scheduler: a failure shows the job's last five log lines."""
 
@@ -137,7 +145,8 @@ def run_jobs(jobs: list[Job], workers: int, logs: Path, store: Path | None = Non
     With more than one worker every process gets one thread (OMP/MKL), which on a small
     CPU gives more images per second than one process with all threads. With ``store``, an
     analysis whose command, input files and semprobe code are those of its kept copy is
-    copied from there instead of run. A failure stops the demo (the jobs still running are
+    copied from there instead of run. On Linux the processes are forks of one server that
+    imported :data:`PRELOAD` once. A failure stops the demo (the jobs still running are
     killed) with the job's last log lines (SystemExit 1).
     """
     logs.mkdir(parents=True, exist_ok=True)
@@ -145,6 +154,6 @@ def run_jobs(jobs: list[Job], workers: int, logs: Path, store: Path | None = Non
         if _is_cached(job):
             job.cached = True
             say(f"[cached] {job.name}: {job.done_marker.parent} (delete it to retrain)")
-    scheduler = _DemoScheduler(workers, Policy.STOP, env=one_thread_env() if workers > 1 else None)
+    scheduler = _DemoScheduler(workers, Policy.STOP, env=one_thread_env() if workers > 1 else None, preload=PRELOAD)
     if not scheduler.run([_task(job, logs, store) for job in jobs]).ok:
         raise SystemExit(1)

@@ -15,18 +15,26 @@ A job that waits for a name no job here makes is skipped too, unless
 :meth:`Scheduler.available` says the thing is already there (the study: a model file).
 The lines the scheduler says are methods a runner overrides for its own words.
 
+With ``preload`` (Linux), a ``python -m MODULE ...`` job starts as a fork of one server
+process that imported those modules once (multiprocessing's fork server), instead of a
+fresh interpreter that imports torch, scikit-learn and matplotlib again: about 4 s of CPU
+saved per job. The server imports and computes nothing else, so its forks are as clean as
+a new interpreter (a fork of a process that has run OpenMP work can hang); each job still
+is its own process, with its own log, exit code, environment and working folder.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import runpy
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Sequence
 
 REPO = Path(__file__).resolve().parent.parent
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
@@ -85,9 +93,78 @@ class Outcome:
 @dataclass
 class _Running:
     task: Task
-    process: subprocess.Popen
+    process: subprocess.Popen | _Forked
     started: float
     log: Path
+
+
+def _run_module(argv: list[str], log: str, env: dict[str, str], cwd: str) -> None:
+    """In a fork of the server: ``python -m MODULE ARGS`` with its output appended to ``log``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    handle = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(handle, 1)
+    os.dup2(handle, 2)
+    os.close(handle)
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
+    threads = env.get("OMP_NUM_THREADS", "")
+    if threads.isdigit() and "torch" in sys.modules:  # read by torch when the server imported it: set it again
+        sys.modules["torch"].set_num_threads(int(threads))
+    sys.argv = [argv[1], *argv[2:]]
+    runpy.run_module(argv[1], run_name="__main__", alter_sys=True)  # SystemExit sets the exit code, as in python -m
+
+
+class _Forked:
+    """A job forked by the server, with the part of :class:`subprocess.Popen` the scheduler uses."""
+
+    def __init__(self, process: multiprocessing.process.BaseProcess):
+        self.process = process
+
+    def poll(self) -> int | None:
+        return self.process.exitcode
+
+    @property
+    def returncode(self) -> int | None:
+        return self.process.exitcode
+
+    def kill(self) -> None:
+        self.process.kill()
+
+    def wait(self) -> int | None:
+        self.process.join()
+        return self.process.exitcode
+
+
+class ForkServer:
+    """Starts ``python -m MODULE ...`` jobs as forks of a server that imported ``preload`` once."""
+
+    def __init__(self, preload: Sequence[str]):
+        self.context = multiprocessing.get_context("forkserver")
+        self.preload = list(preload)
+        self.running = False
+
+    @staticmethod
+    def available() -> bool:
+        return sys.platform.startswith("linux") and "forkserver" in multiprocessing.get_all_start_methods()
+
+    def start(self, argv: list[str], log: Path, env: dict[str, str], cwd: Path) -> _Forked:
+        if not self.running:  # the server starts with the jobs' environment (threads read at import)
+            from multiprocessing import forkserver
+
+            self.context.set_forkserver_preload(self.preload)
+            saved = dict(os.environ)
+            os.environ.update(env)
+            try:
+                forkserver.ensure_running()
+            finally:
+                os.environ.clear()
+                os.environ.update(saved)
+            self.running = True
+        process = self.context.Process(target=_run_module, args=(argv, str(log), env, str(cwd)), name=argv[1])
+        process.start()
+        return _Forked(process)
 
 
 def say(message: str) -> None:
@@ -116,10 +193,12 @@ class Scheduler:
     poll = 0.2  # seconds between looks at the running processes
     noun = ""   # what ``after`` names, in the skip line: "needs {noun}X, which no job here makes"
 
-    def __init__(self, workers: int, policy: Policy, env: dict[str, str] | None = None, cwd: Path = REPO):
+    def __init__(self, workers: int, policy: Policy, env: dict[str, str] | None = None, cwd: Path = REPO,
+                 preload: Sequence[str] = ()):
         if workers < 1:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self.workers, self.policy, self.env, self.cwd = workers, policy, env, cwd
+        self.forks = ForkServer(preload) if preload and ForkServer.available() else None
 
     # ---------------------------------------------------------------- what a runner overrides
 
@@ -196,11 +275,14 @@ class Scheduler:
             self.say(launch.line)
         return progress
 
-    def _spawn(self, launch: Launch) -> subprocess.Popen:
-        """Start ``python ARGV`` with its output into its log."""
+    def _spawn(self, launch: Launch) -> subprocess.Popen | _Forked:
+        """Start ``python ARGV`` into its log: a fork of the server for ``-m MODULE`` when there is one."""
         with open(launch.log, "a" if launch.header is not None else "w") as handle:
             if launch.header is not None:
                 handle.write(launch.header + "\n")
+            if self.forks is not None and launch.argv[:1] == ["-m"]:
+                handle.flush()
+                return self.forks.start(launch.argv, launch.log, self.env or dict(os.environ), self.cwd)
             return subprocess.Popen([sys.executable, *launch.argv], stdout=handle, stderr=subprocess.STDOUT,
                                     env=self.env, cwd=self.cwd)
 

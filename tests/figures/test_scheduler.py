@@ -1,6 +1,7 @@
 """figures/scheduler.py: the job scheduler the demo and the study share, on tiny ``python -c`` jobs."""
 
 import importlib
+import os
 import sys
 import time
 from pathlib import Path
@@ -161,3 +162,39 @@ def test_a_header_appends_to_the_log_and_a_cycle_does_not_hang(scheduler, tmp_pa
     outcome = recorder(scheduler, 1, scheduler.Policy.GO_ON).run(cycle)
     assert outcome.skipped == ["a", "b"] and not events(tmp_path)
 
+
+# a module run as ``python -m tiny_job CODE``: says where and how it runs, then exits with CODE
+TINY_JOB = """
+import os, sys, time
+print(os.getcwd(), os.getppid(), os.environ.get("TINY"), os.path.basename(sys.argv[0]), *sys.argv[1:])
+time.sleep(float(os.environ.get("TINY_SLEEP", "0")))
+sys.exit(int(sys.argv[1]))
+"""
+
+
+def test_module_jobs_run_as_forks_of_the_preloading_server(scheduler, tmp_path, monkeypatch):
+    if not scheduler.ForkServer.available():
+        pytest.skip("multiprocessing's fork server is used on Linux only")
+    (tmp_path / "tiny_job.py").write_text(TINY_JOB)
+    monkeypatch.syspath_prepend(str(tmp_path))  # the forks import what this process can
+    env = dict(os.environ, TINY="yes")
+    runner = recorder(scheduler, 2, scheduler.Policy.GO_ON, env=env, cwd=tmp_path, preload=["json"])
+    assert runner.forks is not None
+
+    def job(name, code, after=()):
+        return scheduler.Task(name, lambda: scheduler.Launch(["-m", "tiny_job", str(code)], tmp_path / f"{name}.log",
+                                                             f"[start] {name}"), tuple(after))
+
+    outcome = runner.run([job("ok", 0), job("fails", 4), job("after_ok", 0, after=["ok"])])
+    assert outcome.finished == ["ok", "after_ok"] and outcome.failed == ["fails"]
+    cwd, parent, tiny, program, code = (tmp_path / "ok.log").read_text().split()
+    assert (cwd, tiny, program, code) == (str(tmp_path), "yes", "tiny_job.py", "0")
+    assert int(parent) != os.getpid()  # forked by the server, not by this process
+    assert any(line.startswith("[failed] fails (exit 4)") for line in runner.lines)
+    # Policy.STOP kills a fork as it kills a process
+    stopping = recorder(scheduler, 2, scheduler.Policy.STOP, env=dict(env, TINY_SLEEP="60"), cwd=tmp_path,
+                        preload=["json"])
+    started = time.monotonic()
+    assert stopping.run([job("long", 0), scheduler.Task("broken", lambda: scheduler.Launch(
+        ["-c", "raise SystemExit(3)"], tmp_path / "broken.log", "[start] broken"))]).stopped
+    assert time.monotonic() - started < 30
