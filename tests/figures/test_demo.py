@@ -128,17 +128,26 @@ def test_word_components_keep_the_geometry_they_can(demo, tmp_path):
         np.sqrt((singular[3:] ** 4).sum()), rel=1e-6)
 
 
-def _smoke_command(tmp_path):
-    return [sys.executable, str(DEMO_SCRIPT), "--profile", "smoke", "--dataset", "digits", "--out",
-            str(tmp_path / "demo"), "--cache", str(tmp_path / "cache"), "--jobs", "2"]
+def _smoke(demo, tmp_path, capsys, monkeypatch, *options) -> str:
+    """Run the smoke demo from ``tmp_path`` in this process (its jobs are processes, as always; the
+    command line's own process is under test in test_bad_arguments_are_one_line_and_write_nothing);
+    returns what it said."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["--profile", "smoke", "--dataset", "digits", "--out", str(tmp_path / "demo"), "--cache",
+            str(tmp_path / "cache"), "--jobs", "2", *options]
+    try:
+        code = demo.main(argv)
+    except SystemExit as stopped:
+        pytest.fail(f"the demo stopped (exit {stopped.code}):\n{capsys.readouterr().out}")
+    said = capsys.readouterr().out
+    assert code == 0, said
+    return said
 
 
 @pytest.mark.slow  # end to end: subprocesses, real training or the full attack
-def test_smoke_demo_end_to_end_then_from_the_cache(tmp_path):
+def test_smoke_demo_end_to_end_then_from_the_cache(demo, tmp_path, capsys, monkeypatch):
     out, cache = tmp_path / "demo", tmp_path / "cache"
-    command = _smoke_command(tmp_path)
-    first = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
-    assert first.returncode == 0, first.stdout + first.stderr
+    _smoke(demo, tmp_path, capsys, monkeypatch)
     summary = (out / "summary.md").read_text()
     for title in ("C1a: robust features are more class-separable (CCA)", "C1b: robust features carry more word semantics",
                   "(RSA)", "scarl vs trades robust accuracy (SCARL Table 1)", "PGD-LS success falls with alpha"):
@@ -155,16 +164,14 @@ def test_smoke_demo_end_to_end_then_from_the_cache(tmp_path):
     assert ".partial" not in commands and "semprobe alpha-curve" in commands
     assert not (tmp_path / ".demo.partial").exists()
 
-    second = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert second.stdout.count("[cached] train") == 6 and second.stdout.count("[reused]") == 7
-    assert "[start]" not in second.stdout
+    second = _smoke(demo, tmp_path, capsys, monkeypatch)
+    assert second.count("[cached] train") == 6 and second.count("[reused]") == 7
+    assert "[start]" not in second
     assert "came from the cache" in (out / "summary.md").read_text()
     assert (out / "eval" / "eval.json").read_text() == (cache / "analyses" / "eval" / "eval.json").read_text()
 
-    no_zoo = subprocess.run([*command, "--zoo", str(tmp_path / "nothing")], capture_output=True, text=True,
-                            cwd=tmp_path)
-    assert no_zoo.returncode == 0 and "models: trained here (no complete digits zoo" in no_zoo.stdout
+    no_zoo = _smoke(demo, tmp_path, capsys, monkeypatch, "--zoo", str(tmp_path / "nothing"))
+    assert "models: trained here (no complete digits zoo" in no_zoo
 
 
 def write_zoo(zoo: Path) -> None:
@@ -194,15 +201,13 @@ def write_zoo(zoo: Path) -> None:
 
 
 @pytest.mark.slow  # end to end: subprocesses, real training or the full attack
-def test_smoke_demo_on_a_zoo_analyses_the_zoo_and_checks_the_trainers(tmp_path):
+def test_smoke_demo_on_a_zoo_analyses_the_zoo_and_checks_the_trainers(demo, tmp_path, capsys, monkeypatch):
     zoo = tmp_path / "zoo"
     (zoo / "models").mkdir(parents=True)
     write_zoo(zoo)
-    run = subprocess.run([*_smoke_command(tmp_path), "--zoo", str(zoo)], capture_output=True, text=True,
-                         cwd=tmp_path)
-    assert run.returncode == 0, run.stdout + run.stderr
-    assert "models: the well-trained zoo" in run.stdout
-    assert "[start] python -m trainers pgd_at" in run.stdout and run.stdout.count("[start] python -m trainers") == 1
+    said = _smoke(demo, tmp_path, capsys, monkeypatch, "--zoo", str(zoo))
+    assert "models: the well-trained zoo" in said
+    assert "[start] python -m trainers pgd_at" in said and said.count("[start] python -m trainers") == 1
     summary = (tmp_path / "demo" / "summary.md").read_text()
     assert "the study's well-trained zoo" in summary and "| pgd_at |" in summary
     evaluated = json.loads((tmp_path / "demo" / "eval" / "eval.json").read_text())["checkpoints"]
