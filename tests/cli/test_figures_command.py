@@ -52,7 +52,7 @@ def test_figures_from_checkpoints_and_runs(digits_ckpt, tmp_path, run_cli):
                                                                            [0.32], alpha=0.8)]
     out = tmp_path / "figs"
     code, stdout, err = run_cli(["figures", "--natural", digits_ckpt, "--robust", digits_ckpt]
-                                + [a for run in runs for a in ("--runs", run)] + ["--n", 120, "--n-pairs", 120, "--eps", 0.1, "--max-steps", 5,
+                                + [a for run in runs for a in ("--runs", run)] + ["--n", 60, "--n-pairs", 60, "--eps", 0.1, "--max-steps", 5,
                                  "--eps-sweep", "0,0.2", "--alphas", "0,1", "--n-boot", 20, "--n-perm", 20,
                                  "--quiet", "--out", out])
     assert code == 0, err
@@ -62,7 +62,7 @@ def test_figures_from_checkpoints_and_runs(digits_ckpt, tmp_path, run_cli):
             "scarl_fig4d_batch", "spat_fig4_alpha", "spat_fig2_examples", "spat_fig3_examples", "spat_fig5_alpha_sweep"}
     for name in made:
         assert (out / f"{name}.png").stat().st_size > 0 and (out / f"{name}.pdf").stat().st_size > 0
-        assert json.loads((out / f"{name}.json").read_text())["metadata"]["settings"]["n"] == 120
+        assert json.loads((out / f"{name}.json").read_text())["metadata"]["settings"]["n"] == 60
     assert "skipped scarl_fig5_cca: needs --robust and --scarl" in stdout
     assert "skipped the CLIP panels of scarl_fig2_simmatrix: needs --clip" in stdout
     assert not (out / "scarl_fig5_cca.png").exists()
