@@ -19,7 +19,8 @@ Synthetic CIFAR-shaped data, no downloads. Measured, on ``--device`` (default cu
 
 Targets on a GPU: PGD-20 <= 1.05 x floor; a SCARL step with AMP and device-resident data at
 most half the reference TRADES step. ``--quick`` shrinks everything (small CNN, 16x16
-images, batch 8, 2 steps, PGD-2) to check the control flow on a CPU in seconds; its
+images, batch 8, 2 steps, PGD-2, the reference's DataLoader without workers) to check the
+control flow on a CPU in seconds; its
 timings mean nothing. The results go to ``--out`` (markdown) and the same name with
 ``.json``.
 
@@ -131,13 +132,14 @@ def trainer_step_time(scale: Scale, device: torch.device, method: str, options: 
     return {"step_s": seconds, "peak_mib": peak_memory(device)}
 
 
-def reference_step_time(scale: Scale, device: torch.device) -> dict:
+def reference_step_time(scale: Scale, device: torch.device, workers: int = 2) -> dict:
     """Seconds per step of the transcribed TRADES reference loop over a DataLoader of the same images."""
     train = load_dataset(dataset_name(scale), "train", augment="crop_flip")
     # persistent workers: the second epoch's time is then the steady state of the reference's long epochs,
     # not two worker start-ups over a few steps
     loader = torch.utils.data.DataLoader(train, batch_size=scale.train_batch, shuffle=True, drop_last=True,
-                                         num_workers=2, persistent_workers=True, pin_memory=device.type == "cuda")
+                                         num_workers=workers, persistent_workers=workers > 0,
+                                         pin_memory=device.type == "cuda")
     channels = int(scale.image.split("x")[0])
     torch.manual_seed(0)
     model = create_model(scale.arch, num_classes=10, in_channels=channels).to(device)
@@ -203,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"gpu_check: {name}", flush=True)
             report["training"][name] = trainer_step_time(scale, device, method, options, Path(work))
     print(f"gpu_check: {REFERENCE}", flush=True)
-    report["training"][REFERENCE] = reference_step_time(scale, device)
+    # quick: no worker processes (each would import torch again, for two steps)
+    report["training"][REFERENCE] = reference_step_time(scale, device, workers=0 if args.quick else 2)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
