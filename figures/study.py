@@ -70,7 +70,7 @@ ROBUST_EPOCHS = 8
 NATURAL_EPOCHS = 15
 ABLATION_IMAGES = 20_000
 GRID_IMAGES = 10_000
-GROUPS = ("main", "ablation", "grid")
+GROUPS = ("main", "ablation", "grid", "awp")
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,17 @@ def _grid_runs() -> list[StudyRun]:
     ]
 
 
-RUNS: list[StudyRun] = _main_runs() + _ablation_runs() + _grid_runs()
+def _awp_runs() -> list[StudyRun]:
+    """AWP (the "remaining baselines" issue) on pgd_at, trades and scarl, each beside its run without AWP, at
+    the ablations' size: gamma 0.01 for Madry AT and 0.005 for the TRADES losses (the reference's defaults);
+    trades_20k and scarl_20k (group ablation) are the baselines of the last two."""
+    runs = [StudyRun("pgd_at_20k", "awp", "pgd_at", train_images=ABLATION_IMAGES)]
+    for method, gamma in (("pgd_at", "0.01"), ("trades", "0.005"), ("scarl", "0.005")):
+        runs.append(StudyRun(f"{method}_awp_20k", "awp", method, ("--awp-gamma", gamma), train_images=ABLATION_IMAGES))
+    return runs
+
+
+RUNS: list[StudyRun] = _main_runs() + _ablation_runs() + _grid_runs() + _awp_runs()
 
 
 def say(message: str, log: Path | None = None) -> None:

@@ -51,6 +51,9 @@ def test_the_run_table_covers_the_issue():
     for flag in ("--no-info", "--no-struc", "--info infonce", "--embedding random", "--embedding onehot",
                  "--base pgd_at", "--base natural"):
         assert flag in ablation
+    awp = {run.name: run for run in runs if run.group == "awp"}
+    assert {"pgd_at_awp_20k", "trades_awp_20k", "scarl_awp_20k", "pgd_at_20k"} == set(awp)
+    assert {run.train_images for run in awp.values()} == {20_000} and "--awp-gamma" in awp["scarl_awp_20k"].options
     # every command is one the trainers accept
     from trainers.config import parse_args
 
