@@ -23,7 +23,8 @@ from semprobe import __version__
 from semprobe.cli.common import CONTEXT_SETTINGS, click_error_line
 from semprobe.errors import ConfigError
 from semprobe.options import NORMS
-from trainers.config import LR_SCHEDULES, PRESETS
+from trainers.config import LR_SCHEDULES
+from trainers.presets import PRESETS
 from trainers.spec import (
     INFO_LOSSES, LS_PARAMETRIZATIONS, METHOD_SPECS, METHODS, OPTION_METHODS, RANDOM_STARTS, SCARL_BASES,
 )  # fmt: skip
