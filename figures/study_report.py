@@ -11,7 +11,7 @@ flat over the last epochs, the targets); SCARL Table 1 / SPAT Tables 1-2 (every 
 model on the full test split); SCARL vs TRADES and each method with and without SPAT,
 compared paired on the same images (McNemar's exact test, Newcombe's paired interval);
 SCARL Table 3; the ablations of Tables 4, 5, 7 against their own reference; the SPAT
-Fig. 5 grid; and the findings of ``semprobe.paper.findings`` (C1 a and b, RSA, PGD-LS vs alpha).
+Fig. 5 grid; AWP against the same methods without it; and the findings of ``semprobe.paper.findings`` (C1 a and b, RSA, PGD-LS vs alpha).
 """
 
 from __future__ import annotations
@@ -159,28 +159,44 @@ def table3_section(results: Path) -> list[str]:
     return lines + ["", f"Command: {_command(results, 'table3_scarl')}", ""]
 
 
-def ablation_table(results: Path, runs: list[StudyRun]) -> list[str]:
-    """SCARL Tables 4, 5, 7 on 20,000 training images: clean and PGD-20, and the difference to the full recipe."""
+def _paired_row(results: Path, run: StudyRun, reference_name: str) -> str:
+    """A table row: the run's clean and PGD-20 accuracy, and its PGD-20 difference to ``reference_name``'s
+    on the same test images (Newcombe's paired interval, McNemar's exact test)."""
     from semprobe.stats.intervals import paired_comparison
 
+    document = _read(results / f"eval_{run.name}" / "eval.json")
+    clean, pgd = _result(document, "natural"), _result(document, "pgd20")
+    options = " ".join(run.options) or run.method
+    if pgd is None:
+        return f"| {run.name} | {options} | - | - | not evaluated yet | |"
+    reference = _result(_read(results / f"eval_{reference_name}" / "eval.json"), "pgd20")
+    versus = "- | -"
+    if reference is not None and run.name != reference_name and reference.per_image:
+        c = paired_comparison(pgd.flags(), reference.flags())
+        versus = f"{100 * c.difference:+.1f} [{100 * c.ci95[0]:+.1f}, {100 * c.ci95[1]:+.1f}] | {c.mcnemar_p:.3g}"
+    return f"| {run.name} | {options} | {_cell(clean)} | {_cell(pgd)} | {versus} |"
+
+
+def ablation_table(results: Path, runs: list[StudyRun]) -> list[str]:
+    """SCARL Tables 4, 5, 7 on 20,000 training images: clean and PGD-20, and the difference to the full recipe."""
     lines = ["## SCARL ablations (Tables 4, 5, 7; 20,000 training images)", "",
              f"Each variant against `{ABLATION_REFERENCE}` (the full recipe on the same images), paired.", "",
              "| run | options | clean % | PGD-20 % | PGD-20 difference to the full recipe [95% CI] | McNemar p |",
              "|---|---|---|---|---|---|"]
-    reference = _result(_read(results / f"eval_{ABLATION_REFERENCE}" / "eval.json"), "pgd20")
+    return lines + [_paired_row(results, run, ABLATION_REFERENCE) for run in runs] + [""]
+
+
+def awp_table(results: Path, runs: list[StudyRun]) -> list[str]:
+    """SCARL Table 6's AWP baselines on Fashion-MNIST: each method with AWP against the same method without
+    it, trained on the same 20,000 images (the runs without AWP: pgd_at_20k, and the ablations' trades_20k
+    and scarl_20k)."""
+    lines = ["## AWP (SCARL Table 6's baselines; 20,000 training images)", "",
+             "Each run with AWP against the same method without it on the same images, paired.", "",
+             "| run | options | clean % | PGD-20 % | PGD-20 difference to no AWP [95% CI] | McNemar p |",
+             "|---|---|---|---|---|---|"]
     for run in runs:
-        document = _read(results / f"eval_{run.name}" / "eval.json")
-        clean, pgd = _result(document, "natural"), _result(document, "pgd20")
-        if pgd is None:
-            lines.append(f"| {run.name} | {' '.join(run.options) or run.method} | - | - | not evaluated yet | |")
-            continue
-        versus = ""
-        if reference is not None and run.name != ABLATION_REFERENCE and reference.per_image:
-            c = paired_comparison(pgd.flags(), reference.flags())
-            versus = (f"{100 * c.difference:+.1f} [{100 * c.ci95[0]:+.1f}, {100 * c.ci95[1]:+.1f}] | "
-                      f"{c.mcnemar_p:.3g}")
-        lines.append(f"| {run.name} | {' '.join(run.options) or run.method} | {_cell(clean)} | {_cell(pgd)} | "
-                     f"{versus or '- | -'} |")
+        if "--awp-gamma" in run.options:
+            lines.append(_paired_row(results, run, run.name.replace("_awp", "")))
     return lines + [""]
 
 
@@ -220,7 +236,7 @@ def findings_section(results: Path) -> list[str]:
 
 def write_report(study: Path = STUDY) -> Path:
     results = study / "results"
-    by_group = {group: [run for run in RUNS if run.group == group] for group in ("main", "ablation", "grid")}
+    by_group = {group: [run for run in RUNS if run.group == group] for group in ("main", "ablation", "grid", "awp")}
     sections = [
         ["# The study: SCARL and SPAT on well-trained Fashion-MNIST models", "",
          "Made by `python figures/study_report.py` from the outputs of `python figures/study.py` (every command is "
@@ -232,6 +248,7 @@ def write_report(study: Path = STUDY) -> Path:
         table3_section(results),
         ablation_table(results, by_group["ablation"]),
         grid_table(results, by_group["grid"]),
+        awp_table(results, by_group["awp"]),
         findings_section(results),
     ]
     path = study / "REPORT.md"

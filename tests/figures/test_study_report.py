@@ -66,3 +66,19 @@ def test_report_tables_targets_and_paired_comparisons(report, tmp_path):
     assert "## SCARL Table 3" in text and "Not computed yet" in text
     assert "| natural | main | all | - | not trained yet |" in text
     assert "`semprobe eval ... eval_scarl`" in text
+
+
+def test_awp_table_compares_each_awp_run_with_the_same_method_without_it(report, tmp_path):
+    results = tmp_path / "study" / "results"
+    with_awp = "1" * 60 + "1" * 12 + "0" * 28   # 72 robust
+    without = "1" * 60 + "0" * 12 + "1" * 3 + "0" * 25  # 63 robust, on the same images
+    write_eval(results, "eval_trades_awp_20k", {"natural": "1" * 80 + "0" * 20, "pgd20": with_awp})
+    write_eval(results, "eval_trades_20k", {"natural": "1" * 82 + "0" * 18, "pgd20": without})
+    runs = [run for run in report.RUNS if run.group == "awp"]
+    lines = report.awp_table(results, runs)
+    rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ") and "_20k" in line}
+    assert set(rows) == {"pgd_at_awp_20k", "trades_awp_20k", "scarl_awp_20k"}  # the baseline is no row of its own
+    expected = paired_comparison([c == "1" for c in with_awp], [c == "1" for c in without])
+    assert f"+9.0 [{100 * expected.ci95[0]:+.1f}, {100 * expected.ci95[1]:+.1f}] | {expected.mcnemar_p:.3g}" \
+        in rows["trades_awp_20k"]
+    assert "not evaluated yet" in rows["scarl_awp_20k"] and "--awp-gamma 0.005" in rows["trades_awp_20k"]
