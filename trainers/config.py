@@ -33,11 +33,8 @@ from trainers.spec import (
 #: --lr-schedule: x lr_gamma at each milestone, or RST's cosine lr * (1 + cos(pi * epoch / epochs)) / 2.
 LR_SCHEDULES = ("piecewise", "cosine")
 
-#: options that may differ when a run is resumed (extending --epochs, another device, ...).
-RUNTIME_OPTIONS = ("epochs", "device", "workers", "quiet", "data_dir", "download", "eval_test", "resume", "out",
-                   "data_on_device", "channels_last", "compile")
 #: command-line flags stored under another field name.
-_FLAG_FIELDS = {"no_info": "use_info", "no_struc": "use_struc"}
+FLAG_FIELDS = {"no_info": "use_info", "no_struc": "use_struc"}
 
 
 @dataclass
@@ -293,7 +290,7 @@ def _check_finite(config: TrainConfig) -> None:
     for item in dataclasses.fields(config):
         value = getattr(config, item.name)
         if isinstance(value, float) and not math.isfinite(value):
-            flag = "--" + {v: k for k, v in _FLAG_FIELDS.items()}.get(item.name, item.name).replace("_", "-")
+            flag = "--" + {v: k for k, v in FLAG_FIELDS.items()}.get(item.name, item.name).replace("_", "-")
             raise ConfigError(f"{flag} must be a finite number, got {value}")
 
 
@@ -374,34 +371,3 @@ def _resolve_extra_data(config: TrainConfig, pick, given: dict[str, Any]) -> Non
         _require(0.0 <= alpha <= 1.0, f"alpha must be in [0, 1], got {alpha}")
         config.alpha, config.ls_parametrization = float(alpha), pick("ls_parametrization", "spat")
         config.random_start = pick("random_start", "uniform")
-
-
-def resumed_config(stored: dict[str, Any], config: TrainConfig, given: set[str]) -> TrainConfig:
-    """The configuration to continue a stored run with, or ConfigError if the command disagrees.
-
-    The method, dataset and architecture must be the run's; any other option given that
-    changes what is computed must equal the stored value. Runtime options
-    (:data:`RUNTIME_OPTIONS`, e.g. ``--epochs`` to extend the run, ``--device``) are taken
-    from the command line.
-    """
-    for name in ("method", "dataset", "arch"):
-        if stored.get(name) != getattr(config, name):
-            raise ConfigError(
-                f"{config.resume} holds a {stored.get('method')} run of {stored.get('arch')} on "
-                f"{stored.get('dataset')}; it cannot be resumed as {config.method} of {config.arch} on {config.dataset}"
-            )
-    resumed = TrainConfig.from_dict(stored)  # a field the run predates takes its default (an old run's norm: Linf)
-    changed = []
-    for name in sorted(given - set(RUNTIME_OPTIONS)):
-        field_name = _FLAG_FIELDS.get(name, name)
-        if getattr(config, field_name) != getattr(resumed, field_name):
-            changed.append(
-                f"--{name.replace('_', '-')} ({getattr(resumed, field_name)!r} in the run, "
-                f"{getattr(config, field_name)!r} given)"
-            )
-    if changed:
-        raise ConfigError(f"cannot resume {config.resume} with different settings: {'; '.join(changed)}")
-    for name in RUNTIME_OPTIONS:
-        if name in given or name in ("resume", "out"):
-            setattr(resumed, name, getattr(config, name))
-    return resumed

@@ -58,7 +58,8 @@ from trainers import distributed, rundir
 from trainers import speed
 from trainers.awp import WeightPerturbation
 from trainers.resident import ResidentLoader, can_hold, use_resident
-from trainers.config import TrainConfig, resumed_config
+from trainers.config import TrainConfig
+from trainers.resuming import resumed_config
 from trainers.extra_data import load_extra, mixed_loader
 from trainers.guards import TrainingDiverged, TrainingInterrupted, all_finite, interrupts_held_back
 from trainers.image_pool import ImagePool

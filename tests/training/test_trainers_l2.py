@@ -12,7 +12,8 @@ from semprobe.data import load_dataset
 from semprobe.models import create_model
 from trainers import methods, validation
 from trainers.__main__ import main
-from trainers.config import TrainConfig, parse_args, resumed_config
+from trainers.config import TrainConfig, parse_args
+from trainers.resuming import resumed_config
 
 BASE = ["--dataset", "digits", "--arch", "small_cnn", "--max-train-images", "128", "--batch-size", "64",
         "--eval-steps", "2", "--quiet"]

@@ -50,7 +50,7 @@ def test_every_option_in_the_table_is_a_real_option_and_a_config_field():
     fields = {item.name for item in dataclasses.fields(TrainConfig)}
     for name in spec.OPTION_METHODS:
         assert name in parameters, name
-        assert config._FLAG_FIELDS.get(name, name) in fields, name
+        assert config.FLAG_FIELDS.get(name, name) in fields, name
 
 
 def test_each_entry_agrees_with_itself():
