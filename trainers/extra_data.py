@@ -56,7 +56,6 @@ run, before anything is written, saying which counts to change.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import pickle
 import zipfile
@@ -69,6 +68,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from semprobe.data import ImageDataset
 from semprobe.errors import ConfigError, DataError
+from semprobe.models.checkpoint import file_sha256
 from trainers.config import TrainConfig
 from trainers.distributed import ProcessInfo
 from trainers.validation import STREAM_EXTRA, derive_seed
@@ -348,14 +348,6 @@ def read_extra_data(path: str | Path, labelled: ImageDataset) -> ExtraImages:
     images_tensor = _images(images, labelled, path)
     return ExtraImages(images_tensor, _labels(labels, len(images), labelled.info.num_classes, path), labelled,
                        str(path))
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_extra(config: TrainConfig, labelled: ImageDataset, world_size: int) -> ExtraImages | None:

@@ -12,13 +12,13 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from torch import nn
 
 from semprobe.attacks.gradient import pgd
 from semprobe.data import ImageDataset, load_dataset
 from semprobe.errors import ConfigError
+from semprobe.robustness.sharding import derive_seed
 from trainers import distributed
 from trainers.config import TrainConfig
 
@@ -28,11 +28,6 @@ if TYPE_CHECKING:
 # independent random streams derived from the seed
 STREAM_DATA, STREAM_ATTACK, STREAM_EVAL, STREAM_SUBSET, STREAM_CENTRES, STREAM_POOL = range(6)
 STREAM_EXTRA = 6  # the mixed batches of extra data (trainers.extra_data), the same on every process
-
-
-def derive_seed(*parts: int) -> int:
-    """A 32-bit seed from integers (numpy SeedSequence): one independent stream per tuple."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
 
 
 @dataclass

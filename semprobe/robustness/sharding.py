@@ -19,9 +19,15 @@ import torch
 from semprobe.distributed import Processes
 
 
+def derive_seed(*parts: int) -> int:
+    """A 32-bit seed from integers (numpy SeedSequence): one independent stream per tuple (also the
+    trainers' streams, trainers.validation)."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
+
+
 def chunk_seed(seed: int, chunk: int) -> int:
-    """The seed of chunk ``chunk``'s random stream (numpy SeedSequence of ``(seed, chunk)``, 32 bits)."""
-    return int(np.random.SeedSequence([int(seed), int(chunk)]).generate_state(1)[0])
+    """The seed of chunk ``chunk``'s random stream: :func:`derive_seed` of ``(seed, chunk)``."""
+    return derive_seed(seed, chunk)
 
 
 def chunk_generator(seed: int, chunk: int, device: torch.device | str) -> torch.Generator:
