@@ -33,7 +33,12 @@ training images with PGD-10):
 - ``ablation``: SCARL's ablations (Tables 4, 5, 7) and their own full-SCARL reference,
   on a seeded 20,000-image subset, 8 epochs;
 - ``grid``: spat_madry over alpha in {0, 0.1, 0.2, 0.4} x eps in {0.05, 0.1, 0.15}
-  (SPAT Fig. 5) on a seeded 10,000-image subset, 8 epochs.
+  (SPAT Fig. 5) on a seeded 10,000-image subset, 8 epochs;
+- ``batch``: pgd_at and scarl with batch sizes 64, 128, 256 and 512 (SCARL Fig. 4 d; lr
+  and epochs unchanged, so a larger batch takes fewer steps, as in the paper) on the
+  grid's 10,000 images, 8 epochs;
+- ``awp``: pgd_at, trades and scarl with AWP, and pgd_at without, on the ablations'
+  20,000 images, 8 epochs (the runs without AWP of trades and scarl are the ablations').
 
     python figures/study.py list                     # every job, and whether it is done
     python figures/study.py train --jobs 2           # train what is missing (resumable)
@@ -70,7 +75,8 @@ ROBUST_EPOCHS = 8
 NATURAL_EPOCHS = 15
 ABLATION_IMAGES = 20_000
 GRID_IMAGES = 10_000
-GROUPS = ("main", "ablation", "grid", "awp")
+BATCH_SIZES = ("64", "128", "256", "512")
+GROUPS = ("main", "ablation", "grid", "batch", "awp")
 
 
 @dataclass(frozen=True)
@@ -120,6 +126,7 @@ def _ablation_runs() -> list[StudyRun]:
         "scarl_infonce": ("--info", "infonce"),             # Table 4
         "scarl_random": ("--embedding", "random"),          # Table 5
         "scarl_onehot": ("--embedding", "onehot"),          # Table 5
+        "scarl_nn": ("--embedding", "nn"),                  # Table 5: a learned embedding
         "scarl_base_pgd_at": ("--base", "pgd_at"),          # Table 7
         "scarl_base_natural": ("--base", "natural"),        # Table 7
         "trades_20k": None,                                 # Table 4's first row: the TRADES baseline
@@ -140,6 +147,13 @@ def _grid_runs() -> list[StudyRun]:
     ]
 
 
+def _batch_runs() -> list[StudyRun]:
+    """SCARL Fig. 4 d: Madry AT and SCARL at four batch sizes (the same lr, epochs and images) on the
+    grid's 10,000 images."""
+    return [StudyRun(f"{method}_10k_b{batch}", "batch", method, ("--batch-size", batch), train_images=GRID_IMAGES)
+            for method in ("pgd_at", "scarl") for batch in BATCH_SIZES]
+
+
 def _awp_runs() -> list[StudyRun]:
     """AWP (the "remaining baselines" issue) on pgd_at, trades and scarl, each beside its run without AWP, at
     the ablations' size: gamma 0.01 for Madry AT and 0.005 for the TRADES losses (the reference's defaults);
@@ -150,7 +164,7 @@ def _awp_runs() -> list[StudyRun]:
     return runs
 
 
-RUNS: list[StudyRun] = _main_runs() + _ablation_runs() + _grid_runs() + _awp_runs()
+RUNS: list[StudyRun] = _main_runs() + _ablation_runs() + _grid_runs() + _batch_runs() + _awp_runs()
 
 
 def say(message: str, log: Path | None = None) -> None:

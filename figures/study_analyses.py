@@ -19,6 +19,11 @@ semprobe's version in their JSON).
 ``cca_semantic``    the same against GloVe's top 3 principal components (claim C1 b)
 ``simmatrix``       SCARL Fig. 2: class similarity with GloVe and the random/onehot controls
 ``alpha_curve``     SPAT Fig. 4: PGD-LS success vs alpha, PGD-CE and PGD-KL as references
+``figures``         ``semprobe figures`` on the main models: SCARL Fig. 1, 2, 4 a-c, 5 and SPAT
+                    Fig. 2, 3, 4 as PNG/PDF with the numbers behind them
+``figures_batch``   SCARL Fig. 4 d from the batch group's training logs
+``figures_grid``    SPAT Fig. 5 from the grid's training logs (validation accuracy; the grid
+                    table of the report has the test-split numbers)
 ==================  ========================================================================
 """
 
@@ -34,6 +39,10 @@ from typing import Callable
 MAIN = ("natural", "fgsm", "pgd_at", "trades", "mart", "tla", "scarl", "spat_madry", "spat_trades", "spat_mart")
 SEMANTIC_COMPONENTS = 3
 STATS = ("--n-boot", "1000", "--n-perm", "1000")
+FIGURES_OF_MODELS = ("scarl_fig1_cca", "scarl_fig5_cca", "scarl_fig2_simmatrix", "scarl_fig4a_epochs",
+                     "scarl_fig4b_eps", "scarl_fig4c_steps", "spat_fig4_alpha", "spat_fig2_examples",
+                     "spat_fig3_examples")
+EPS_SWEEP = "0,0.025,0.05,0.1,0.15,0.2"
 
 
 @dataclass(frozen=True)
@@ -44,12 +53,16 @@ class Analysis:
     command: str
     models: tuple[str, ...]
     options: tuple[str, ...]
+    flags: tuple[str, ...] = ()  # how each model goes in (default --ckpt); --runs passes its training logs
 
     def argv(self, models_dir: Path, results_dir: Path) -> list[str]:
         """``python`` arguments; ``{results}`` in an option names the results folder."""
-        checkpoints = [a for m in self.models for a in ("--ckpt", str(models_dir / f"{m}.pt"))]
+        inputs = []
+        for model, flag in zip(self.models, self.flags or ("--ckpt",) * len(self.models)):
+            path = models_dir.parent / "logs" / model if flag == "--runs" else models_dir / f"{model}.pt"
+            inputs += [flag, str(path)]
         options = [option.replace("{results}", str(results_dir)) for option in self.options]
-        return ["-m", "semprobe", self.command, *checkpoints, *options, "--quiet", "--overwrite",
+        return ["-m", "semprobe", self.command, *inputs, *options, "--quiet", "--overwrite",
                 "--out", str(results_dir / self.name)]
 
     def display(self) -> str:
@@ -81,6 +94,23 @@ def analyses(runs) -> list[Analysis]:
     found.append(Analysis("alpha_curve", "alpha-curve", ("natural", "pgd_at", "trades"),
                           ("--alphas", "0:1:0.1", "--n", "1000", "--steps", "20", "--step-size", "eps/10",
                            "--eps", "0.1")))
+    return found + figure_analyses(runs)
+
+
+def figure_analyses(runs) -> list[Analysis]:
+    """The papers' figures drawn by ``semprobe figures``: those of the main models (SCARL Fig. 1, 2, 4 a-c, 5,
+    SPAT Fig. 2-4; PGD-AT in the robust role), SCARL Fig. 4 d across the batch group, SPAT Fig. 5 across the
+    grid."""
+    roles = (("--natural", "natural"), ("--fgsm", "fgsm"), ("--robust", "pgd_at"), ("--trades", "trades"),
+             ("--scarl", "scarl"), ("--runs", "pgd_at"), ("--runs", "trades"), ("--runs", "scarl"))
+    found = [Analysis("figures", "figures", tuple(m for _, m in roles),
+                      ("--only", ",".join(FIGURES_OF_MODELS), "--eps", "0.1", "--eps-sweep", EPS_SWEEP, "--n", "1000",
+                       "--n-pairs", "1000", "--max-steps", "500", *STATS), tuple(f for f, _ in roles))]
+    for name, group, figure in (("figures_batch", "batch", "scarl_fig4d_batch"),
+                                ("figures_grid", "grid", "spat_fig5_alpha_sweep")):
+        members = tuple(run.name for run in runs if run.group == group)
+        if members:
+            found.append(Analysis(name, "figures", members, ("--only", figure), ("--runs",) * len(members)))
     return found
 
 

@@ -10,8 +10,11 @@ Sections: the training runs (schedules, chosen epoch, whether validation PGD acc
 flat over the last epochs, the targets); SCARL Table 1 / SPAT Tables 1-2 (every main
 model on the full test split); SCARL vs TRADES and each method with and without SPAT,
 compared paired on the same images (McNemar's exact test, Newcombe's paired interval);
-SCARL Table 3; the ablations of Tables 4, 5, 7 against their own reference; the SPAT
-Fig. 5 grid; AWP against the same methods without it; and the findings of ``semprobe.paper.findings`` (C1 a and b, RSA, PGD-LS vs alpha).
+SCARL Table 3; the ablations of Tables 4, 5, 7 against their own reference; Table 7's
+base losses with and without the semantic terms; the SPAT Fig. 5 grid; SCARL Fig. 4 d's
+batch sizes; AWP against the same methods without it; the findings of
+``semprobe.paper.findings`` (C1 a and b, RSA, PGD-LS vs alpha); every figure drawn by
+``semprobe figures``; and what does not apply on this data.
 """
 
 from __future__ import annotations
@@ -24,12 +27,26 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from study import RUNS, STUDY, StudyRun  # noqa: E402
+from study import GROUPS, RUNS, STUDY, StudyRun  # noqa: E402
 
 MAIN_ATTACKS = ("natural", "fgsm", "pgd20", "pgd100", "cw100")
 SPAT_PAIRS = (("spat_madry", "pgd_at"), ("spat_trades", "trades"), ("spat_mart", "mart"))
 ABLATION_REFERENCE = "scarl_20k"
 TARGETS = {"natural": {"natural": 91.0}, "robust": {"natural": 80.0, "pgd20": 68.0}}
+SEMANTIC_HELP_PAIRS = (("scarl_base_pgd_at", "pgd_at_20k"), ("scarl_20k", "trades_20k"))
+FIGURE_ANALYSES = (
+    ("figures", (("scarl_fig1_cca", "SCARL Fig. 1: CCA of features and word vectors"),
+                 ("scarl_fig5_cca", "SCARL Fig. 5: CCA, PGD-AT vs SCARL"),
+                 ("scarl_fig2_simmatrix", "SCARL Fig. 2: class similarity of features and of word vectors"),
+                 ("scarl_fig4a_epochs", "SCARL Fig. 4 a: validation PGD-10 accuracy per epoch"),
+                 ("scarl_fig4b_eps", "SCARL Fig. 4 b: PGD-10 accuracy vs eps"),
+                 ("scarl_fig4c_steps", "SCARL Fig. 4 c: PGD accuracy vs steps"),
+                 ("spat_fig4_alpha", "SPAT Fig. 4: PGD-LS success vs alpha"),
+                 ("spat_fig2_examples", "SPAT Fig. 2: adversarial examples of PGD-AT"),
+                 ("spat_fig3_examples", "SPAT Fig. 3: PGD-CE vs PGD-LS examples of PGD-AT"))),
+    ("figures_batch", (("scarl_fig4d_batch", "SCARL Fig. 4 d: accuracy vs batch size"),)),
+    ("figures_grid", (("spat_fig5_alpha_sweep", "SPAT Fig. 5: accuracy vs training alpha, per eps"),)),
+)
 FLAT_EPOCHS, FLAT_POINTS = 3, 1.0  # converged: validation PGD accuracy within 1 point over the last 3 epochs
 
 
@@ -186,6 +203,64 @@ def ablation_table(results: Path, runs: list[StudyRun]) -> list[str]:
     return lines + [_paired_row(results, run, ABLATION_REFERENCE) for run in runs] + [""]
 
 
+def semantic_help_table(results: Path, runs: list[StudyRun]) -> list[str]:
+    """SCARL Table 7 on Fashion-MNIST: each base loss with SCARL's semantic terms against the same base without
+    them, on the same 20,000 training images (PGD-20 on the full test split instead of the paper's FGSM and
+    AutoAttack)."""
+    by_name = {run.name: run for run in runs}
+    lines = ["## SCARL Table 7: a base loss with and without the semantic terms (20,000 training images)", "",
+             "SCARL's L_info and L_struc added to Madry AT and to TRADES, each against the same base alone, "
+             "paired on the same test images (PGD-20 on the full split instead of the paper's FGSM and AutoAttack).",
+             "", "| run | options | clean % | PGD-20 % | PGD-20 difference to the base alone [95% CI] | McNemar p |",
+             "|---|---|---|---|---|---|"]
+    for with_terms, base in SEMANTIC_HELP_PAIRS:
+        if with_terms in by_name and base in by_name:
+            lines.append(_paired_row(results, by_name[with_terms], base))
+    return lines + [""]
+
+
+def batch_table(results: Path, runs: list[StudyRun]) -> list[str]:
+    """SCARL Fig. 4 d on the test split: clean and PGD-20 accuracy of each method per training batch size."""
+    lines = ["## SCARL Fig. 4 d: batch size (10,000 training images)", "",
+             "The same learning rate and epochs at every batch size, so a larger batch takes fewer steps (as in the "
+             "paper). The figure (below) plots the last epoch's validation accuracy; this table the chosen "
+             "checkpoint on the full test split.", "",
+             "| run | batch size | clean % | PGD-20 % |", "|---|---|---|---|"]
+    for run in runs:
+        document = _read(results / f"eval_{run.name}" / "eval.json")
+        batch = run.options[run.options.index("--batch-size") + 1]
+        lines.append(f"| {run.name} | {batch} | {_cell(_result(document, 'natural'))} | "
+                     f"{_cell(_result(document, 'pgd20'))} |")
+    return lines + [""]
+
+
+def figures_section(results: Path) -> list[str]:
+    """Every figure the study's ``semprobe figures`` analyses drew, with the command that drew it."""
+    lines = ["## Figures", "",
+             "Drawn by `semprobe figures` from the committed models and training logs; each PNG has a PDF and the "
+             "JSON of its numbers beside it.", ""]
+    for analysis, figures in FIGURE_ANALYSES:
+        lines.append(f"Command: {_command(results, analysis)}")
+        lines.append("")
+        for name, caption in figures:
+            png = results / analysis / f"{name}.png"
+            if png.is_file():
+                lines += [f"**{caption}** (`{name}`)", "", f"![{caption}](results/{analysis}/{name}.png)", ""]
+            else:
+                lines += [f"**{caption}** (`{name}`): not drawn yet.", ""]
+    return lines
+
+
+def not_applicable_section() -> list[str]:
+    return ["## What does not apply here", "",
+            "- SCARL Table 8 (GloVe trained on Twitter, Common Crawl, Wikipedia+Gigaword) and the CLIP row of "
+            "Table 5: only GloVe 6B-50d is available offline, and no CLIP weights are; Table 5 is covered by GloVe "
+            "against the learned (nn), random and one-hot embeddings. `--embedding clip:MODEL:WEIGHTS` and "
+            "`--embedding glove:FILE` train them where the files exist.",
+            "- AutoAttack and FGSM in Table 7: the table uses PGD-20 on the full test split; AutoAttack runs on the "
+            "SCARL-vs-TRADES models (the comparisons above).", ""]
+
+
 def awp_table(results: Path, runs: list[StudyRun]) -> list[str]:
     """SCARL Table 6's AWP baselines on Fashion-MNIST: each method with AWP against the same method without
     it, trained on the same 20,000 images (the runs without AWP: pgd_at_20k, and the ablations' trades_20k
@@ -236,7 +311,7 @@ def findings_section(results: Path) -> list[str]:
 
 def write_report(study: Path = STUDY) -> Path:
     results = study / "results"
-    by_group = {group: [run for run in RUNS if run.group == group] for group in ("main", "ablation", "grid", "awp")}
+    by_group = {group: [run for run in RUNS if run.group == group] for group in GROUPS}
     sections = [
         ["# The study: SCARL and SPAT on well-trained Fashion-MNIST models", "",
          "Made by `python figures/study_report.py` from the outputs of `python figures/study.py` (every command is "
@@ -247,9 +322,13 @@ def write_report(study: Path = STUDY) -> Path:
         comparisons(results),
         table3_section(results),
         ablation_table(results, by_group["ablation"]),
+        semantic_help_table(results, RUNS),
         grid_table(results, by_group["grid"]),
+        batch_table(results, by_group["batch"]),
         awp_table(results, by_group["awp"]),
         findings_section(results),
+        figures_section(results),
+        not_applicable_section(),
     ]
     path = study / "REPORT.md"
     path.write_text("\n".join(line for section in sections for line in section).rstrip() + "\n")
@@ -260,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study-dir", type=Path, default=STUDY, help="the study folder (default figures/study)")
     args = parser.parse_args(argv)
+    if not args.study_dir.is_dir():
+        parser.exit(2, f"study_report: error: no study folder {args.study_dir}\n")
     print(f"wrote {write_report(args.study_dir.resolve())}")
     return 0
 

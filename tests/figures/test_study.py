@@ -49,8 +49,12 @@ def test_the_run_table_covers_the_issue():
     assert len(alphas) >= 4 and len({run.eps for run in grid}) >= 3 and len(grid) == len(alphas) * 3
     ablation = " ".join(" ".join(run.options) for run in runs if run.group == "ablation")
     for flag in ("--no-info", "--no-struc", "--info infonce", "--embedding random", "--embedding onehot",
-                 "--base pgd_at", "--base natural"):
+                 "--embedding nn", "--base pgd_at", "--base natural"):
         assert flag in ablation
+    batch = [run for run in runs if run.group == "batch"]
+    sizes = {(run.method, run.options[run.options.index("--batch-size") + 1]) for run in batch}
+    assert sizes == {(m, b) for m in ("pgd_at", "scarl") for b in ("64", "128", "256", "512")}
+    assert {run.train_images for run in batch} == {10_000}
     awp = {run.name: run for run in runs if run.group == "awp"}
     assert {"pgd_at_awp_20k", "trades_awp_20k", "scarl_awp_20k", "pgd_at_20k"} == set(awp)
     assert {run.train_images for run in awp.values()} == {20_000} and "--awp-gamma" in awp["scarl_awp_20k"].options
@@ -153,7 +157,20 @@ def test_every_study_analysis_is_a_valid_command():
     module = load_study("study_table2")
     from semprobe.cli import cli
 
+    figures = {}
     for analysis in module.analyses(module.RUNS):
-        argv = analysis.argv(Path("/m"), Path("/r"))[3:]
+        argv = analysis.argv(Path("/s/models"), Path("/s/results"))[3:]
         context = cli.commands[analysis.command].make_context(analysis.command, list(argv))
-        assert context.params["ckpt"], analysis.name
+        if analysis.command == "figures":
+            figures[analysis.name] = context.params
+        else:
+            assert context.params["ckpt"], analysis.name
+    # the figures: models by role, runs as their training logs, every paper figure asked for once
+    assert figures["figures"]["robust"] == Path("/s/models/pgd_at.pt")
+    assert figures["figures"]["scarl"] == Path("/s/models/scarl.pt")
+    assert Path("/s/logs/scarl") in figures["figures"]["run_dirs"]
+    assert len(figures["figures_batch"]["run_dirs"]) == 8 and len(figures["figures_grid"]["run_dirs"]) == 12
+    from semprobe.paper.figures import FIGURE_NAMES
+
+    asked = [name for params in figures.values() for name in params["only_text"].split(",")]
+    assert sorted(asked) == sorted(FIGURE_NAMES)

@@ -82,3 +82,45 @@ def test_awp_table_compares_each_awp_run_with_the_same_method_without_it(report,
     assert f"+9.0 [{100 * expected.ci95[0]:+.1f}, {100 * expected.ci95[1]:+.1f}] | {expected.mcnemar_p:.3g}" \
         in rows["trades_awp_20k"]
     assert "not evaluated yet" in rows["scarl_awp_20k"] and "--awp-gamma 0.005" in rows["trades_awp_20k"]
+
+
+def test_table7_pairs_each_base_with_its_semantic_terms_and_the_batch_table(report, tmp_path):
+    results = tmp_path / "study" / "results"
+    with_terms = "1" * 50 + "1" * 9 + "0" * 41   # 59 robust
+    base = "1" * 50 + "0" * 9 + "1" * 4 + "0" * 37  # 54 robust, on the same images
+    write_eval(results, "eval_scarl_base_pgd_at", {"natural": "1" * 80 + "0" * 20, "pgd20": with_terms})
+    write_eval(results, "eval_pgd_at_20k", {"natural": "1" * 81 + "0" * 19, "pgd20": base})
+    write_eval(results, "eval_scarl_10k_b256", {"natural": "1" * 77 + "0" * 23, "pgd20": "1" * 61 + "0" * 39})
+    lines = report.semantic_help_table(results, report.RUNS)
+    rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| scarl")}
+    assert set(rows) == {"scarl_base_pgd_at", "scarl_20k"}
+    expected = paired_comparison([c == "1" for c in with_terms], [c == "1" for c in base])
+    assert f"+5.0 [{100 * expected.ci95[0]:+.1f}, {100 * expected.ci95[1]:+.1f}] | {expected.mcnemar_p:.3g}" \
+        in rows["scarl_base_pgd_at"]
+    assert "not evaluated yet" in rows["scarl_20k"]
+    batch = report.batch_table(results, [run for run in report.RUNS if run.group == "batch"])
+    row = next(line for line in batch if line.startswith("| scarl_10k_b256 |"))
+    assert row.startswith("| scarl_10k_b256 | 256 | 77.0 [") and "| 61.0 [" in row
+    assert sum(line.startswith("| pgd_at_10k_b") for line in batch) == 4
+
+
+def test_figures_section_embeds_drawn_figures_with_their_command(report, tmp_path):
+    results = tmp_path / "study" / "results"
+    (results / "figures").mkdir(parents=True)
+    (results / "figures" / "scarl_fig4b_eps.png").write_bytes(b"\x89PNG")
+    (results / "figures" / "study-job.json").write_text(json.dumps({"command": "semprobe figures --robust x"}))
+    text = "\n".join(report.figures_section(results))
+    assert "![SCARL Fig. 4 b: PGD-10 accuracy vs eps](results/figures/scarl_fig4b_eps.png)" in text
+    assert "Command: `semprobe figures --robust x`" in text
+    assert "(`scarl_fig4c_steps`): not drawn yet." in text and "(`scarl_fig4d_batch`): not drawn yet." in text
+    from semprobe.paper.figures import FIGURE_NAMES
+
+    assert all(f"`{name}`" in text for name in FIGURE_NAMES)  # every paper figure has its place
+
+
+def test_report_of_a_missing_study_folder_is_one_line_and_exit_2(tmp_path):
+    import subprocess
+
+    result = subprocess.run([sys.executable, str(SCRIPT), "--study-dir", str(tmp_path / "none")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no study folder" in result.stderr
