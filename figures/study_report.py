@@ -78,15 +78,46 @@ def _command(results: Path, name: str) -> str:
     return f"`{record['command']}`" if record else "(not run yet)"
 
 
+def convergence_note(name: str, epochs: list[dict], chosen_epoch: int) -> str | None:
+    """One sentence on a run whose selection accuracy is not flat over its low-lr phase (the epochs from the
+    first lr decay on; the last FLAT_EPOCHS epochs when the lr never decays): still rising, fallen from its
+    chosen epoch, or moving within the validation noise; None when flat."""
+    key = "val_clean_acc" if name == "natural" else "val_pgd_acc"
+    label = "clean" if key == "val_clean_acc" else "PGD-10"
+    values = {e["epoch"]: 100 * e[key] for e in epochs}
+    decays = [b["epoch"] for a, b in zip(epochs, epochs[1:]) if b.get("lr", 0) < a.get("lr", 0)]
+    phase = [e for e in epochs if decays and e["epoch"] >= decays[0]]
+    if len(phase) < 2:
+        phase = epochs[-FLAT_EPOCHS:]
+    tail, last = [100 * e[key] for e in phase], epochs[-1]["epoch"]
+    if len(tail) < 2 or max(tail) - min(tail) < FLAT_POINTS:
+        return None
+    span = f"epochs {phase[0]['epoch']}-{last}"
+    if tail[-1] > tail[0] + FLAT_POINTS:
+        return (f"{name}: validation {label} accuracy still rose over {span} ({tail[0]:.1f}% -> {tail[-1]:.1f}%); "
+                "more epochs may add to it.")
+    best = values[chosen_epoch]
+    if tail[-1] < best - FLAT_POINTS:
+        after = [d for d in decays if chosen_epoch < d <= last]
+        why = f", after the lr decay at epoch {after[0]}" if after else ""
+        return (f"{name}: validation {label} accuracy fell from {best:.1f}% at epoch {chosen_epoch} (the chosen "
+                f"checkpoint) to {tail[-1]:.1f}% at epoch {last}{why}; best.pt keeps epoch {chosen_epoch}.")
+    return (f"{name}: validation {label} accuracy moved by {max(tail) - min(tail):.1f} points over {span}, within "
+            "the noise of 1,000 validation images (a 95% interval of about +-2.6 points) but above the "
+            f"{FLAT_POINTS:g}-point rule.")
+
+
 def training_section(study: Path, runs: list[StudyRun]) -> list[str]:
     """A row per run: epochs, chosen epoch and its validation accuracies, convergence, time."""
     lines = ["## Training", "",
              "SGD (momentum 0.9, weight decay 5e-4, batch 128), lr 0.1 decayed x0.1 at 75% and 90% of the epochs, "
              "eps 0.1, training attacks of 10 steps of eps/4; validation on 1,000 held-out training images with "
-             f"PGD-10. *Flat* means the validation PGD-10 accuracy moved less than {FLAT_POINTS:g} point over the "
-             f"last {FLAT_EPOCHS} epochs.", "",
+             f"PGD-10. *Flat* means the accuracy that picks best.pt (clean for natural, PGD-10 otherwise) moved less "
+             f"than {FLAT_POINTS:g} point over the epochs after the first lr decay (the last {FLAT_EPOCHS} when the "
+             "lr never decays).", "",
              "| run | group | training images | epochs | chosen epoch | val clean % | val PGD-10 % | flat | hours |",
              "|---|---|---|---|---|---|---|---|---|"]
+    notes = []
     for run in runs:
         record = _read(study / "models" / f"{run.name}.json")
         metrics = study / "logs" / run.name / "metrics.jsonl"
@@ -96,11 +127,16 @@ def training_section(study: Path, runs: list[StudyRun]) -> list[str]:
         epochs = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
         chosen = next(e for e in epochs if e["epoch"] == record["best_epoch"])
         tail = [e["val_pgd_acc"] for e in epochs[-FLAT_EPOCHS:]]
-        flat = "yes" if len(tail) == FLAT_EPOCHS and 100 * (max(tail) - min(tail)) < FLAT_POINTS else "no"
+        note = convergence_note(run.name, epochs, chosen["epoch"])
+        flat = "no" if note else "yes"
+        notes += [f"- {note}"] if note else []
         hours = sum(e.get("train_time_s", 0) + e.get("eval_time_s", 0) for e in epochs) / 3600
         lines.append(f"| {run.name} | {run.group} | {run.train_images or 'all'} | {len(epochs)} | {chosen['epoch']} | "
                      f"{100 * chosen['val_clean_acc']:.1f} | {100 * chosen['val_pgd_acc']:.1f} | {flat} | "
                      f"{hours:.1f} |")
+    if notes:
+        lines += ["", "Runs that are not flat (their curves: SCARL Fig. 4 a below, and `logs/NAME/metrics.jsonl`):",
+                  ""] + notes
     return lines + [""]
 
 

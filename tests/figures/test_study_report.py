@@ -124,3 +124,22 @@ def test_report_of_a_missing_study_folder_is_one_line_and_exit_2(tmp_path):
     result = subprocess.run([sys.executable, str(SCRIPT), "--study-dir", str(tmp_path / "none")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no study folder" in result.stderr
+
+
+def _epochs(pgd, lrs):
+    return [{"epoch": i + 1, "lr": lr, "val_clean_acc": 0.8, "val_pgd_acc": v} for i, (v, lr) in enumerate(zip(pgd, lrs))]
+
+
+def test_convergence_note_judges_the_low_lr_phase(report):
+    lrs = [0.1] * 6 + [0.01, 0.001]
+    note = report.convergence_note
+    # a jump at the decay, then flat: converged (the epochs before the decay do not count)
+    assert note("pgd_at", _epochs([.69, .73, .74, .76, .75, .77, .793, .790], lrs), 7) is None
+    fell = note("trades", _epochs([.66, .72, .71, .73, .72, .746, .716, .704], lrs), 6)
+    assert fell.startswith("trades: validation PGD-10 accuracy fell from 74.6% at epoch 6") and "decay at epoch 7" in fell
+    rose = note("mart", _epochs([.6, .62, .64, .66, .68, .70, .72, .75], lrs), 8)
+    assert "still rose over epochs 7-8 (72.0% -> 75.0%)" in rose
+    # natural is judged on clean accuracy; no decay: the last three epochs
+    natural = [{"epoch": i + 1, "lr": 0.1, "val_clean_acc": v, "val_pgd_acc": 0.0} for i, v in
+               enumerate([.80, .85, .90, .905, .902])]
+    assert note("natural", natural, 4) is None
