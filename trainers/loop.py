@@ -48,7 +48,6 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from semprobe.errors import ConfigError
 from semprobe.models.checkpoint import non_finite_tensors
 from semprobe.models import ProjectionHeads, create_model
 from semprobe.options import resolve_device, seed_everything
@@ -57,9 +56,9 @@ from semprobe.words import ClassVectors, class_vectors
 from trainers import distributed, rundir
 from trainers import speed
 from trainers.awp import WeightPerturbation
-from trainers.resident import ResidentLoader, can_hold, use_resident
+from trainers.resident import ResidentLoader, use_resident
 from trainers.config import TrainConfig
-from trainers.resuming import resumed_config
+from trainers.preflight import check_data_placement, run_folder_config
 from trainers.extra_data import load_extra, mixed_loader
 from trainers.guards import TrainingDiverged, TrainingInterrupted, all_finite, interrupts_held_back
 from trainers.image_pool import ImagePool
@@ -373,30 +372,11 @@ def train(config: TrainConfig, given: Iterable[str] = ()) -> TrainResult:
     """
     process = distributed.from_environment()
     device = process.place(resolve_device(config.device))
-    run_dir = Path(config.out)
-    point = None
-    if config.resume:
-        point = rundir.read_resume_point(run_dir)
-        config = resumed_config(point.checkpoint.config, config, set(given))
-        done = point.checkpoint.epoch
-        # a finished run is resumed only to restore a best.pt that a crash left behind last.pt
-        if done > config.epochs or (done == config.epochs and not rundir.best_is_stale(run_dir, point.checkpoint)):
-            raise ConfigError(f"{run_dir} has already run {done} of {config.epochs} epochs; "
-                              "pass a larger --epochs to continue it")
-    else:
-        rundir.check_fresh(run_dir, config.overwrite)
-    rundir.check_writable(run_dir)
+    config, point = run_folder_config(config, given, process.world_size)
     speed.prepare_device(device)
-    if config.batch_size % process.world_size:
-        raise ConfigError(f"--batch-size {config.batch_size} must be divisible by the {process.world_size} processes")
     splits = load_splits(config)
     splits.extra = load_extra(config, splits.train, process.world_size)
-    if config.data_on_device == "on" and splits.extra is not None:
-        raise ConfigError("--data-on-device on does not take --extra-data (its mixed batches come from a DataLoader): "
-                          "use --data-on-device off")
-    if config.data_on_device == "on" and not can_hold(splits.train):
-        raise ConfigError(f"--data-on-device on needs a dataset held in memory; {config.dataset} is read from "
-                          "image files: use --data-on-device off")
+    check_data_placement(config, splits)
     word_vectors = None
     if config.method == "scarl" and config.embedding != LEARNED_EMBEDDING:
         word_vectors = class_vectors(config.embedding, splits.train.classes, splits.train.phrases)
