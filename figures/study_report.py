@@ -140,6 +140,13 @@ def training_section(study: Path, runs: list[StudyRun]) -> list[str]:
     return lines + [""]
 
 
+def meets_targets(name: str, document: dict) -> bool:
+    """True when the eval.json ``document`` of main model ``name`` reaches the issue's targets."""
+    targets = TARGETS["natural" if name == "natural" else "robust"]
+    found = {attack: _result(document, attack) for attack in targets}
+    return all(found[attack] is not None and found[attack].accuracy >= floor for attack, floor in targets.items())
+
+
 def main_table(results: Path, names: list[str]) -> list[str]:
     """SCARL Table 1 / SPAT Tables 1-2: accuracy % [95% CI] on the whole test split, with the targets."""
     lines = ["## Robust accuracy on the full test split (SCARL Table 1, SPAT Tables 1-2)", "",
@@ -153,8 +160,7 @@ def main_table(results: Path, names: list[str]) -> list[str]:
         if document is None:
             lines.append(f"| {name} | " + " | ".join("-" for _ in MAIN_ATTACKS) + " | not evaluated yet |")
             continue
-        targets = TARGETS["natural" if name == "natural" else "robust"]
-        met = all(cells[a] is not None and cells[a].accuracy >= floor for a, floor in targets.items())
+        met = meets_targets(name, document)
         lines.append(f"| {name} | " + " | ".join(_cell(cells[a]) for a in MAIN_ATTACKS) + f" | "
                      f"{'met' if met else 'short'} |")
     return lines + ["", "Commands: " + "; ".join(_command(results, f"eval_{name}") for name in names), ""]
@@ -165,18 +171,13 @@ def _labelled(document: dict, label: str) -> dict:
     return {**document, "checkpoints": {label: next(iter(document["checkpoints"].values()))}}
 
 
-def comparisons(results: Path) -> list[str]:
-    """SCARL vs TRADES (PGD-20 on the full split, AutoAttack on 500) and each method with vs without SPAT."""
+def comparison_findings(results: Path) -> list[tuple[str, str, tuple[str, ...], object]]:
+    """``(first, second, attacks, finding or None)`` for SCARL vs TRADES and each method with vs without SPAT:
+    the paired :func:`~semprobe.paper.findings.accuracy_finding` of their evals (None until both have one)."""
     from semprobe.paper.findings import accuracy_finding
 
-    lines = []
-    pairs = [("scarl", "trades")] + [(a, b) for a, b in SPAT_PAIRS]
-    lines += ["## Paired comparisons (SCARL Table 1's claim; SPAT Tables 1-2: each method with and without SPAT)",
-              "", "Each pair is scored on the same test images, so the difference gets Newcombe's paired interval "
-              "and McNemar's exact test.", "",
-              "| comparison | attack | n | first % | second % | difference, points [95% CI] | McNemar p |",
-              "|---|---|---|---|---|---|---|"]
-    for first, second in pairs:
+    found = []
+    for first, second in [("scarl", "trades"), *SPAT_PAIRS]:
         documents = []
         for prefix in ("eval_", "aa_"):
             for name in (first, second):
@@ -184,19 +185,32 @@ def comparisons(results: Path) -> list[str]:
                 if document is not None:
                     documents.append(_labelled(document, name))
         attacks = ("pgd20", "aa", "cw100") if first == "scarl" else ("natural", "pgd20", "cw100")
-        if not documents:
+        finding = accuracy_finding(documents, first, second, attacks=attacks) if documents else None
+        found.append((first, second, attacks, finding if finding is not None and finding.numbers else None))
+    return found
+
+
+def comparisons(results: Path) -> list[str]:
+    """SCARL vs TRADES (PGD-20 on the full split, AutoAttack on 500) and each method with vs without SPAT."""
+    lines = ["## Paired comparisons (SCARL Table 1's claim; SPAT Tables 1-2: each method with and without SPAT)",
+             "", "Each pair is scored on the same test images, so the difference gets Newcombe's paired interval "
+             "and McNemar's exact test.", "",
+             "| comparison | attack | n | first % | second % | difference, points [95% CI] | McNemar p |",
+             "|---|---|---|---|---|---|---|"]
+    for first, second, attacks, finding in comparison_findings(results):
+        if finding is None:
             lines.append(f"| {first} vs {second} | - | | | | not evaluated yet | |")
             continue
-        finding = accuracy_finding(documents, first, second, attacks=attacks)
         for attack in attacks:
             numbers = finding.numbers.get(attack)
             if numbers is None:
+                lines.append(f"| {first} vs {second} | {attack} | | | | not evaluated on both yet | |")
                 continue
             difference, low, high = numbers["difference"]
             p = f"{numbers['mcnemar_p']:.3g}" if numbers.get("paired") else "unpaired"
             lines.append(f"| {first} vs {second} | {attack} | {numbers['n']} | {numbers[first]:.1f} | "
                          f"{numbers[second]:.1f} | {difference:+.1f} [{low:+.1f}, {high:+.1f}] | {p} |")
-        lines.append(f"| | verdict: **{finding.verdict}** ({first} more robust) | | | | | |")
+        lines.append(f"| | verdict: **{finding.verdict}** ({first} better) | | | | | |")
     return lines + [""]
 
 
@@ -323,26 +337,74 @@ def grid_table(results: Path, runs: list[StudyRun]) -> list[str]:
     return lines + [""]
 
 
-def findings_section(results: Path) -> list[str]:
-    """The findings of semprobe.paper.findings on the study's cca, simmatrix and alpha_curve outputs."""
+def claim_findings(results: Path) -> list:
+    """The findings of :mod:`semprobe.paper.findings` on the study's cca, cca_semantic, simmatrix and alpha_curve
+    outputs: claim C1 a and b for PGD-AT vs natural (SCARL Fig. 1-2) and for SCARL vs PGD-AT (Fig. 5), the RSA,
+    and PGD-LS success vs alpha (SPAT Fig. 4)."""
+    from dataclasses import replace
+
     from semprobe.paper.findings import alpha_finding, rsa_finding, semantics_finding, separability_finding
 
     cca, semantic = _read(results / "cca" / "cca.json"), _read(results / "cca_semantic" / "cca.json")
     sim, alpha = _read(results / "simmatrix" / "simmatrix.json"), _read(results / "alpha_curve" / "alpha_curve.json")
     findings = []
-    if cca is not None:
-        findings.append(separability_finding(cca, "pgd_at", "natural"))
-    if semantic is not None and sim is not None:
-        findings.append(semantics_finding(semantic, sim, "pgd_at", "natural"))
+    for robust, natural, prefix in (("pgd_at", "natural", ""), ("scarl", "pgd_at", "Fig. 5, SCARL vs PGD-AT: ")):
+        if cca is not None:
+            found = separability_finding(cca, robust, natural)
+            findings.append(replace(found, title=prefix + found.title))
+        if semantic is not None and sim is not None:
+            found = semantics_finding(semantic, sim, robust, natural)
+            findings.append(replace(found, title=prefix + found.title))
     if sim is not None:
         findings.append(rsa_finding(sim, "pgd_at", "natural"))
     if alpha is not None:
         findings.append(alpha_finding(alpha, ["natural", "pgd_at"], "pgd_at"))
-    lines = ["## Findings (SCARL Fig. 1, 2; SPAT Fig. 4)", ""]
+    return findings
+
+
+def findings_section(results: Path) -> list[str]:
+    """The claim findings, a verdict table and each with its numbers and rule."""
+    findings = claim_findings(results)
+    lines = ["## Findings (SCARL Fig. 1, 2, 5; SPAT Fig. 4)", ""]
     if not findings:
         return lines + ["Not computed yet: the cca, cca_semantic, simmatrix and alpha_curve analyses.", ""]
     lines += ["| finding | verdict |", "|---|---|"] + [f"| {f.title} | {f.verdict} |" for f in findings] + [""]
     return lines + [f.to_markdown() for f in findings]
+
+
+def summary_section(results: Path, main: list[str]) -> list[str]:
+    """What holds, what does not and what cannot be told, each claim once with its verdict, and the targets."""
+    from semprobe.paper.findings import HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE
+
+    verdicts = {HOLDS: [], OPPOSITE: [], UNCLEAR: [], UNTESTABLE: []}
+    waiting = []
+    for first, second, _, finding in comparison_findings(results):
+        label = f"{first} more robust than {second} (paired)"
+        if finding is None:
+            waiting.append(label)
+        else:
+            verdicts[finding.verdict].append(label)
+    findings = claim_findings(results)
+    for finding in findings:
+        verdicts[finding.verdict].append(finding.title)
+    if not findings:
+        waiting.append("claims C1 a and b, the RSA and PGD-LS vs alpha")
+    met, short = [], []
+    for name in main:
+        document = _read(results / f"eval_{name}" / "eval.json")
+        if document is None:
+            continue
+        (met if meets_targets(name, document) else short).append(name)
+    lines = ["## Summary", "",
+             f"- **Holds**: {'; '.join(verdicts[HOLDS]) or 'nothing yet'}.",
+             f"- **Does not hold**: {'; '.join(verdicts[OPPOSITE]) or 'nothing yet'}.",
+             f"- **Cannot be told on this data** (inconclusive or untestable): "
+             f"{'; '.join(verdicts[UNCLEAR] + verdicts[UNTESTABLE]) or 'nothing yet'}.",
+             f"- **Not computed yet**: {'; '.join(waiting) or 'nothing'}.",
+             f"- **Targets** (natural >= 91% clean; robust >= 80% clean and >= 68% PGD-20, full test split): met by "
+             f"{', '.join(met) or 'none yet'}; short: {', '.join(short) or 'none'}.",
+             "", "Each verdict follows the rule written under it below; the sections give the numbers.", ""]
+    return lines
 
 
 def write_report(study: Path = STUDY) -> Path:
@@ -353,6 +415,7 @@ def write_report(study: Path = STUDY) -> Path:
          "Made by `python figures/study_report.py` from the outputs of `python figures/study.py` (every command is "
          "named with its section). A check of the papers' claims on another dataset with a small CNN, not a "
          "reproduction of their CIFAR numbers.", ""],
+        summary_section(results, [run.name for run in by_group["main"]]),
         training_section(study, RUNS),
         main_table(results, [run.name for run in by_group["main"]]),
         comparisons(results),

@@ -143,3 +143,27 @@ def test_convergence_note_judges_the_low_lr_phase(report):
     natural = [{"epoch": i + 1, "lr": 0.1, "val_clean_acc": v, "val_pgd_acc": 0.0} for i, v in
                enumerate([.80, .85, .90, .905, .902])]
     assert note("natural", natural, 4) is None
+
+
+def test_summary_sorts_each_claim_by_its_verdict_and_names_the_targets(report, tmp_path):
+    results = tmp_path / "study" / "results"
+    write_eval(results, "eval_scarl", {"natural": "1" * 85 + "0" * 15, "pgd20": "1" * 80 + "0" * 20,
+                                       "cw100": "1" * 79 + "0" * 21})
+    write_eval(results, "eval_trades", {"natural": "1" * 90 + "0" * 10, "pgd20": "0" * 30 + "1" * 50 + "0" * 20,
+                                        "cw100": "0" * 30 + "1" * 49 + "0" * 21})
+    write_eval(results, "eval_spat_madry", {"natural": "1" * 80 + "0" * 20, "pgd20": "1" * 70 + "0" * 30,
+                                            "cw100": "1" * 69 + "0" * 31})
+    write_eval(results, "eval_pgd_at", {"natural": "1" * 80 + "0" * 20, "pgd20": "1" * 71 + "0" * 29,
+                                        "cw100": "1" * 69 + "0" * 31})
+    lines = report.summary_section(results, ["natural", "scarl", "trades", "pgd_at", "spat_madry"])
+    text = "\n".join(lines)
+    holds = next(line for line in lines if line.startswith("- **Holds**"))
+    assert "scarl more robust than trades (paired)" in holds  # +30 points on both attacks, paired
+    unclear = next(line for line in lines if line.startswith("- **Cannot be told"))
+    assert "spat_madry more robust than pgd_at (paired)" in unclear  # equal clean and robust accuracy
+    waiting = next(line for line in lines if line.startswith("- **Not computed yet**"))
+    assert "spat_mart more robust than mart" in waiting and "claims C1 a and b" in waiting
+    targets = next(line for line in lines if line.startswith("- **Targets**"))
+    assert "met by scarl, pgd_at, spat_madry; short: trades." in targets  # trades: 50% under PGD-20
+    assert "natural" not in targets.split("met by")[1]  # not evaluated: neither met nor short
+    assert text.count("- **") == 5
