@@ -312,9 +312,8 @@ def not_applicable_section() -> list[str]:
 
 
 def awp_table(results: Path, runs: list[StudyRun]) -> list[str]:
-    """SCARL Table 6's AWP baselines on Fashion-MNIST: each method with AWP against the same method without
-    it, trained on the same 20,000 images (the runs without AWP: pgd_at_20k, and the ablations' trades_20k
-    and scarl_20k)."""
+    """SCARL Table 6's AWP baselines on Fashion-MNIST: each run with AWP (name ``X_awp_20k``) against the same
+    method without it (``X_20k``), trained on the same 20,000 images."""
     lines = ["## AWP (SCARL Table 6's baselines; 20,000 training images)", "",
              "Each run with AWP against the same method without it on the same images, paired.", "",
              "| run | options | clean % | PGD-20 % | PGD-20 difference to no AWP [95% CI] | McNemar p |",

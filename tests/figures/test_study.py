@@ -55,9 +55,11 @@ def test_the_run_table_covers_the_issue():
     sizes = {(run.method, run.options[run.options.index("--batch-size") + 1]) for run in batch}
     assert sizes == {(m, b) for m in ("pgd_at", "scarl") for b in ("64", "128", "256", "512")}
     assert {run.train_images for run in batch} == {10_000}
-    awp = {run.name: run for run in runs if run.group == "awp"}
-    assert {"pgd_at_awp_20k", "trades_awp_20k", "scarl_awp_20k", "pgd_at_20k"} == set(awp)
-    assert {run.train_images for run in awp.values()} == {20_000} and "--awp-gamma" in awp["scarl_awp_20k"].options
+    awp = [run for run in runs if run.group == "awp"]
+    assert [(run.name, run.train_images) for run in awp] == [("pgd_at_awp_20k", 20_000)]
+    assert "--awp-gamma" in awp[0].options
+    baseline = next(run for run in runs if run.name == "pgd_at_20k")  # AWP's and Table 7's Madry AT base
+    assert baseline.method == "pgd_at" and baseline.options == () and baseline.train_images == 20_000
     # every command is one the trainers accept
     from trainers.config import parse_args
 
@@ -174,3 +176,15 @@ def test_every_study_analysis_is_a_valid_command():
 
     asked = [name for params in figures.values() for name in params["only_text"].split(",")]
     assert sorted(asked) == sorted(FIGURE_NAMES)
+
+
+def test_the_committed_zoo_stays_within_20_mb_and_its_models_are_weights_only_float32():
+    models = REPO / "figures" / "study" / "models"
+    files = sorted(models.glob("*.pt"))
+    assert sum(path.stat().st_size for path in files) <= 20_000_000
+    for path in files:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        heads = (checkpoint.get("heads") or {}).get("state_dict", {})
+        tensors = [t for part in (checkpoint["model"], heads) for t in part.values() if t.is_floating_point()]
+        assert tensors and all(t.dtype == torch.float32 for t in tensors), path.name
+        assert checkpoint.get("optimizer") is None and checkpoint.get("resume") is None, path.name

@@ -72,16 +72,17 @@ def test_awp_table_compares_each_awp_run_with_the_same_method_without_it(report,
     results = tmp_path / "study" / "results"
     with_awp = "1" * 60 + "1" * 12 + "0" * 28   # 72 robust
     without = "1" * 60 + "0" * 12 + "1" * 3 + "0" * 25  # 63 robust, on the same images
-    write_eval(results, "eval_trades_awp_20k", {"natural": "1" * 80 + "0" * 20, "pgd20": with_awp})
-    write_eval(results, "eval_trades_20k", {"natural": "1" * 82 + "0" * 18, "pgd20": without})
-    runs = [run for run in report.RUNS if run.group == "awp"]
+    write_eval(results, "eval_pgd_at_awp_20k", {"natural": "1" * 80 + "0" * 20, "pgd20": with_awp})
+    write_eval(results, "eval_pgd_at_20k", {"natural": "1" * 82 + "0" * 18, "pgd20": without})
+    awp = report.StudyRun("trades_awp_20k", "awp", "trades", ("--awp-gamma", "0.005"), train_images=20_000)
+    runs = [run for run in report.RUNS if run.group == "awp"] + [awp]
     lines = report.awp_table(results, runs)
     rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ") and "_20k" in line}
-    assert set(rows) == {"pgd_at_awp_20k", "trades_awp_20k", "scarl_awp_20k"}  # the baseline is no row of its own
+    assert set(rows) == {"pgd_at_awp_20k", "trades_awp_20k"}  # the baseline is no row of its own
     expected = paired_comparison([c == "1" for c in with_awp], [c == "1" for c in without])
     assert f"+9.0 [{100 * expected.ci95[0]:+.1f}, {100 * expected.ci95[1]:+.1f}] | {expected.mcnemar_p:.3g}" \
-        in rows["trades_awp_20k"]
-    assert "not evaluated yet" in rows["scarl_awp_20k"] and "--awp-gamma 0.005" in rows["trades_awp_20k"]
+        in rows["pgd_at_awp_20k"]
+    assert "not evaluated yet" in rows["trades_awp_20k"] and "--awp-gamma 0.01" in rows["pgd_at_awp_20k"]
 
 
 def test_table7_pairs_each_base_with_its_semantic_terms_and_the_batch_table(report, tmp_path):
