@@ -73,6 +73,17 @@ def _cell(result) -> str:
     return f"{result.accuracy:.1f} [{result.ci95[0]:.1f}, {result.ci95[1]:.1f}]"
 
 
+def _option(run: StudyRun, flag: str) -> str:
+    """The value ``run`` gives ``flag``."""
+    return run.options[run.options.index(flag) + 1]
+
+
+def _clean_and_pgd(results: Path, run: StudyRun) -> str:
+    """Two table cells: ``run``'s clean and PGD-20 accuracy on the test split, or ``-`` before its eval ran."""
+    document = _read(results / f"eval_{run.name}" / "eval.json")
+    return f"{_cell(_result(document, 'natural'))} | {_cell(_result(document, 'pgd20'))}"
+
+
 def _command(results: Path, name: str) -> str:
     record = _read(results / name / "study-job.json")
     return f"`{record['command']}`" if record else "(not run yet)"
@@ -276,12 +287,8 @@ def batch_table(results: Path, runs: list[StudyRun]) -> list[str]:
              "paper). The figure (below) plots the last epoch's validation accuracy; this table the chosen "
              "checkpoint on the full test split.", "",
              "| run | batch size | clean % | PGD-20 % |", "|---|---|---|---|"]
-    for run in runs:
-        document = _read(results / f"eval_{run.name}" / "eval.json")
-        batch = run.options[run.options.index("--batch-size") + 1]
-        lines.append(f"| {run.name} | {batch} | {_cell(_result(document, 'natural'))} | "
-                     f"{_cell(_result(document, 'pgd20'))} |")
-    return lines + [""]
+    return lines + [f"| {run.name} | {_option(run, '--batch-size')} | {_clean_and_pgd(results, run)} |"
+                    for run in runs] + [""]
 
 
 def figures_section(results: Path) -> list[str]:
@@ -328,12 +335,8 @@ def grid_table(results: Path, runs: list[StudyRun]) -> list[str]:
     """SPAT Fig. 5: spat_madry's clean and PGD-20 accuracy at its training eps, per alpha and eps."""
     lines = ["## SPAT Fig. 5: spat_madry over alpha and eps (10,000 training images)", "",
              "| eps | alpha | clean % | PGD-20 % at the training eps |", "|---|---|---|---|"]
-    for run in runs:
-        document = _read(results / f"eval_{run.name}" / "eval.json")
-        alpha = run.options[run.options.index("--alpha") + 1]
-        lines.append(f"| {run.eps} | {alpha} | {_cell(_result(document, 'natural'))} | "
-                     f"{_cell(_result(document, 'pgd20'))} |")
-    return lines + [""]
+    return lines + [f"| {run.eps} | {_option(run, '--alpha')} | {_clean_and_pgd(results, run)} |"
+                    for run in runs] + [""]
 
 
 def claim_findings(results: Path) -> list:

@@ -68,20 +68,31 @@ def test_report_tables_targets_and_paired_comparisons(report, tmp_path):
     assert "`semprobe eval ... eval_scarl`" in text
 
 
+def paired_cells(first: str, second: str) -> str:
+    """The report's difference and McNemar cells for two per-image outcome strings, computed independently."""
+    expected = paired_comparison([c == "1" for c in first], [c == "1" for c in second])
+    return (f"{100 * expected.difference:+.1f} [{100 * expected.ci95[0]:+.1f}, {100 * expected.ci95[1]:+.1f}] | "
+            f"{expected.mcnemar_p:.3g}")
+
+
+def write_pair(results: Path, names: tuple[str, str], robust: tuple[str, str], clean=(80, 81)) -> None:
+    """Two eval.json of the same 100 images: ``robust`` their PGD-20 outcomes, ``clean`` their clean counts."""
+    for name, flags, correct in zip(names, robust, clean):
+        write_eval(results, f"eval_{name}", {"natural": "1" * correct + "0" * (100 - correct), "pgd20": flags})
+
+
 def test_awp_table_compares_each_awp_run_with_the_same_method_without_it(report, tmp_path):
     results = tmp_path / "study" / "results"
     with_awp = "1" * 60 + "1" * 12 + "0" * 28   # 72 robust
     without = "1" * 60 + "0" * 12 + "1" * 3 + "0" * 25  # 63 robust, on the same images
-    write_eval(results, "eval_pgd_at_awp_20k", {"natural": "1" * 80 + "0" * 20, "pgd20": with_awp})
-    write_eval(results, "eval_pgd_at_20k", {"natural": "1" * 82 + "0" * 18, "pgd20": without})
+    write_pair(results, ("pgd_at_awp_20k", "pgd_at_20k"), (with_awp, without))
     awp = report.StudyRun("trades_awp_20k", "awp", "trades", ("--awp-gamma", "0.005"), train_images=20_000)
     runs = [run for run in report.RUNS if run.group == "awp"] + [awp]
     lines = report.awp_table(results, runs)
     rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| ") and "_20k" in line}
     assert set(rows) == {"pgd_at_awp_20k", "trades_awp_20k"}  # the baseline is no row of its own
-    expected = paired_comparison([c == "1" for c in with_awp], [c == "1" for c in without])
-    assert f"+9.0 [{100 * expected.ci95[0]:+.1f}, {100 * expected.ci95[1]:+.1f}] | {expected.mcnemar_p:.3g}" \
-        in rows["pgd_at_awp_20k"]
+    assert paired_cells(with_awp, without).startswith("+9.0 [")
+    assert paired_cells(with_awp, without) in rows["pgd_at_awp_20k"]
     assert "not evaluated yet" in rows["trades_awp_20k"] and "--awp-gamma 0.01" in rows["pgd_at_awp_20k"]
 
 
@@ -89,15 +100,12 @@ def test_table7_pairs_each_base_with_its_semantic_terms_and_the_batch_table(repo
     results = tmp_path / "study" / "results"
     with_terms = "1" * 50 + "1" * 9 + "0" * 41   # 59 robust
     base = "1" * 50 + "0" * 9 + "1" * 4 + "0" * 37  # 54 robust, on the same images
-    write_eval(results, "eval_scarl_base_pgd_at", {"natural": "1" * 80 + "0" * 20, "pgd20": with_terms})
-    write_eval(results, "eval_pgd_at_20k", {"natural": "1" * 81 + "0" * 19, "pgd20": base})
+    write_pair(results, ("scarl_base_pgd_at", "pgd_at_20k"), (with_terms, base))
     write_eval(results, "eval_scarl_10k_b256", {"natural": "1" * 77 + "0" * 23, "pgd20": "1" * 61 + "0" * 39})
     lines = report.semantic_help_table(results, report.RUNS)
     rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| scarl")}
     assert set(rows) == {"scarl_base_pgd_at", "scarl_20k"}
-    expected = paired_comparison([c == "1" for c in with_terms], [c == "1" for c in base])
-    assert f"+5.0 [{100 * expected.ci95[0]:+.1f}, {100 * expected.ci95[1]:+.1f}] | {expected.mcnemar_p:.3g}" \
-        in rows["scarl_base_pgd_at"]
+    assert paired_cells(with_terms, base).startswith("+5.0 [") and paired_cells(with_terms, base) in rows["scarl_base_pgd_at"]
     assert "not evaluated yet" in rows["scarl_20k"]
     batch = report.batch_table(results, [run for run in report.RUNS if run.group == "batch"])
     row = next(line for line in batch if line.startswith("| scarl_10k_b256 |"))
