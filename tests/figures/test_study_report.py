@@ -105,7 +105,8 @@ def test_table7_pairs_each_base_with_its_semantic_terms_and_the_batch_table(repo
     lines = report.semantic_help_table(results, report.RUNS)
     rows = {line.split(" | ")[0][2:]: line for line in lines if line.startswith("| scarl")}
     assert set(rows) == {"scarl_base_pgd_at", "scarl_20k"}
-    assert paired_cells(with_terms, base).startswith("+5.0 [") and paired_cells(with_terms, base) in rows["scarl_base_pgd_at"]
+    cells = paired_cells(with_terms, base)
+    assert cells.startswith("+5.0 [") and cells in rows["scarl_base_pgd_at"]
     assert "not evaluated yet" in rows["scarl_20k"]
     batch = report.batch_table(results, [run for run in report.RUNS if run.group == "batch"])
     row = next(line for line in batch if line.startswith("| scarl_10k_b256 |"))
@@ -136,7 +137,8 @@ def test_report_of_a_missing_study_folder_is_one_line_and_exit_2(tmp_path):
 
 
 def _epochs(pgd, lrs):
-    return [{"epoch": i + 1, "lr": lr, "val_clean_acc": 0.8, "val_pgd_acc": v} for i, (v, lr) in enumerate(zip(pgd, lrs))]
+    return [{"epoch": i + 1, "lr": lr, "val_clean_acc": 0.8, "val_pgd_acc": v}
+            for i, (v, lr) in enumerate(zip(pgd, lrs))]
 
 
 def test_convergence_note_judges_the_low_lr_phase(report):
@@ -145,7 +147,8 @@ def test_convergence_note_judges_the_low_lr_phase(report):
     # a jump at the decay, then flat: converged (the epochs before the decay do not count)
     assert note("pgd_at", _epochs([.69, .73, .74, .76, .75, .77, .793, .790], lrs), 7) is None
     fell = note("trades", _epochs([.66, .72, .71, .73, .72, .746, .716, .704], lrs), 6)
-    assert fell.startswith("trades: validation PGD-10 accuracy fell from 74.6% at epoch 6") and "decay at epoch 7" in fell
+    assert fell.startswith("trades: validation PGD-10 accuracy fell from 74.6% at epoch 6")
+    assert "decay at epoch 7" in fell
     rose = note("mart", _epochs([.6, .62, .64, .66, .68, .70, .72, .75], lrs), 8)
     assert "still rose over epochs 7-8 (72.0% -> 75.0%)" in rose
     # natural is judged on clean accuracy; no decay: the last three epochs
