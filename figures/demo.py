@@ -84,6 +84,20 @@ PROFILES = {
                      figures_n=30, max_steps=3, eps_sweep="0,0.1", n_boot=30, n_perm=30),
 }
 
+# On the zoo the demo trains nothing but its end-to-end check, so the full profile's analyses take larger
+# samples in the same budget (verdicts with power); the smoke profile keeps its sizes.
+ZOO_SAMPLES = dict(eval_n=2000, aa_n=100, cca_pairs=1000, sim_n=1000, alpha_n=1000, figures_n=500, max_steps=100,
+                   n_boot=1000, n_perm=1000)
+
+
+def analysis_profile(profile_name: str, source: str, aa_n: int | None = None) -> Profile:
+    """The profile the analyses use: ``profile_name``'s, with :data:`ZOO_SAMPLES` when the full profile runs on
+    the zoo, and ``--aa-n`` over both."""
+    profile = PROFILES[profile_name]
+    if source == "zoo" and profile_name == "full":
+        profile = replace(profile, **ZOO_SAMPLES)
+    return profile if aa_n is None else replace(profile, aa_n=aa_n)
+
 
 def choose_dataset(data_dir: str | None, allow_download: bool = True) -> tuple[str, str]:
     """``(dataset, line)``: Fashion-MNIST where found or downloadable, else scikit-learn's digits."""
@@ -282,8 +296,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="auto: Fashion-MNIST where found or downloadable, else digits")
     args = parser.parse_args(argv)
     profile = PROFILES[args.profile]
-    if args.aa_n is not None:
-        profile = replace(profile, aa_n=args.aa_n)
     started = time.monotonic()
     out, cache = Path(args.out).resolve(), Path(args.cache).resolve()
     stage = out.parent / f".{out.name}.partial"
@@ -312,6 +324,7 @@ def _run(args, profile: Profile, out: Path, cache: Path, stage: Path, started: f
         say(f"models: trained here ({'--no-zoo' if args.no_zoo else f'no complete {dataset} zoo in {args.zoo}'})")
     else:
         say(f"models: the well-trained zoo in {args.zoo}, plus one short end-to-end training run")
+    profile = analysis_profile(args.profile, models.source, args.aa_n)
     train = models.jobs
     analyses = analysis_jobs(profile, dataset, models, stage, test_size, args.data_dir)
     for job in train + analyses:  # the commands as a user would type them from the repository

@@ -232,3 +232,14 @@ def test_analyses_are_reused_only_for_the_same_inputs(demo, tmp_path):
     ckpt.write_bytes(b"one")
     job.display = "semprobe eval --n 10"
     assert not demo._reuse(job, store)
+
+
+def test_the_full_profile_takes_larger_samples_on_the_zoo_only(demo):
+    full, smoke = demo.PROFILES["full"], demo.PROFILES["smoke"]
+    assert demo.analysis_profile("full", "trained") == full
+    on_zoo = demo.analysis_profile("full", "zoo")
+    assert on_zoo.eval_n == 2000 and on_zoo.aa_n == 100 and on_zoo.cca_pairs == 1000
+    assert on_zoo.eval_n > full.eval_n and on_zoo.train_images == full.train_images  # only the samples change
+    assert demo.analysis_profile("smoke", "zoo") == smoke  # the tests' zoo run stays small
+    assert demo.analysis_profile("full", "zoo", aa_n=7).aa_n == 7
+    assert demo.analysis_profile("full", "trained", 7).aa_n == 7
