@@ -238,7 +238,7 @@ def test_the_full_profile_takes_larger_samples_on_the_zoo_only(demo):
     full, smoke = demo.PROFILES["full"], demo.PROFILES["smoke"]
     assert demo.analysis_profile("full", "trained") == full
     on_zoo = demo.analysis_profile("full", "zoo")
-    assert on_zoo.eval_n == 2000 and on_zoo.aa_n == 100 and on_zoo.cca_pairs == 1000
+    assert on_zoo.eval_n == 1000 and on_zoo.aa_n == 50 and on_zoo.cca_pairs == 1000
     assert on_zoo.eval_n > full.eval_n and on_zoo.train_images == full.train_images  # only the samples change
     assert demo.analysis_profile("smoke", "zoo") == smoke  # the tests' zoo run stays small
     assert demo.analysis_profile("full", "zoo", aa_n=7).aa_n == 7
