@@ -48,6 +48,7 @@ would add 1 MB and about two core-hours.
     python figures/study.py list                     # every job, and whether it is done
     python figures/study.py train --jobs 2           # train what is missing (resumable)
     python figures/study.py train --only pgd_at,trades
+    python figures/study.py analyse --only cca,eval_scarl  # these analyses, in this order
     python figures/study.py all                      # train, and analyse each model as soon as it exists
     python figures/study_report.py                   # figures/study/REPORT.md from what has been computed
 """
@@ -167,6 +168,7 @@ def _awp_runs() -> list[StudyRun]:
 
 
 RUNS: list[StudyRun] = _main_runs() + _ablation_runs() + _grid_runs() + _batch_runs() + _awp_runs()
+RUN_BY_NAME = {run.name: run for run in RUNS}
 
 
 def say(message: str, log: Path | None = None) -> None:
@@ -361,16 +363,18 @@ def study_jobs(runs: list[StudyRun], action: str) -> list[Job]:
     return jobs
 
 
-def list_jobs(runs: list[StudyRun]) -> None:
-    for run in runs:
-        if is_done(run):
-            state = "done"
+def list_jobs(jobs: list[Job]) -> None:
+    """Each job's name, kind, state and command, one line each."""
+    for job in jobs:
+        run = RUN_BY_NAME.get(job.name)
+        if run is None:
+            kind, state = "analysis", "done" if job.done() else "to run"
+        elif job.done():
+            kind, state = run.group, "done"
         else:
             epochs = _finished_epochs(STUDY / "runs" / run.name)
-            state = f"{epochs}/{run.epochs} epochs" if epochs else "to train"
-        print(f"{run.name:34s} {run.group:9s} {state:12s} {run.command()}")
-    for job in study_jobs(runs, "analyse"):
-        print(f"{job.name:34s} {'analysis':9s} {'done' if job.done() else 'to run':12s} {job.command}")
+            kind, state = run.group, f"{epochs}/{run.epochs} epochs" if epochs else "to train"
+        print(f"{job.name:34s} {kind:9s} {state:12s} {job.command}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -381,7 +385,7 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
-def _select(parser: argparse.ArgumentParser, only: str | None, groups: str | None) -> list[StudyRun]:
+def _select(parser: argparse.ArgumentParser, groups: str | None) -> list[StudyRun]:
     runs = RUNS
     if groups:
         wanted = groups.split(",")
@@ -389,14 +393,24 @@ def _select(parser: argparse.ArgumentParser, only: str | None, groups: str | Non
         if unknown:
             parser.error(f"unknown group {', '.join(unknown)}; choose from {', '.join(GROUPS)}")
         runs = [run for run in runs if run.group in wanted]
-    if only:
-        names = only.split(",")
-        known = {run.name for run in RUNS}
-        unknown = [name for name in names if name not in known]
-        if unknown:
-            parser.error(f"unknown run {', '.join(unknown)}; `python figures/study.py list` names them")
-        runs = [run for run in runs if run.name in names]
     return runs
+
+
+def _only(parser: argparse.ArgumentParser, jobs: list[Job], only: str | None) -> list[Job]:
+    """The jobs ``--only`` names (runs or analyses), in the order it names them; a run's name also
+    selects the analyses that read nothing but the named runs' models."""
+    if not only:
+        return jobs
+    names = only.split(",")
+    by_name = {job.name: job for job in jobs}
+    known = {run.name for run in RUNS} | {job.name for job in study_jobs(RUNS, "all")}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        parser.error(f"unknown job {', '.join(unknown)}; `python figures/study.py list` names them")
+    runs = {name for name in names if name in RUN_BY_NAME}
+    chosen = [by_name[name] for name in dict.fromkeys(names) if name in by_name]
+    chosen += [job for job in jobs if job not in chosen and job.needs and set(job.needs) <= runs]
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -405,7 +419,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("action", choices=("list", "train", "analyse", "all"),
                         help="list the jobs; train the models; run the analyses of trained models; or both")
     parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="runs at a time, one thread each")
-    parser.add_argument("--only", help="comma-separated run names")
+    parser.add_argument("--only", help="comma-separated job names (runs or analyses, as `list` prints them), "
+                        "run in that order")
     parser.add_argument("--group", help=f"comma-separated groups: {', '.join(GROUPS)}")
     parser.add_argument("--study-dir", type=Path, default=STUDY,
                         help="where models/, logs/ and runs/ are (default figures/study of this checkout); "
@@ -414,12 +429,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
     STUDY = args.study_dir.resolve()
-    runs = _select(parser, args.only, args.group)
+    runs = _select(parser, args.group)
+    listed = study_jobs(runs, "train") + study_jobs(runs, "analyse") if args.action == "list" else None
+    jobs = _only(parser, listed or study_jobs(runs, args.action), args.only)
     if args.action == "list":
-        list_jobs(runs)
+        list_jobs(jobs)
         return 0
     STUDY.mkdir(parents=True, exist_ok=True)
-    return run_jobs(study_jobs(runs, args.action), args.jobs, STUDY / "study.log")
+    return run_jobs(jobs, args.jobs, STUDY / "study.log")
 
 
 if __name__ == "__main__":

@@ -129,7 +129,15 @@ def test_bad_arguments_are_one_line_and_exit_2():
                             text=True, cwd=REPO)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "study: error: unknown run nope; `python figures/study.py list` names them"]
+        "study: error: unknown job nope; `python figures/study.py list` names them"]
+
+
+def test_only_names_runs_and_analyses_and_keeps_their_order():
+    result = subprocess.run([sys.executable, str(STUDY_SCRIPT), "list", "--only", "simmatrix,mart,cca"],
+                            capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    names = [line.split()[0] for line in result.stdout.splitlines()]
+    assert names == ["simmatrix", "mart", "cca", "eval_mart"]  # a run brings the analyses of its model alone
 
 
 @pytest.mark.slow  # end to end: subprocesses, real training or the full attack
