@@ -130,7 +130,8 @@ class Models:
     ``checkpoints`` and ``runs`` (folders with the run's ``config.json`` and ``metrics.jsonl``)
     by method; ``made_by`` the training job each checkpoint waits for (none for the zoo's);
     ``labels`` the label the semprobe commands give each checkpoint, mapped to its method;
-    ``jobs`` the training jobs to run (for the zoo, one short end-to-end check of the trainers).
+    ``jobs`` the training jobs to run (for the zoo, one short end-to-end check of the trainers);
+    ``check_run`` that check's run folder.
     """
 
     source: str
@@ -139,6 +140,7 @@ class Models:
     made_by: dict[str, str]
     labels: dict[str, str]
     jobs: list[Job]
+    check_run: Path | None = None
 
 
 def _training_argv(method: str, profile: Profile, dataset: str, out: Path, data_dir: str | None,
@@ -187,7 +189,7 @@ def zoo_models(zoo: Path, profile: Profile, dataset: str, cache: Path, data_dir:
     check = _training_argv("pgd_at", profile, dataset, cache / "trainer_check", data_dir, 1, profile.check_images)
     job = Job("train pgd_at (end-to-end check)", check, display=_typed(check),
               done_marker=cache / "trainer_check" / "demo-run.json")
-    return Models("zoo", checkpoints, runs, {}, {m: m for m in METHODS}, [job])
+    return Models("zoo", checkpoints, runs, {}, {m: m for m in METHODS}, [job], cache / "trainer_check")
 
 
 def analysis_jobs(profile: Profile, dataset: str, models: Models, stage: Path, test_size: int,

@@ -54,6 +54,17 @@ def _training_lines(runs: dict[str, Path]) -> list[str]:
     return rows
 
 
+def _check_line(run: Path) -> str:
+    """The end-to-end training check the demo ran beside the zoo: what it trained and what it reached."""
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    config = json.loads((run / "config.json").read_text())
+    last, seconds = records[-1], sum(r.get("train_time_s", 0) + r.get("eval_time_s", 0) for r in records)
+    return (f"End-to-end check of the trainers, run by this demo: {config['method']} for {last['epoch']} epoch(s) "
+            f"on {config.get('max_train_images') or 'all'} training images (PGD-{config['steps']} training attack) "
+            f"reached {100 * last['val_clean_acc']:.1f}% clean and {100 * last['val_pgd_acc']:.1f}% PGD-10 accuracy "
+            f"on {config['val_size']} validation images in {seconds / 60:.1f} min.")
+
+
 def name_by_method(document: dict, names: dict[str, str]) -> None:
     """Rename, in place, a command JSON's checkpoint labels to the demo's method names."""
     def renamed(mapping: dict) -> dict:
@@ -128,6 +139,9 @@ def write_summary(stage: Path, models, dataset: str, data_line: str, profile, pr
         "Training (the chosen epoch of each run):",
         "",
     ] + _training_lines({m: models.runs[m] for m in ("natural", "fgsm", "pgd_at", "trades", "scarl", "spat_madry")})
+    if models.check_run is not None:
+        preamble += ["", "Training times are as the runs logged them: one CPU thread each, on a machine shared with "
+                     "other runs, so they compare loosely.", "", _check_line(models.check_run)]
     tables = ["## Robust accuracy", "",
               _first_table((stage / "eval" / "eval.md").read_text()), "",
               _first_table((stage / "eval_aa" / "eval.md").read_text())]

@@ -73,8 +73,17 @@ def _all_agree(verdicts: list[str]) -> str:
     return verdicts[0] if verdicts[0] in (HOLDS, OPPOSITE) and len(set(verdicts)) == 1 else UNCLEAR
 
 
+def _fmt_bound(value: float, digits: int) -> str:
+    """``value`` to ``digits`` decimals, or to two significant digits where that would round a non-zero
+    bound to zero (a verdict turns on the sign of a CI's bound, so the reader must see it)."""
+    text = f"{value:.{digits}f}"
+    if value != 0 and float(text) == 0:
+        text = f"{value:.2g}"
+    return text
+
+
 def _fmt_ci(ci, digits: int = 3) -> str:
-    return f"[{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+    return f"[{_fmt_bound(ci[0], digits)}, {_fmt_bound(ci[1], digits)}]"
 
 
 def _p(value: float | None) -> str:
@@ -351,8 +360,8 @@ def alpha_finding(alpha_curve: dict, labels: list[str], matched: str) -> Finding
         interval = ""
         if match.get("ci95"):
             interval = (f", bootstrap 95% CI over images [{match['ci95'][0]:.3g}, {match['ci95'][1]:.3g}]"
-                        f" ({match.get('n_boot')} resamples; {100 * match.get('undefined_share', 0):.0f}% of them "
-                        "cross nowhere in the range tried)")
+                        f" ({match.get('n_boot')} resamples; in {100 * match.get('undefined_share', 0):.0f}% of "
+                        "them PGD-LS matches PGD-KL at no alpha tried)")
         details.append(f"on {matched}, PGD-KL succeeds on {kl:.1f}% of the images; PGD-LS matches it at alpha "
                        f"{match['alpha']:.3g} (linear interpolation between alphas {bracket[0]:g} and {bracket[1]:g})"
                        + interval)

@@ -210,6 +210,7 @@ def test_smoke_demo_on_a_zoo_analyses_the_zoo_and_checks_the_trainers(demo, tmp_
     assert "[start] python -m trainers pgd_at" in said and said.count("[start] python -m trainers") == 1
     summary = (tmp_path / "demo" / "summary.md").read_text()
     assert "the study's well-trained zoo" in summary and "| pgd_at |" in summary
+    assert "End-to-end check of the trainers, run by this demo: pgd_at for 1 epoch(s)" in summary
     evaluated = json.loads((tmp_path / "demo" / "eval" / "eval.json").read_text())["checkpoints"]
     assert {c["path"] for c in evaluated.values()} == {str(zoo / "models" / f"{m}.pt") for m in
                                                       ("natural", "fgsm", "pgd_at", "trades", "scarl", "spat_madry")}
