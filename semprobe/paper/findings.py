@@ -360,8 +360,8 @@ def alpha_finding(alpha_curve: dict, labels: list[str], matched: str) -> Finding
         interval = ""
         if match.get("ci95"):
             interval = (f", bootstrap 95% CI over images [{match['ci95'][0]:.3g}, {match['ci95'][1]:.3g}]"
-                        f" ({match.get('n_boot')} resamples; in {100 * match.get('undefined_share', 0):.0f}% of "
-                        "them PGD-LS matches PGD-KL at no alpha tried)")
+                        f" ({match.get('n_boot')} resamples, {100 * (1 - match.get('undefined_share', 0)):.0f}% of "
+                        "which match PGD-KL inside the alphas tried)")
         details.append(f"on {matched}, PGD-KL succeeds on {kl:.1f}% of the images; PGD-LS matches it at alpha "
                        f"{match['alpha']:.3g} (linear interpolation between alphas {bracket[0]:g} and {bracket[1]:g})"
                        + interval)

@@ -200,6 +200,13 @@ def test_alpha_falling_on_both_models_holds_and_reports_the_match():
     assert any("matches it at alpha 0.17" in line for line in finding.details)
 
 
+def test_the_matching_alphas_interval_says_how_many_resamples_match():
+    match = {"alpha": 0.17, "bracket": [0, 1 / 3], "ci95": [0.1, 0.3], "n_boot": 200, "undefined_share": 0.25}
+    document = {"curves": [_curve("at", [50, 40, 35, 20], kl=45, match=match)]}
+    line = [line for line in alpha_finding(document, ["at"], "at").details if "matches it" in line][0]
+    assert "bootstrap 95% CI over images [0.1, 0.3] (200 resamples, 75% of which match PGD-KL" in line
+
+
 def test_alpha_flat_or_rising_curves():
     flat = {"curves": [_curve("nat", [50, 50, 50]), _curve("at", [40, 41, 40])]}
     assert alpha_finding(flat, ["nat", "at"], "at").verdict == UNCLEAR
