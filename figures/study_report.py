@@ -174,7 +174,10 @@ def main_table(results: Path, names: list[str]) -> list[str]:
         met = meets_targets(name, document)
         lines.append(f"| {name} | " + " | ".join(_cell(cells[a]) for a in MAIN_ATTACKS) + f" | "
                      f"{'met' if met else 'short'} |")
-    return lines + ["", "Commands: " + "; ".join(_command(results, f"eval_{name}") for name in names), ""]
+    ran = [name for name in names if (results / f"eval_{name}" / "study-job.json").is_file()]
+    commands = "; ".join(_command(results, f"eval_{name}") for name in ran) or "none run yet"
+    return lines + ["", f"Commands: {commands}" + (f" (not run yet: {', '.join(n for n in names if n not in ran)})"
+                                                    if len(ran) < len(names) else ""), ""]
 
 
 def _labelled(document: dict, label: str) -> dict:
