@@ -39,16 +39,21 @@ def _first_table(markdown: str) -> str:
     return markdown.split("\n## ", 1)[0].replace("# ", "#### ", 1).strip()
 
 
+def _read_run(folder: Path) -> tuple[list[dict], dict, float]:
+    """A training run's epoch records, its config, and the seconds it logged (training and validation)."""
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    config = json.loads((folder / "config.json").read_text())
+    return records, config, sum(r.get("train_time_s", 0) + r.get("eval_time_s", 0) for r in records)
+
+
 def _training_lines(runs: dict[str, Path]) -> list[str]:
     """A row per run: its epochs, the chosen (best) epoch's validation accuracies and the training time."""
     rows = ["| method | epochs | chosen epoch | validation clean % | validation PGD-10 % | training time |",
             "|---|---|---|---|---|---|"]
     for method, folder in runs.items():
-        records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
-        config = json.loads((folder / "config.json").read_text())
+        records, config, seconds = _read_run(folder)
         selection = selection_key(config["method"], config.get("base"))  # the metric that chose best.pt
         best = max(records, key=lambda record: record[selection])
-        seconds = sum(r.get("train_time_s", 0) + r.get("eval_time_s", 0) for r in records)
         rows.append(f"| {method} | {records[-1]['epoch']} | {best['epoch']} | {100 * best['val_clean_acc']:.1f} | "
                     f"{100 * best['val_pgd_acc']:.1f} | {seconds / 60:.1f} min |")
     return rows
@@ -56,9 +61,8 @@ def _training_lines(runs: dict[str, Path]) -> list[str]:
 
 def _check_line(run: Path) -> str:
     """The end-to-end training check the demo ran beside the zoo: what it trained and what it reached."""
-    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    config = json.loads((run / "config.json").read_text())
-    last, seconds = records[-1], sum(r.get("train_time_s", 0) + r.get("eval_time_s", 0) for r in records)
+    records, config, seconds = _read_run(run)
+    last = records[-1]
     return (f"End-to-end check of the trainers, run by this demo: {config['method']} for {last['epoch']} epoch(s) "
             f"on {config.get('max_train_images') or 'all'} training images (PGD-{config['steps']} training attack) "
             f"reached {100 * last['val_clean_acc']:.1f}% clean and {100 * last['val_pgd_acc']:.1f}% PGD-10 accuracy "

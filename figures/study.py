@@ -403,7 +403,7 @@ def _only(parser: argparse.ArgumentParser, jobs: list[Job], only: str | None) ->
         return jobs
     names = only.split(",")
     by_name = {job.name: job for job in jobs}
-    known = {run.name for run in RUNS} | {job.name for job in study_jobs(RUNS, "all")}
+    known = {job.name for job in study_jobs(RUNS, "all")}  # every run and every analysis
     unknown = [name for name in names if name not in known]
     if unknown:
         parser.error(f"unknown job {', '.join(unknown)}; `python figures/study.py list` names them")
@@ -430,8 +430,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
     STUDY = args.study_dir.resolve()
     runs = _select(parser, args.group)
-    listed = study_jobs(runs, "train") + study_jobs(runs, "analyse") if args.action == "list" else None
-    jobs = _only(parser, listed or study_jobs(runs, args.action), args.only)
+    jobs = (study_jobs(runs, "train") + study_jobs(runs, "analyse") if args.action == "list"
+            else study_jobs(runs, args.action))
+    jobs = _only(parser, jobs, args.only)
     if args.action == "list":
         list_jobs(jobs)
         return 0

@@ -73,10 +73,10 @@ def alpha_curve_figure(curves, *, measure: str = "success_all", title: str = "")
             axis.axvline(match["alpha"], color=colour, linestyle="-.", linewidth=0.8)
             if match.get("ci95"):
                 axis.axvspan(*match["ci95"], color=colour, alpha=0.08, linewidth=0)
-            level = getattr(curve.kl, measure)  # the label goes below a line near the top, inside the axes
+            level = getattr(curve.kl, measure)
+            below = level > 90  # a line near the top gets its label below it, inside the axes
             axis.annotate(f"= PGD-KL at {match['alpha']:.2g}", (match["alpha"], level), textcoords="offset points",
-                          xytext=(4, -4 if level > 90 else 4), va="top" if level > 90 else "bottom", fontsize=7,
-                          color=colour)
+                          xytext=(4, -4 if below else 4), va="top" if below else "bottom", fontsize=7, color=colour)
     positive = sorted(a for c in curves for a in c.alphas if a > 0)
     if positive and positive[0] < 0.01 and positive[-1] / positive[0] > 100:
         axis.set_xscale("symlog", linthresh=positive[0])
