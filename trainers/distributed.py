@@ -48,10 +48,20 @@ def initialize(process: ProcessInfo, device: torch.device) -> None:
     dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
 
 
-def shutdown() -> None:
-    """Leave the process group, if one was joined."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown(finished: bool = True) -> None:
+    """Leave the process group, if one was joined.
+
+    After a run that ``finished``, the processes first meet at a barrier, so that none tears
+    down its Gloo connections while a peer still has work in flight on them (the main process
+    saving the last checkpoint, a late collective): leaving alone made the peer abort at exit
+    now and then ("terminate called without an active exception"). After a failure there is
+    no barrier: the others may never reach it, and torchrun ends them anyway.
+    """
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if finished and dist.get_world_size() > 1:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 def _active() -> bool:

@@ -387,6 +387,9 @@ def train(config: TrainConfig, given: Iterable[str] = ()) -> TrainResult:
         run = TrainingRun(config, process, device, splits, word_vectors)
         if point is not None:
             run.restore(point)
-        return run.run()
-    finally:
-        distributed.shutdown()
+        result = run.run()
+    except BaseException:
+        distributed.shutdown(finished=False)
+        raise
+    distributed.shutdown()
+    return result

@@ -89,3 +89,18 @@ def test_tla_trains_under_torchrun(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "tla" / "metrics.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in records] == [1, 2] and all(r["processes"] == 2 for r in records)
     assert all(np.isfinite(r["train_triplet"]) and np.isfinite(r["train_triplet_class"]) for r in records)
+
+
+@pytest.mark.parametrize("finished, expected", [(True, ["barrier", "destroy"]), (False, ["destroy"])])
+def test_shutdown_meets_the_others_before_leaving_only_after_a_finished_run(monkeypatch, finished, expected):
+    # Leaving without the barrier let a peer tear down its Gloo pairs while this process still
+    # used them (an abort at exit under torchrun); after a failure the barrier could hang.
+    from trainers import distributed
+
+    calls = []
+    monkeypatch.setattr(distributed.dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(distributed.dist, "get_world_size", lambda *a, **k: 2)
+    monkeypatch.setattr(distributed.dist, "barrier", lambda *a, **k: calls.append("barrier"))
+    monkeypatch.setattr(distributed.dist, "destroy_process_group", lambda *a, **k: calls.append("destroy"))
+    distributed.shutdown(finished=finished)
+    assert calls == expected
