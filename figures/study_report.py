@@ -211,6 +211,7 @@ def comparisons(results: Path) -> list[str]:
              "and McNemar's exact test.", "",
              "| comparison | attack | n | first % | second % | difference, points [95% CI] | McNemar p |",
              "|---|---|---|---|---|---|---|"]
+    rule = None
     for first, second, attacks, finding in comparison_findings(results):
         if finding is None:
             lines.append(f"| {first} vs {second} | - | | | | not evaluated yet | |")
@@ -224,7 +225,10 @@ def comparisons(results: Path) -> list[str]:
             p = f"{numbers['mcnemar_p']:.3g}" if numbers.get("paired") else "unpaired"
             lines.append(f"| {first} vs {second} | {attack} | {numbers['n']} | {numbers[first]:.1f} | "
                          f"{numbers[second]:.1f} | {difference:+.1f} [{low:+.1f}, {high:+.1f}] | {p} |")
-        lines.append(f"| | verdict: **{finding.verdict}** ({first} better) | | | | | |")
+        lines.append(f"| | claim: {first} better than {second}; verdict: **{finding.verdict}** | | | | | |")
+        rule = next((line for line in finding.details if line.startswith("verdict rule:")), None)
+    if rule:
+        lines += ["", f"The verdict rule: {rule.removeprefix('verdict rule: ')}."]
     return lines + [""]
 
 

@@ -62,6 +62,9 @@ def test_report_tables_targets_and_paired_comparisons(report, tmp_path):
     low, high = 100 * expected.ci95[0], 100 * expected.ci95[1]
     row = next(line for line in text.splitlines() if line.startswith("| scarl vs trades | pgd20"))
     assert f"+8.0 [{low:+.1f}, {high:+.1f}]" in row and f"{expected.mcnemar_p:.3g}" in row
+    # the verdict names the claim it judges (judged on the attacks both have) and its rule
+    assert low > 0 and "| | claim: scarl better than trades; verdict: **holds** |" in text
+    assert "The verdict rule: holds when every attack's difference CI is above 0" in text
     assert "| mart vs spat_mart" not in text and "| spat_mart vs mart | - | | | | not evaluated yet |" in text
     assert "## SCARL Table 3" in text and "Not computed yet" in text
     assert "| natural | main | all | - | not trained yet |" in text
