@@ -89,6 +89,23 @@ def _command(results: Path, name: str) -> str:
     return f"`{record['command']}`" if record else "(not run yet)"
 
 
+def _overfitting(epochs: list[dict], chosen_epoch: int) -> str:
+    """The clause naming robust overfitting (Rice et al., 2020) when training accuracy kept rising from the
+    chosen epoch to the last while the validation accuracy fell; empty when the log cannot show it."""
+    at = {e["epoch"]: e.get("train_acc") for e in epochs}
+    start, end = at.get(chosen_epoch), epochs[-1].get("train_acc")
+    if start is None or end is None or end <= start:
+        return ""
+    clause = (f", while training accuracy kept rising ({100 * start:.1f}% -> {100 * end:.1f}%): the pattern of "
+              "robust overfitting (Rice et al., 2020), which choosing best.pt on validation guards against")
+    ramp = {e["epoch"]: e.get("train_lambda1") for e in epochs}
+    low, high = ramp.get(chosen_epoch), epochs[-1].get("train_lambda1")
+    if low is not None and high is not None and high > low:
+        clause += (f"; over the same epochs SCARL's ramped weight of L_info and L_struc grew from {low:.2f} to "
+                   f"{high:.2f}, which may add to the fall")
+    return clause
+
+
 def convergence_note(name: str, epochs: list[dict], chosen_epoch: int) -> str | None:
     """One sentence on a run whose selection accuracy is not flat over its low-lr phase (the epochs from the
     first lr decay on; the last FLAT_EPOCHS epochs when the lr never decays): still rising, fallen from its
@@ -112,7 +129,8 @@ def convergence_note(name: str, epochs: list[dict], chosen_epoch: int) -> str | 
         after = [d for d in decays if chosen_epoch < d <= last]
         why = f", after the lr decay at epoch {after[0]}" if after else ""
         return (f"{name}: validation {label} accuracy fell from {best:.1f}% at epoch {chosen_epoch} (the chosen "
-                f"checkpoint) to {tail[-1]:.1f}% at epoch {last}{why}; best.pt keeps epoch {chosen_epoch}.")
+                f"checkpoint) to {tail[-1]:.1f}% at epoch {last}{why}{_overfitting(epochs, chosen_epoch)}; "
+                f"best.pt keeps epoch {chosen_epoch}.")
     return (f"{name}: validation {label} accuracy moved by {max(tail) - min(tail):.1f} points over {span}, within "
             "the noise of 1,000 validation images (a 95% interval of about +-2.6 points) but above the "
             f"{FLAT_POINTS:g}-point rule.")

@@ -151,7 +151,17 @@ def test_convergence_note_judges_the_low_lr_phase(report):
     assert note("pgd_at", _epochs([.69, .73, .74, .76, .75, .77, .793, .790], lrs), 7) is None
     fell = note("trades", _epochs([.66, .72, .71, .73, .72, .746, .716, .704], lrs), 6)
     assert fell.startswith("trades: validation PGD-10 accuracy fell from 74.6% at epoch 6")
-    assert "decay at epoch 7" in fell
+    assert "decay at epoch 7" in fell and "overfitting" not in fell  # _epochs logs no training accuracy
+    overfit = _epochs([.66, .72, .71, .73, .72, .746, .716, .704], lrs)
+    for record, train_acc in zip(overfit, [.70, .77, .79, .80, .81, .815, .834, .84]):
+        record["train_acc"] = train_acc
+    assert "while training accuracy kept rising (81.5% -> 84.0%): the pattern of robust overfitting" in \
+        note("trades", overfit, 6)
+    for record, weight in zip(overfit, [.01, .04, .1, .2, .39, .61, .84, .97]):
+        record["train_lambda1"] = weight  # SCARL logs its ramped semantic weight
+    assert "SCARL's ramped weight of L_info and L_struc grew from 0.61 to 0.97" in note("scarl", overfit, 6)
+    overfit[-1]["train_acc"] = 0.81  # training accuracy fell too: not the overfitting pattern
+    assert "overfitting" not in note("trades", overfit, 6)
     rose = note("mart", _epochs([.6, .62, .64, .66, .68, .70, .72, .75], lrs), 8)
     assert "still rose over epochs 7-8 (72.0% -> 75.0%)" in rose
     # natural is judged on clean accuracy; no decay: the last three epochs
