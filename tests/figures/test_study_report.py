@@ -192,3 +192,24 @@ def test_summary_sorts_each_claim_by_its_verdict_and_names_the_targets(report, t
     assert "met by scarl, pgd_at, spat_madry; short: trades." in targets  # trades: 50% under PGD-20
     assert "natural" not in targets.split("met by")[1]  # not evaluated: neither met nor short
     assert text.count("- **") == 5
+
+
+def test_table3_pairs_each_adaptive_attack_with_pgd_ce_on_the_same_images(report, tmp_path):
+    results = tmp_path / "results"
+    ce = "1" * 70 + "0" * 30
+    kl = "1" * 70 + "1" * 6 + "0" * 24      # right on 6 more images: weaker than CE
+    info = "1" * 60 + "0" * 10 + "1" * 2 + "0" * 28  # right on 10 fewer, 2 more: stronger than CE
+    write_eval(results, "table3_scarl", {"pgd-ce": ce, "pgd-kl": kl, "pgd-info": info})
+    text = "\n".join(report.table3_section(results))
+    assert "| pgd-ce | 70.0 [" in text and "| pgd-ce | 70.0" in text.split("| pgd-kl")[0]
+    assert f"| {paired_cells(kl, ce)} |" in text.split("| pgd-kl")[1].splitlines()[0]
+    assert f"| {paired_cells(info, ce)} |" in text.split("| pgd-info")[1].splitlines()[0]
+    assert paired_comparison([c == "1" for c in info], [c == "1" for c in ce]).ci95[1] < 0
+    assert "Here: **does not hold**: pgd-info is stronger." in text
+
+    others = tmp_path / "others"
+    write_eval(others, "table3_scarl", {"pgd-ce": ce, "pgd-kl": kl})
+    assert "Here: **holds**." in "\n".join(report.table3_section(others))
+    holds = report.summary_section(others, [])[2]
+    assert holds.startswith("- **Holds**:") and "SCARL withstands adaptive attacks (Table 3)" in holds
+    assert "SCARL withstands adaptive attacks (Table 3)" in report.summary_section(results, [])[3]  # does not hold
