@@ -248,7 +248,32 @@ def comparisons(results: Path) -> list[str]:
         rule = next((line for line in finding.details if line.startswith("verdict rule:")), None)
     if rule:
         lines += ["", f"The verdict rule: {rule.removeprefix('verdict rule: ')}."]
-    return lines + [""]
+    return lines + [""] + autoattack_checks(results)
+
+
+AUTOATTACK_FLAG = "See flags_doc.md for details."  # the end of every reliability flag AutoAttack raises
+
+
+def autoattack_checks(results: Path) -> list[str]:
+    """AutoAttack's own reliability flags (its ``checks``: Square beating the white-box attacks, zero
+    gradients, probability outputs...) as the committed log of each ``aa_*`` analysis recorded them. AutoAttack
+    checks each batch it is given, so a flag's percentage is of one evaluation batch."""
+    lines = []
+    for log in sorted((results / "logs").glob("aa_*.log")):
+        if _read(results / log.stem / "study-job.json") is None:
+            continue  # an analysis that has not finished
+        flags = [line.strip() for line in log.read_text(errors="replace").splitlines() if AUTOATTACK_FLAG in line]
+        model = log.stem.removeprefix("aa_")
+        if flags:
+            lines += [f"- {model}: " + " / ".join(flag.removesuffix(AUTOATTACK_FLAG).strip() for flag in flags)]
+        else:
+            lines += [f"- {model}: no flag raised"]
+    if not lines:
+        return []
+    return ["AutoAttack's own checks (Croce & Hein's flags, per evaluation batch, from `results/logs/aa_NAME.log`). "
+            "Square, a black-box attack, succeeding where APGD and FAB failed is the sign of gradient masking: "
+            "the AutoAttack accuracy, which counts Square's successes, stays an honest upper bound, but PGD-based "
+            "numbers of that model may overstate its robustness.", "", *lines, ""]
 
 
 TABLE3_CLAIM = "SCARL withstands adaptive attacks (Table 3)"

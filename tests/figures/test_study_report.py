@@ -213,3 +213,20 @@ def test_table3_pairs_each_adaptive_attack_with_pgd_ce_on_the_same_images(report
     holds = report.summary_section(others, [])[2]
     assert holds.startswith("- **Holds**:") and "SCARL withstands adaptive attacks (Table 3)" in holds
     assert "SCARL withstands adaptive attacks (Table 3)" in report.summary_section(results, [])[3]  # does not hold
+
+
+def test_autoattack_flags_come_from_the_logs_of_finished_aa_analyses(report, tmp_path):
+    results = tmp_path / "results"
+    (results / "logs").mkdir(parents=True)
+    flag = ("Square Attack has decreased the robust accuracy of 3.60%. This might indicate that the robustness "
+            "evaluation using AutoAttack is unreliable. See flags_doc.md for details.")
+    (results / "logs" / "aa_scarl.log").write_text(f"# analyse: semprobe eval ...\n{flag}\nother line\n")
+    (results / "logs" / "aa_trades.log").write_text("# analyse: semprobe eval ...\n")
+    (results / "logs" / "aa_mart.log").write_text(f"{flag}\n")  # still running: no study-job.json
+    for name in ("aa_scarl", "aa_trades"):
+        (results / name).mkdir()
+        (results / name / "study-job.json").write_text(json.dumps({"command": "semprobe eval"}))
+    lines = report.autoattack_checks(results)
+    assert "- scarl: Square Attack has decreased the robust accuracy of 3.60%. This might indicate" in "\n".join(lines)
+    assert "- trades: no flag raised" in lines and not any(line.startswith("- mart") for line in lines)
+    assert report.autoattack_checks(tmp_path / "nothing") == []
