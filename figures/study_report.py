@@ -43,8 +43,8 @@ FIGURE_ANALYSES = (
                  ("scarl_fig4b_eps", "SCARL Fig. 4 b: PGD-10 accuracy vs eps"),
                  ("scarl_fig4c_steps", "SCARL Fig. 4 c: PGD accuracy vs steps"),
                  ("spat_fig4_alpha", "SPAT Fig. 4: PGD-LS success vs alpha"),
-                 ("spat_fig2_examples", "SPAT Fig. 2: adversarial examples of PGD-AT"),
-                 ("spat_fig3_examples", "SPAT Fig. 3: PGD-CE vs PGD-LS examples of PGD-AT"))),
+                 ("spat_fig2_examples", "SPAT Fig. 2: CW-inf adversarial examples of PGD-AT at the paper's eps 8, 16 and 32/255 (not the study's 0.1)"),
+                 ("spat_fig3_examples", "SPAT Fig. 3: PGD-CE vs PGD-LS examples of PGD-AT at the paper's eps 32/255 (not the study's 0.1)"))),
     ("figures_batch", (("scarl_fig4d_batch", "SCARL Fig. 4 d: accuracy vs batch size"),)),
     ("figures_grid", (("spat_fig5_alpha_sweep", "SPAT Fig. 5: accuracy vs training alpha, per eps"),)),
 )
