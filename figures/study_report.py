@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -252,6 +253,19 @@ def comparisons(results: Path) -> list[str]:
 
 
 AUTOATTACK_FLAG = "See flags_doc.md for details."  # the end of every reliability flag AutoAttack raises
+SQUARE_FLAG = re.compile(r"Square Attack has decreased the robust accuracy of ([0-9.]+%)")
+
+
+def _autoattack_gap(folder: Path) -> str:
+    """AutoAttack against PGD-20 in one ``aa_*`` eval, on the same images: both accuracies and the paired
+    difference (a gap of several points says PGD-20 misses adversarial examples that exist)."""
+    document = _read(folder / "eval.json")
+    aa, pgd = _result(document, "aa"), _result(document, "pgd20")
+    if aa is None or pgd is None or not (aa.per_image and pgd.per_image):
+        return "no AutoAttack and PGD-20 pair on the same images"
+    cells = _paired_cells(aa.flags(), pgd.flags())[1].split(" | ")
+    return (f"AutoAttack {aa.accuracy:.1f}% vs PGD-20 {pgd.accuracy:.1f}% on the same {aa.n} images, difference "
+            f"{cells[0]} points (McNemar p = {cells[1]})")
 
 
 def autoattack_checks(results: Path) -> list[str]:
@@ -264,14 +278,17 @@ def autoattack_checks(results: Path) -> list[str]:
             continue  # an analysis that has not finished
         flags = [line.strip() for line in log.read_text(errors="replace").splitlines() if AUTOATTACK_FLAG in line]
         model = log.stem.removeprefix("aa_")
-        if flags:
-            lines += [f"- {model}: " + " / ".join(flag.removesuffix(AUTOATTACK_FLAG).strip() for flag in flags)]
-        else:
-            lines += [f"- {model}: no flag raised"]
+        square = [m.group(1) for m in map(SQUARE_FLAG.search, flags) if m]
+        others = dict.fromkeys(f.removesuffix(AUTOATTACK_FLAG).strip() for f in flags if not SQUARE_FLAG.search(f))
+        said = ([f"Square lowered the robust accuracy left by APGD-CE, APGD-T and FAB-T by {', '.join(square)} in "
+                 f"{len(square)} of its evaluation batches"] if square else []) + list(others)
+        lines += [f"- {model}: {_autoattack_gap(results / log.stem)}; "
+                  f"AutoAttack's flags: {'; '.join(said) if said else 'none raised'}"]
     if not lines:
         return []
-    return ["AutoAttack's own checks (Croce & Hein's flags, per evaluation batch, from `results/logs/aa_NAME.log`). "
-            "Square, a black-box attack, succeeding where APGD and FAB failed is the sign of gradient masking: "
+    return ["AutoAttack against PGD-20 on the same images (paired), and AutoAttack's own checks (Croce & Hein's "
+            "flags, per evaluation batch, from `results/logs/aa_NAME.log`). A large gap, or "
+            "Square, a black-box attack, succeeding where APGD and FAB failed, is a sign of gradient masking: "
             "the AutoAttack accuracy, which counts Square's successes, stays an honest upper bound, but PGD-based "
             "numbers of that model may overstate its robustness.", "", *lines, ""]
 

@@ -220,13 +220,21 @@ def test_autoattack_flags_come_from_the_logs_of_finished_aa_analyses(report, tmp
     (results / "logs").mkdir(parents=True)
     flag = ("Square Attack has decreased the robust accuracy of 3.60%. This might indicate that the robustness "
             "evaluation using AutoAttack is unreliable. See flags_doc.md for details.")
-    (results / "logs" / "aa_scarl.log").write_text(f"# analyse: semprobe eval ...\n{flag}\nother line\n")
+    randomized = 'it seems to be a randomized defense! Please use version="rand". See flags_doc.md for details.'
+    second = flag.replace("3.60%", "0.94%")
+    (results / "logs" / "aa_scarl.log").write_text(
+        f"# analyse: semprobe eval ...\n{flag}\nother line\n{randomized}\n{second}\n{randomized}\n")
     (results / "logs" / "aa_trades.log").write_text("# analyse: semprobe eval ...\n")
     (results / "logs" / "aa_mart.log").write_text(f"{flag}\n")  # still running: no study-job.json
-    for name in ("aa_scarl", "aa_trades"):
-        (results / name).mkdir()
-        (results / name / "study-job.json").write_text(json.dumps({"command": "semprobe eval"}))
+    pgd, aa = "1" * 70 + "0" * 30, "1" * 60 + "0" * 40  # AutoAttack breaks 10 images PGD-20 left
+    write_eval(results, "aa_scarl", {"pgd20": pgd, "aa": aa})
+    (results / "aa_trades").mkdir()
+    (results / "aa_trades" / "study-job.json").write_text(json.dumps({"command": "semprobe eval"}))
     lines = report.autoattack_checks(results)
-    assert "- scarl: Square Attack has decreased the robust accuracy of 3.60%. This might indicate" in "\n".join(lines)
-    assert "- trades: no flag raised" in lines and not any(line.startswith("- mart") for line in lines)
+    assert (f"- scarl: AutoAttack 60.0% vs PGD-20 70.0% on the same 100 images, difference "
+            f"{paired_cells(aa, pgd).replace(' | ', ' points (McNemar p = ')}); AutoAttack's flags: Square lowered "
+            "the robust accuracy left by APGD-CE, APGD-T and FAB-T by 3.60%, 0.94% in 2 of its evaluation batches; "
+            "it seems to be a randomized defense! Please use version=\"rand\"." in lines)
+    assert ("- trades: no AutoAttack and PGD-20 pair on the same images; AutoAttack's flags: none raised" in lines
+            and not any(line.startswith("- mart") for line in lines))
     assert report.autoattack_checks(tmp_path / "nothing") == []
