@@ -327,7 +327,9 @@ def table3_section(results: Path) -> list[str]:
               "paper's claim: SCARL 'can still defend against the adaptive attack', one with white-box access to "
               "its word-embedding heads (PGD-Info) or its TRADES objective (PGD-KL). Rule: holds when no such "
               "attack is stronger than PGD-CE (no difference CI below 0), does not hold otherwise. Here: "
-              + (f"**does not hold**: {', '.join(stronger)} is stronger." if stronger else "**holds**.")]
+              + (f"**does not hold**: {', '.join(stronger)} is stronger." if stronger else "**holds**.")
+              + " All three are gradient attacks: AutoAttack against PGD-20 (under the paired comparisons) says "
+              "whether this model's gradients can be trusted."]
     return lines + ["", f"Command: {_command(results, 'table3_scarl')}", ""]
 
 
