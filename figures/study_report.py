@@ -9,8 +9,9 @@ report can be written at any stage of the study.
 Sections: the training runs (schedules, chosen epoch, whether validation PGD accuracy is
 flat over the last epochs, the targets); SCARL Table 1 / SPAT Tables 1-2 (every main
 model on the full test split); SCARL vs TRADES and each method with and without SPAT,
-compared paired on the same images (McNemar's exact test, Newcombe's paired interval);
-SCARL Table 3; the ablations of Tables 4, 5, 7 against their own reference; Table 7's
+compared paired on the same images (McNemar's exact test, Newcombe's paired interval), with
+each AutoAttack run against PGD-20 on its images and AutoAttack's own reliability flags;
+SCARL Table 3, each adaptive attack paired with PGD-CE; the ablations of Tables 4, 5, 7 against their own reference; Table 7's
 base losses with and without the semantic terms; the SPAT Fig. 5 grid; SCARL Fig. 4 d's
 batch sizes; AWP against the same methods without it; the findings of
 ``semprobe.paper.findings`` (C1 a and b, RSA, PGD-LS vs alpha); every figure drawn by
@@ -44,8 +45,10 @@ FIGURE_ANALYSES = (
                  ("scarl_fig4b_eps", "SCARL Fig. 4 b: PGD-10 accuracy vs eps"),
                  ("scarl_fig4c_steps", "SCARL Fig. 4 c: PGD accuracy vs steps"),
                  ("spat_fig4_alpha", "SPAT Fig. 4: PGD-LS success vs alpha"),
-                 ("spat_fig2_examples", "SPAT Fig. 2: CW-inf adversarial examples of PGD-AT at the paper's eps 8, 16 and 32/255 (not the study's 0.1)"),
-                 ("spat_fig3_examples", "SPAT Fig. 3: PGD-CE vs PGD-LS examples of PGD-AT at the paper's eps 32/255 (not the study's 0.1)"))),
+                 ("spat_fig2_examples", "SPAT Fig. 2: CW-inf adversarial examples of PGD-AT at the paper's eps "
+                                        "8, 16 and 32/255 (not the study's 0.1)"),
+                 ("spat_fig3_examples", "SPAT Fig. 3: PGD-CE vs PGD-LS examples of PGD-AT at the paper's eps "
+                                        "32/255 (not the study's 0.1)"))),
     ("figures_batch", (("scarl_fig4d_batch", "SCARL Fig. 4 d: accuracy vs batch size"),)),
     ("figures_grid", (("spat_fig5_alpha_sweep", "SPAT Fig. 5: accuracy vs training alpha, per eps"),)),
 )
@@ -263,9 +266,10 @@ def _autoattack_gap(folder: Path) -> str:
     aa, pgd = _result(document, "aa"), _result(document, "pgd20")
     if aa is None or pgd is None or not (aa.per_image and pgd.per_image):
         return "no AutoAttack and PGD-20 pair on the same images"
-    cells = _paired_cells(aa.flags(), pgd.flags())[1].split(" | ")
+    c = _paired_cells(aa.flags(), pgd.flags())[0]
     return (f"AutoAttack {aa.accuracy:.1f}% vs PGD-20 {pgd.accuracy:.1f}% on the same {aa.n} images, difference "
-            f"{cells[0]} points (McNemar p = {cells[1]})")
+            f"{100 * c.difference:+.1f} [{100 * c.ci95[0]:+.1f}, {100 * c.ci95[1]:+.1f}] points "
+            f"(McNemar p = {c.mcnemar_p:.3g})")
 
 
 def autoattack_checks(results: Path) -> list[str]:
