@@ -266,7 +266,9 @@ def _autoattack_gap(folder: Path) -> str:
     aa, pgd = _result(document, "aa"), _result(document, "pgd20")
     if aa is None or pgd is None or not (aa.per_image and pgd.per_image):
         return "no AutoAttack and PGD-20 pair on the same images"
-    c = _paired_cells(aa.flags(), pgd.flags())[0]
+    from semprobe.stats.intervals import paired_comparison
+
+    c = paired_comparison(aa.flags(), pgd.flags())
     return (f"AutoAttack {aa.accuracy:.1f}% vs PGD-20 {pgd.accuracy:.1f}% on the same {aa.n} images, difference "
             f"{100 * c.difference:+.1f} [{100 * c.ci95[0]:+.1f}, {100 * c.ci95[1]:+.1f}] points "
             f"(McNemar p = {c.mcnemar_p:.3g})")
