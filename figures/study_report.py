@@ -274,26 +274,42 @@ def _autoattack_gap(folder: Path) -> str:
             f"(McNemar p = {c.mcnemar_p:.3g})")
 
 
+CHUNK_PREFIX = re.compile(r"^images \d+-\d+: ")  # how semprobe eval prefixes each chunk's warning
+
+
+def _autoattack_flags(results: Path, name: str) -> list[str]:
+    """The reliability flags AutoAttack raised in the ``name`` analysis: as its eval.json records them (semprobe
+    eval keeps them with the result), or, for an eval made before it did, as its committed log caught them."""
+    document = _read(results / name / "eval.json") or {"checkpoints": {}}
+    records = [r for checkpoint in document["checkpoints"].values() for r in checkpoint["results"]
+               if r["attack"].get("kind") == "autoattack" and "warnings" in r]
+    if records:
+        return [CHUNK_PREFIX.sub("", w) for r in records for w in r["warnings"]]
+    log = results / "logs" / f"{name}.log"
+    text = log.read_text(errors="replace") if log.is_file() else ""
+    return [line.strip() for line in text.splitlines() if AUTOATTACK_FLAG in line]
+
+
 def autoattack_checks(results: Path) -> list[str]:
     """AutoAttack's own reliability flags (its ``checks``: Square beating the white-box attacks, zero
-    gradients, probability outputs...) as the committed log of each ``aa_*`` analysis recorded them. AutoAttack
-    checks each batch it is given, so a flag's percentage is of one evaluation batch."""
+    gradients, probability outputs...) of each finished ``aa_*`` analysis. AutoAttack checks each batch it
+    is given, so a flag's percentage is of one evaluation batch."""
     lines = []
-    for log in sorted((results / "logs").glob("aa_*.log")):
-        if _read(results / log.stem / "study-job.json") is None:
-            continue  # an analysis that has not finished
-        flags = [line.strip() for line in log.read_text(errors="replace").splitlines() if AUTOATTACK_FLAG in line]
-        model = log.stem.removeprefix("aa_")
+    folders = {p.parent.name for p in results.glob("aa_*/study-job.json")}  # finished analyses only
+    for name in sorted(folders):
+        flags = _autoattack_flags(results, name)
+        model = name.removeprefix("aa_")
         square = [m.group(1) for m in map(SQUARE_FLAG.search, flags) if m]
         others = dict.fromkeys(f.removesuffix(AUTOATTACK_FLAG).strip() for f in flags if not SQUARE_FLAG.search(f))
         said = ([f"Square lowered the robust accuracy left by APGD-CE, APGD-T and FAB-T by {', '.join(square)} in "
                  f"{len(square)} of its evaluation batches"] if square else []) + list(others)
-        lines += [f"- {model}: {_autoattack_gap(results / log.stem)}; "
+        lines += [f"- {model}: {_autoattack_gap(results / name)}; "
                   f"AutoAttack's flags: {'; '.join(said) if said else 'none raised'}"]
     if not lines:
         return []
     return ["AutoAttack against PGD-20 on the same images (paired), and AutoAttack's own checks (Croce & Hein's "
-            "flags, per evaluation batch, from `results/logs/aa_NAME.log`). A large gap, or "
+            "flags, per evaluation batch, from `results/aa_NAME/eval.json` or, for evals made before semprobe recorded "
+            "them there, `results/logs/aa_NAME.log`). A large gap, or "
             "Square, a black-box attack, succeeding where APGD and FAB failed, is a sign of gradient masking: "
             "the AutoAttack accuracy, which counts Square's successes, stays an honest upper bound, but PGD-based "
             "numbers of that model may overstate its robustness.", "", *lines, ""]

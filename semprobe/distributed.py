@@ -108,6 +108,17 @@ class Processes:
         _broken = False
         return [part[:count].cpu() for part, count in zip(received, counts)]
 
+    def gather_objects(self, local: list) -> list[list]:
+        """Every process's list of picklable objects (``local`` here), one list per process in rank order."""
+        if not self.distributed:
+            return [list(local)]
+        global _broken
+        _broken = True  # a failure inside the collectives leaves nothing to agree with
+        received: list = [None] * self.world_size
+        dist.all_gather_object(received, list(local))
+        _broken = False
+        return received
+
 
 _current = Processes()
 _broken = False

@@ -6,12 +6,19 @@ version with the standard version's settings), in [0,1] pixel space, in the L-in
 ball (``norm="Linf"``, the default) or the L2 ball (``norm="L2"``, AutoAttack's own L2
 threat model), and returns the adversarial images. Square alone is ``attacks=["square"]``. AutoAttack's own
 progress goes to the ``auto-attack`` logger; ``verbose=True`` shows it on stderr.
+
+AutoAttack also checks its own reliability (Croce & Hein's flags, ``flags_doc.md`` of the
+official code): a randomized or dynamic model, outputs that are not logits, zero
+gradients, and Square (a black-box attack) succeeding where APGD and FAB failed, a sign
+of gradient masking. ``autoattack(..., warnings=[])`` collects these messages in the list
+given (instead of printing them); :func:`semprobe.evaluate` records them with the result.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from typing import Iterator, Sequence
 
 import torch
@@ -47,6 +54,35 @@ def _log_to_stderr(enabled: bool) -> Iterator[None]:
         logger.setLevel(previous_level)
 
 
+class _Collector(logging.Handler):
+    """Appends the message of every record that its own thread logs to a list (the logger is
+    shared by all threads; an attack in another thread keeps its warnings)."""
+
+    def __init__(self, messages: list[str]) -> None:
+        super().__init__(level=logging.WARNING)
+        self.messages = messages
+        self.thread = threading.get_ident()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.messages.append(record.getMessage())
+
+
+@contextlib.contextmanager
+def _collect_warnings(messages: list[str] | None) -> Iterator[None]:
+    """Append AutoAttack's warnings (its reliability checks) to ``messages`` during the block."""
+    if messages is None:
+        yield
+        return
+    logger = logging.getLogger(LOGGER_NAME)
+    handler = _Collector(messages)
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def check_attacks(attacks: Sequence[str] | None, num_classes: int) -> tuple[str, ...]:
     """Validate an AutoAttack subset (``None`` = standard) against the number of classes."""
     chosen = tuple(STANDARD_ATTACKS if attacks is None else attacks)
@@ -72,12 +108,14 @@ def autoattack(
     seed: int = 0,
     verbose: bool = False,
     norm: str = "Linf",
+    warnings: list[str] | None = None,
 ) -> torch.Tensor:
     """Adversarial images from AutoAttack (``attacks=None``: the standard version) in the
     ``norm`` ball (``Linf`` or ``L2``) of radius ``eps``.
 
     A subset runs with the standard version's settings (1 restart of APGD, 9 target
-    classes, or K-1 when the model has fewer classes, 5,000 Square queries).
+    classes, or K-1 when the model has fewer classes, 5,000 Square queries). ``warnings``,
+    a list, receives AutoAttack's reliability warnings instead of stderr.
     """
     from pyautoattack import AutoAttack
 
@@ -99,6 +137,6 @@ def autoattack(
     targets = min(STANDARD_TARGET_CLASSES, num_classes - 1)
     adversary.apgd_targeted.n_target_classes = targets
     adversary.fab.n_target_classes = targets
-    with model_mode(model, train=False), _log_to_stderr(verbose):
+    with model_mode(model, train=False), _log_to_stderr(verbose), _collect_warnings(warnings):
         x_adv, _ = adversary.run_standard_evaluation(x.detach(), y, batch_size=batch_size)
     return x_adv.detach()

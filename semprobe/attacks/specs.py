@@ -94,8 +94,12 @@ class AttackSpec:
         word_vectors=None,
         info_tau: float | None = None,
         info_c: float | None = None,
+        warnings: list[str] | None = None,
     ) -> torch.Tensor:
-        """The adversarial images for the batch ``(x, y)`` (``x`` itself for ``natural``)."""
+        """The adversarial images for the batch ``(x, y)`` (``x`` itself for ``natural``).
+
+        ``warnings``, a list, receives the attack's own reliability warnings (AutoAttack's
+        checks; the other attacks have none)."""
         if self.kind == "natural":
             return x
         if self.kind == "fgsm":
@@ -106,7 +110,7 @@ class AttackSpec:
                 loss=self.surrogate(heads, word_vectors, info_tau, info_c), generator=generator, norm=self.norm,
             )
         return autoattack(model, x, y, eps=eps, attacks=self.autoattack_attacks, batch_size=len(x), seed=seed,
-                          norm=self.norm)
+                          norm=self.norm, warnings=warnings)
 
 
 def _steps(text: str | None, default: int, name: str) -> int:

@@ -173,6 +173,15 @@ def evaluate_command(ckpt, arch, num_classes, in_channels, normalization, datase
     for label in rows:
         markdown += [f"## {label}: accuracy per class (%)", "", per_class_table(rows[label], attack_columns,
                                                                                  list(data.classes)), ""]
+    warned = [(label, r.attack["name"], message) for label in rows for r in rows[label] for message in r.warnings]
+    for label, attack, message in warned:
+        click.echo(f"warning: {label}, {attack}, {message}", err=True)
+    if warned:
+        markdown += ["## Warnings of the attacks themselves", "",
+                     "AutoAttack's reliability checks (Croce & Hein's flags): Square, a black-box attack, succeeding "
+                     "where the gradient attacks failed is a sign of gradient masking, so PGD-based accuracies of that "
+                     "model may be too high.", ""]
+        markdown += [f"- {label}, {attack}, {message}" for label, attack, message in warned] + [""]
     with output:
         output.write_json("eval.json", report)
         output.write_text("eval.csv", results_csv(rows))

@@ -35,6 +35,8 @@ class AttackResult:
     ``per_image`` is one character per evaluated image, in the order of the images given,
     ``"1"`` where the image is robust: what paired comparisons of two models on the same
     images (McNemar, :func:`semprobe.stats.intervals.paired_comparison`) need.
+    ``warnings`` are the attack's own reliability warnings (AutoAttack's checks, such as
+    Square succeeding where the gradient attacks failed), each prefixed with its images.
     """
 
     attack: dict
@@ -45,6 +47,7 @@ class AttackResult:
     per_class: list[float | None]
     seconds: float
     per_image: str = field(default="", repr=False)
+    warnings: list[str] = field(default_factory=list)
 
     def flags(self) -> list[bool]:
         """The per-image robustness as booleans."""
@@ -117,6 +120,7 @@ class Evaluation(list):
             steps = f"  ({r.attack['steps']} steps of {r.attack['step_size']:.4g})" if r.attack.get("kind") == "pgd" else ""
             lines.append(f"  {r.attack['name']:<12} {r.accuracy:5.1f}%{_results.interval(r.ci95, 1)}"
                          f"  {r.correct}/{r.n}{weakest}{steps}")
+            lines += [f"    warning: {message}" for message in r.warnings]
         return _results.summary(lines)
 
     __repr__ = __str__
@@ -165,31 +169,42 @@ def robust_flags(
     context: AttackContext | None = None,
     progress=None,
     processes: Processes | None = None,
+    warnings: list[str] | None = None,
 ) -> torch.Tensor:
     """Per image: correct on the natural image and on the attack's output (bool, CPU).
 
     The images are taken in chunks of ``batch_size`` (:mod:`semprobe.robustness.sharding`);
     each chunk attacks its correctly classified images with the random stream of
     ``(seed, chunk)`` (AutoAttack: that stream's seed), whichever process runs it.
+    ``warnings``, a list, receives the attack's reliability warnings of every chunk, from
+    every process, in chunk order, each prefixed with the chunk's images.
     """
     context = context or AttackContext()
+    processes = processes or Processes()
     if spec.kind == "natural":
         return clean_correct.clone()
+    chunk_warnings: list[tuple[int, str]] = []
 
     def attack_chunk(chunk: int, rows: slice) -> torch.Tensor:
         flags = clean_correct[rows].clone()
         index = flags.nonzero().squeeze(1) + rows.start
         if len(index):
             x, y = images[index].to(device), labels[index].to(device)
+            messages: list[str] = []
             x_adv = spec.run(model, x, y, eps=eps, step_size=step_size, generator=chunk_generator(seed, chunk, device),
                              seed=chunk_seed(seed, chunk), heads=context.heads, word_vectors=context.word_vectors,
-                             info_tau=context.info_tau, info_c=context.info_c)
+                             info_tau=context.info_tau, info_c=context.info_c, warnings=messages)
+            chunk_warnings.extend((chunk, f"images {rows.start}-{rows.stop - 1}: {m}") for m in messages)
             with torch.no_grad():
                 flags[index - rows.start] = (model(x_adv).argmax(1) == y).cpu()
         return flags
 
-    return map_chunks(len(images), batch_size, attack_chunk, dtype=torch.bool, processes=processes, device=device,
-                      progress=progress)
+    flags = map_chunks(len(images), batch_size, attack_chunk, dtype=torch.bool, processes=processes, device=device,
+                       progress=progress)
+    if warnings is not None and spec.kind == "autoattack":  # the only attack that warns; one exchange
+        everyone = [item for part in processes.gather_objects(chunk_warnings) for item in part]
+        warnings.extend(message for _, message in sorted(everyone, key=lambda item: item[0]))
+    return flags
 
 
 def evaluate(
@@ -237,9 +252,10 @@ def evaluate(
     for spec in specs:
         started = time.perf_counter()
         bar = progress_factory(spec.name, len(labels)) if progress_factory and spec.kind != "natural" else None
+        warnings: list[str] = []
         flags = robust_flags(model, images, labels, spec, eps=eps, step_size=step_size, batch_size=batch_size,
                              device=device, seed=seed, clean_correct=clean_correct, context=context, progress=bar,
-                             processes=processes)
+                             processes=processes, warnings=warnings)
         if bar is not None:
             bar.close()
         n, correct = len(labels), int(flags.sum())
@@ -248,6 +264,6 @@ def evaluate(
             attack=spec.describe(eps, step_size if step_size is not None else eps / 4),
             n=n, correct=correct, accuracy=100.0 * correct / n, ci95=(100.0 * low, 100.0 * high),
             per_class=per_class_accuracy(flags, labels, num_classes), seconds=time.perf_counter() - started,
-            per_image="".join("1" if flag else "0" for flag in flags.tolist()),
+            per_image="".join("1" if flag else "0" for flag in flags.tolist()), warnings=warnings,
         ))
     return results

@@ -37,6 +37,18 @@ def test_square_alone_runs_and_is_seeded(digits_model):
     assert accuracy(model, first, y) < accuracy(model, x, y)
 
 
+def test_autoattack_warnings_are_collected_instead_of_printed(digits_model, capsys):
+    # a model that outputs probabilities, not logits: AutoAttack's range check warns on every run
+    model, x, y = digits_model
+    probabilities = torch.nn.Sequential(model, torch.nn.Softmax(dim=1))
+    collected = []
+    autoattack(probabilities, x[:8], y[:8], eps=EPS, attacks=["apgd-ce"], warnings=collected)
+    assert len(collected) == 1 and "output is a probability distribution" in collected[0]
+    assert "probability distribution" not in capsys.readouterr().err
+    autoattack(model, x[:8], y[:8], eps=EPS, attacks=["apgd-ce"], warnings=(clean := []))
+    assert clean == []
+
+
 def test_bad_subsets_are_refused():
     with pytest.raises(ConfigError, match="unknown AutoAttack"):
         check_attacks(["apgd-ce", "deepfool"], 10)

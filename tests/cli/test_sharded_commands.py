@@ -20,12 +20,16 @@ import pytest
 import torch
 import torch.distributed
 
+import pyautoattack.checks
+
 from semprobe.attacks import autoattack
 
 pytestmark = [pytest.mark.skipif(not torch.distributed.is_gloo_available(), reason="needs the Gloo backend"),
               pytest.mark.slow]  # end to end: torchrun starts two processes that import torch
 
 HELPER = Path(__file__).with_name("sharded_run.py")
+sys.path.insert(0, str(HELPER.parent))
+from sharded_run import warn_every_run  # noqa: E402  (the knob the torchrun processes use)
 SQUARE_QUERIES = 100
 # what may differ between one process and two: timing, provenance and the process count
 VARIABLE_KEYS = {"seconds", "created", "command", "processes"}
@@ -71,9 +75,14 @@ def test_two_processes_write_what_one_writes(name, digits_ckpt, run_cli, tmp_pat
     args, documents = COMMANDS[name]
     args = [*args, "--ckpt", digits_ckpt]
     monkeypatch.setattr(autoattack, "STANDARD_SQUARE_QUERIES", SQUARE_QUERIES)
+    monkeypatch.setattr(pyautoattack.checks, "check_dynamic", pyautoattack.checks.check_dynamic)
+    warn_every_run()
     code, _, err = run_cli([*args, "--out", tmp_path / "one"])
     assert code == 0, err
-    finished = torchrun([*args, "--out", tmp_path / "two"], SQUARE_QUERIES=str(SQUARE_QUERIES))
+    if name == "eval":  # AutoAttack's warnings reach stderr, one line each
+        assert any(line.startswith("warning: digits, apgd-ce, images 0-11: test warning for")
+                   for line in err.splitlines()), err
+    finished = torchrun([*args, "--out", tmp_path / "two"], SQUARE_QUERIES=str(SQUARE_QUERIES), AA_WARNS="1")
     assert finished.returncode == 0, finished.stderr[-3000:]
 
     assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
@@ -90,6 +99,13 @@ def test_two_processes_write_what_one_writes(name, digits_ckpt, run_cli, tmp_pat
         flags = {r["attack"]["name"]: r["per_image"] for r in results}
         assert len(flags["square"]) == 40 and flags["pgd5"] != flags["natural"]  # the attacks did something
         assert flags["apgd-ce"].count("1") <= flags["natural"].count("1")
+        # AutoAttack's warnings of each chunk, from both processes, in chunk order (40 images in chunks of 12)
+        warnings = {r["attack"]["name"]: r["warnings"] for r in results}
+        assert warnings["pgd5"] == []
+        for attack in ("apgd-ce", "square"):
+            assert [w.split(":")[0] for w in warnings[attack]] == ["images 0-11", "images 12-23", "images 24-35",
+                                                                  "images 36-39"], warnings[attack]
+        assert "test warning for" in (tmp_path / "two" / "eval.md").read_text()
 
 
 @pytest.mark.parametrize("fail_at, message", [

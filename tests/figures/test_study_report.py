@@ -238,3 +238,25 @@ def test_autoattack_flags_come_from_the_logs_of_finished_aa_analyses(report, tmp
     assert ("- trades: no AutoAttack and PGD-20 pair on the same images; AutoAttack's flags: none raised" in lines
             and not any(line.startswith("- mart") for line in lines))
     assert report.autoattack_checks(tmp_path / "nothing") == []
+
+
+def test_autoattack_flags_come_from_eval_json_when_semprobe_recorded_them(report, tmp_path):
+    results = tmp_path / "results"
+    pgd, aa = "1" * 70 + "0" * 30, "1" * 60 + "0" * 40
+    write_eval(results, "aa_tla", {"pgd20": pgd, "aa": aa})
+    document = json.loads((results / "aa_tla" / "eval.json").read_text())
+    aa_record = document["checkpoints"]["tla"]["results"][1]
+    aa_record["attack"]["kind"] = "autoattack"
+    aa_record["warnings"] = ["images 0-49: Square Attack has decreased the robust accuracy of 2.00%. This might "
+                             "indicate that the robustness evaluation using AutoAttack is unreliable. See flags_doc.md "
+                             "for details."]
+    (results / "aa_tla" / "eval.json").write_text(json.dumps(document))
+    (results / "logs").mkdir()
+    (results / "logs" / "aa_tla.log").write_text("it seems to be a dynamic defense! See flags_doc.md for details.\n")
+    (line,) = [line for line in report.autoattack_checks(results) if line.startswith("- tla")]
+    assert line.endswith("AutoAttack's flags: Square lowered the robust accuracy left by APGD-CE, APGD-T and FAB-T "
+                         "by 2.00% in 1 of its evaluation batches")  # the log's line is not read
+    aa_record["warnings"] = []  # recorded, none raised
+    (results / "aa_tla" / "eval.json").write_text(json.dumps(document))
+    (line,) = [line for line in report.autoattack_checks(results) if line.startswith("- tla")]
+    assert line.endswith("AutoAttack's flags: none raised")

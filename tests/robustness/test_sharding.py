@@ -31,6 +31,7 @@ class Board:
     world_size: int
     barrier: threading.Barrier = field(init=False)
     rows: dict = field(default_factory=dict)
+    objects: dict = field(default_factory=dict)
     agreements: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -52,6 +53,13 @@ class ThreadProcesses(Processes):
         self.board.rows[self.rank] = local.clone()
         self.board.barrier.wait()
         gathered = [self.board.rows[r] for r in range(self.world_size)]
+        self.board.barrier.wait()
+        return gathered
+
+    def gather_objects(self, local):
+        self.board.objects[self.rank] = list(local)
+        self.board.barrier.wait()
+        gathered = [self.board.objects[r] for r in range(self.world_size)]
         self.board.barrier.wait()
         return gathered
 
@@ -110,6 +118,25 @@ def test_every_result_is_the_same_on_one_two_and_three_processes(digits_model):
             np.testing.assert_array_equal(other_features.features, features.features)
             np.testing.assert_array_equal(other_features.features_adv, features.features_adv)
             assert other_curve.to_dict() == curve.to_dict()
+
+
+def test_autoattack_warnings_come_back_per_chunk_in_order_from_every_process(digits_model):
+    # a model that outputs probabilities: AutoAttack's range check warns once per attacked chunk
+    model, x, y = digits_model
+    probabilities = torch.nn.Sequential(model, torch.nn.Softmax(dim=1))
+
+    def work(processes=None):
+        return evaluate(probabilities, x[:20], y[:20], "natural,apgd-ce,pgd3", eps=0.1, batch_size=8, seed=1,
+                        processes=processes)
+
+    alone = work()
+    assert alone[0].warnings == [] and alone[2].warnings == []
+    assert [w.split(": ")[0] for w in alone[1].warnings] == ["images 0-7", "images 8-15", "images 16-19"]
+    assert all("probability distribution" in w for w in alone[1].warnings)
+    assert "warning: images 8-15: " in str(alone)
+    assert type(alone).from_dict(alone.to_dict())[1].warnings == alone[1].warnings
+    for shared in shared_out(2, work) + shared_out(3, work):
+        assert [r.warnings for r in shared] == [r.warnings for r in alone]
 
 
 def test_results_do_not_depend_on_which_attacks_ran_before(digits_model):
