@@ -13,7 +13,8 @@ semprobe's version in their JSON).
                     grid models: natural and PGD-20 at their training eps (Tables 4, 5, 7;
                     SPAT Fig. 5)
 ``aa_NAME``         AutoAttack (standard) with natural and PGD-20 on the same 500 images,
-                    for the models the SCARL-vs-TRADES claim compares
+                    for the models the SCARL-vs-TRADES claim compares, and pgd_at and
+                    spat_madry (SPAT Table 1's Madry pair)
 ``table3_scarl``    SCARL Table 3: PGD on CE, on the TRADES KL and on L_info (2,000 images)
 ``cca``             SCARL Fig. 1 and 5: CCA with GloVe, 1,000 pairs, adversarial projected
 ``cca_semantic``    the same against GloVe's top 3 principal components (claim C1 b)
@@ -77,7 +78,8 @@ def analyses(runs) -> list[Analysis]:
     for run in runs:
         attacks = "natural,fgsm,pgd20,pgd100,cw100" if run.group == "main" else "natural,pgd20"
         found.append(Analysis(f"eval_{run.name}", "eval", (run.name,), ("--attacks", attacks, "--eps", run.eps)))
-    for model in ("trades", "scarl"):  # the SCARL-vs-TRADES claim (about an hour of CPU each on 500 images)
+    # the SCARL-vs-TRADES claim, then SPAT's Madry pair (about 35 CPU-minutes each on 500 images)
+    for model in ("trades", "scarl", "pgd_at", "spat_madry"):
         found.append(Analysis(f"aa_{model}", "eval", (model,), ("--attacks", "natural,pgd20,aa", "--n", "500",
                                                                "--eps", "0.1")))
     found.append(Analysis("table3_scarl", "eval", ("scarl",), ("--attacks", "pgd-ce,pgd-kl,pgd-info", "--n", "2000",

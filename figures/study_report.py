@@ -221,7 +221,10 @@ def comparison_findings(results: Path) -> list[tuple[str, str, tuple[str, ...], 
                 document = _read(results / f"{prefix}{name}" / "eval.json")
                 if document is not None:
                     documents.append(_labelled(document, name))
-        attacks = ("pgd20", "aa", "cw100") if first == "scarl" else ("natural", "pgd20", "cw100")
+        autoattacked = all((results / f"aa_{name}" / "eval.json").is_file() for name in (first, second))
+        # SCARL's claim is judged under AutoAttack; a SPAT pair is once both models have their AutoAttack eval
+        attacks = (("pgd20", "aa", "cw100") if first == "scarl"
+                   else ("natural", "pgd20", "aa", "cw100") if autoattacked else ("natural", "pgd20", "cw100"))
         finding = accuracy_finding(documents, first, second, attacks=attacks) if documents else None
         found.append((first, second, attacks, finding if finding is not None and finding.numbers else None))
     return found

@@ -260,3 +260,19 @@ def test_autoattack_flags_come_from_eval_json_when_semprobe_recorded_them(report
     (results / "aa_tla" / "eval.json").write_text(json.dumps(document))
     (line,) = [line for line in report.autoattack_checks(results) if line.startswith("- tla")]
     assert line.endswith("AutoAttack's flags: none raised")
+
+
+def test_a_spat_pair_is_judged_under_autoattack_once_both_models_have_it(report, tmp_path):
+    results = tmp_path / "results"
+    write_pair(results, ("spat_madry", "pgd_at"), ("1" * 75 + "0" * 25, "1" * 70 + "0" * 30), clean=(85, 84))
+    spat = next(f for f in report.comparison_findings(results) if f[:2] == ("spat_madry", "pgd_at"))
+    assert spat[2] == ("natural", "pgd20", "cw100")  # no AutoAttack eval yet: not asked for
+    write_eval(results, "aa_spat_madry", {"pgd20": "1" * 75 + "0" * 25, "aa": "1" * 60 + "0" * 40})
+    spat = next(f for f in report.comparison_findings(results) if f[:2] == ("spat_madry", "pgd_at"))
+    assert spat[2] == ("natural", "pgd20", "cw100")  # one of the two is not enough
+    aa_pgd_at = "1" * 60 + "0" * 5 + "1" * 5 + "0" * 30  # 65 robust; spat_madry keeps 5 more on the same images
+    write_eval(results, "aa_pgd_at", {"pgd20": "1" * 70 + "0" * 30, "aa": aa_pgd_at})
+    spat = next(f for f in report.comparison_findings(results) if f[:2] == ("spat_madry", "pgd_at"))
+    assert spat[2] == ("natural", "pgd20", "aa", "cw100")
+    row = next(line for line in report.comparisons(results) if line.startswith("| spat_madry vs pgd_at | aa |"))
+    assert paired_cells("1" * 60 + "0" * 40, aa_pgd_at) in row
