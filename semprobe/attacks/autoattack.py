@@ -4,8 +4,10 @@
 Square) or any subset of its attacks (``attacks=[...]``, run as AutoAttack's ``custom``
 version with the standard version's settings), in [0,1] pixel space, in the L-infinity
 ball (``norm="Linf"``, the default) or the L2 ball (``norm="L2"``, AutoAttack's own L2
-threat model), and returns the adversarial images. Square alone is ``attacks=["square"]``. AutoAttack's own
-progress goes to the ``auto-attack`` logger; ``verbose=True`` shows it on stderr.
+threat model), and returns the adversarial images. Square alone is ``attacks=["square"]``
+(``square_queries``, ``square_restarts``: more than the standard 5,000 queries and 1
+restart). AutoAttack's own progress goes to the ``auto-attack`` logger; ``verbose=True``
+shows it on stderr.
 
 AutoAttack also checks its own reliability (Croce & Hein's flags, ``flags_doc.md`` of the
 official code): a randomized or dynamic model, outputs that are not logits, zero
@@ -32,6 +34,10 @@ STANDARD_ATTACKS = ("apgd-ce", "apgd-t", "fab-t", "square")
 # AutoAttack's standard version targets the 9 most likely wrong classes.
 STANDARD_TARGET_CLASSES = 9
 STANDARD_SQUARE_QUERIES = 5000
+# the most a Square attack may ask for: an attack name is user input, and each query is one
+# forward pass of every image still unbroken
+MAX_SQUARE_QUERIES = 100_000
+MAX_SQUARE_RESTARTS = 10
 LOGGER_NAME = "auto-attack"
 
 
@@ -97,6 +103,17 @@ def check_attacks(attacks: Sequence[str] | None, num_classes: int) -> tuple[str,
     return chosen
 
 
+def check_square_budget(queries: int | None, restarts: int | None) -> tuple[int, int]:
+    """Square's queries and restarts (``None``: the standard 5,000 and 1), within their limits."""
+    queries = STANDARD_SQUARE_QUERIES if queries is None else int(queries)
+    restarts = 1 if restarts is None else int(restarts)
+    if not 1 <= queries <= MAX_SQUARE_QUERIES:
+        raise ConfigError(f"Square takes 1 to {MAX_SQUARE_QUERIES:,} queries, got {queries:,}")
+    if not 1 <= restarts <= MAX_SQUARE_RESTARTS:
+        raise ConfigError(f"Square takes 1 to {MAX_SQUARE_RESTARTS} restarts, got {restarts}")
+    return queries, restarts
+
+
 def autoattack(
     model: torch.nn.Module,
     x: torch.Tensor,
@@ -109,13 +126,18 @@ def autoattack(
     verbose: bool = False,
     norm: str = "Linf",
     warnings: list[str] | None = None,
+    square_queries: int | None = None,
+    square_restarts: int | None = None,
 ) -> torch.Tensor:
     """Adversarial images from AutoAttack (``attacks=None``: the standard version) in the
     ``norm`` ball (``Linf`` or ``L2``) of radius ``eps``.
 
     A subset runs with the standard version's settings (1 restart of APGD, 9 target
     classes, or K-1 when the model has fewer classes, 5,000 Square queries). ``warnings``,
-    a list, receives AutoAttack's reliability warnings instead of stderr.
+    a list, receives AutoAttack's reliability warnings instead of stderr. ``square_queries``
+    and ``square_restarts`` give a subset's Square more queries and restarts than the
+    standard 5,000 and 1 (what AutoAttack's flags advise when Square beats the gradient
+    attacks); the standard version keeps its own.
     """
     from pyautoattack import AutoAttack
 
@@ -124,6 +146,10 @@ def autoattack(
     with torch.no_grad():
         num_classes = model(x[:1]).shape[1]
     chosen = check_attacks(attacks, num_classes)
+    queries, restarts = check_square_budget(square_queries, square_restarts)
+    if attacks is None and (square_queries is not None or square_restarts is not None):
+        raise ConfigError("Square's queries and restarts are set on a subset (attacks=[...]); "
+                          "the standard version keeps AutoAttack's own")
     if attacks is None:
         adversary = AutoAttack(model, device=x.device, eps=eps, norm=norm, seed=seed, version="standard")
     else:
@@ -133,7 +159,8 @@ def autoattack(
         adversary.apgd.n_restarts = 1
         adversary.fab.n_restarts = 1
         adversary.apgd_targeted.n_restarts = 1
-        adversary.square.n_queries = STANDARD_SQUARE_QUERIES
+        adversary.square.n_queries = queries
+        adversary.square.n_restarts = restarts
     targets = min(STANDARD_TARGET_CLASSES, num_classes - 1)
     adversary.apgd_targeted.n_target_classes = targets
     adversary.fab.n_target_classes = targets

@@ -12,7 +12,9 @@ itself on a batch. The names follow the columns of SCARL Table 1 and Table 3:
 ``pgd-kl[N]``       on the TRADES KL,
 ``pgd-info[N]``     on SCARL's L_info through the checkpoint's heads and word vectors
 ``pgd-ls:A[:N]``    PGD-LS with smoothing A (SPAT eq. 8-10), N steps (default 20)
-``square``          AutoAttack's Square (5,000 queries) alone
+``squareN[xR]``     AutoAttack's Square alone: N queries (``square`` = 5,000), R restarts
+                    (default 1); ``square20000x3`` is AutoAttack's advice when Square beats
+                    the gradient attacks
 ``aa``              AutoAttack, standard version
 ``apgd-ce`` ...     any single AutoAttack component (apgd-ce, apgd-dlr, apgd-t, fab, fab-t)
 ==================  =============================================================
@@ -32,13 +34,13 @@ import torch
 
 from semprobe import attacks
 from semprobe.options import MAX_ATTACK_STEPS, parse_norm
-from semprobe.attacks.autoattack import AUTOATTACK_ATTACKS, autoattack
+from semprobe.attacks.autoattack import AUTOATTACK_ATTACKS, autoattack, check_square_budget
 from semprobe.errors import ConfigError
 
 DEFAULT_PGD_STEPS = 20
 DEFAULT_CW_STEPS = 30
 KNOWN_ATTACK_FORMS = ("natural", "fgsm", "pgdN", "cwN", "pgd-ce[N]", "pgd-kl[N]", "pgd-info[N]",
-                      "pgd-ls:ALPHA[:N]", "square", "aa") + AUTOATTACK_ATTACKS
+                      "pgd-ls:ALPHA[:N]", "squareN[xR]", "aa") + AUTOATTACK_ATTACKS
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class AttackSpec:
     alpha: float | None = None
     autoattack_attacks: tuple[str, ...] | None = None
     norm: str = "Linf"
+    queries: int | None = None  # Square alone: its queries and restarts (None: AutoAttack's 5,000 and 1)
+    restarts: int | None = None
 
     @property
     def needs_heads(self) -> bool:
@@ -68,6 +72,8 @@ class AttackSpec:
         elif self.kind == "autoattack":
             out.update(attacks=list(self.autoattack_attacks) if self.autoattack_attacks else "standard",
                        implementation="pyautoattack")
+            if self.autoattack_attacks == ("square",):
+                out.update(zip(("queries", "restarts"), check_square_budget(self.queries, self.restarts)))
         return out
 
     def surrogate(self, heads=None, word_vectors=None, info_tau=None, info_c=None) -> attacks.Surrogate:
@@ -110,7 +116,8 @@ class AttackSpec:
                 loss=self.surrogate(heads, word_vectors, info_tau, info_c), generator=generator, norm=self.norm,
             )
         return autoattack(model, x, y, eps=eps, attacks=self.autoattack_attacks, batch_size=len(x), seed=seed,
-                          norm=self.norm, warnings=warnings)
+                          norm=self.norm, warnings=warnings, square_queries=self.queries,
+                          square_restarts=self.restarts)
 
 
 def _steps(text: str | None, default: int, name: str) -> int:
@@ -144,6 +151,14 @@ def _parse_name(name: str, default_steps: int | None) -> AttackSpec:
         return AttackSpec(spelled, "autoattack")
     if spelled in AUTOATTACK_ATTACKS:
         return AttackSpec(spelled, "autoattack", autoattack_attacks=(spelled,))
+    match = re.fullmatch(r"square(\d+)?(?:x(\d+))?", spelled)
+    if match:
+        queries, restarts = (int(v) if v else None for v in match.groups())
+        try:
+            check_square_budget(queries, restarts)
+        except ConfigError as error:
+            raise ConfigError(f"attack {name!r}: {error}") from None
+        return AttackSpec(spelled, "autoattack", autoattack_attacks=("square",), queries=queries, restarts=restarts)
     match = re.fullmatch(r"pgd(\d*)", spelled)
     if match:
         return AttackSpec(spelled, "pgd", _steps(match[1], default_steps or DEFAULT_PGD_STEPS, name), "ce")

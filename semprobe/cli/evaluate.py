@@ -63,7 +63,8 @@ def check_attacks_have_budget(eps: float, specs, step_counts) -> None:
 @click.option("--dataset", default=None, help="Dataset to evaluate on (default: the one the checkpoint records).")
 @click.option("--split", type=click.Choice(["test", "val", "train"]), default="test", show_default=True)
 @click.option("--attacks", "attack_names", default=DEFAULT_ATTACKS, show_default=True,
-              help="Comma-separated: natural, fgsm, pgdN, cwN, pgd-ce, pgd-kl, pgd-info, pgd-ls:ALPHA, square, aa, "
+              help="Comma-separated: natural, fgsm, pgdN, cwN, pgd-ce, pgd-kl, pgd-info, pgd-ls:ALPHA, "
+                   "squareN[xR] (Square alone, N queries, R restarts; square = 5,000 x 1), aa, "
                    f"apgd-ce, apgd-t, fab-t; N at most {MAX_ATTACK_STEPS:,} steps.")
 @click.option("--eps", "eps_text", default="8/255", show_default=True,
               help="Attack radius in [0,1] pixels: 8/255, 0.1 ... (L-inf); with --norm L2 an L2 radius, e.g. 0.5.")

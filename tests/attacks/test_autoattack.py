@@ -37,6 +37,25 @@ def test_square_alone_runs_and_is_seeded(digits_model):
     assert accuracy(model, first, y) < accuracy(model, x, y)
 
 
+def test_square_takes_more_queries_and_restarts(digits_model):
+    # at eps 0.3, 10 queries break few of these images and 300 nearly all; each restart starts
+    # again on the images the ones before left unbroken, with the same first stream, so it
+    # can only add successes
+    model, x, y = digits_model
+    x, y = x[:32], y[:32]
+    broken = {}
+    for queries, restarts in ((10, 1), (10, 3), (300, 1)):
+        x_adv = autoattack(model, x, y, eps=0.3, attacks=["square"], seed=3, square_queries=queries,
+                           square_restarts=restarts)
+        assert (x_adv - x).abs().max() <= 0.3 + 1e-6
+        broken[queries, restarts] = 1 - accuracy(model, x_adv, y)
+    assert broken[10, 1] < broken[10, 3] < broken[300, 1]
+    with pytest.raises(ConfigError, match="standard version keeps"):
+        autoattack(model, x, y, eps=0.3, square_queries=100)
+    with pytest.raises(ConfigError, match="1 to 10 restarts"):
+        autoattack(model, x, y, eps=0.3, attacks=["square"], square_restarts=0)
+
+
 def test_autoattack_warnings_are_collected_instead_of_printed(digits_model, capsys):
     # a model that outputs probabilities, not logits: AutoAttack's range check warns on every run
     model, x, y = digits_model

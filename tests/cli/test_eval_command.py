@@ -43,7 +43,14 @@ def test_attack_names():
     assert (spec.loss, spec.alpha, spec.steps) == ("ls", 0.2, 10)
     assert parse_attack("aa").kind == "autoattack" and parse_attack("square").autoattack_attacks == ("square",)
     assert parse_attack("pgd-info").needs_heads
-    for bad, fragment in [("pgd0", "steps"), ("deepfool", "known attacks"), ("pgd-ls:1.5", "alpha")]:
+    square = parse_attack("square20000x3")
+    assert (square.autoattack_attacks, square.queries, square.restarts) == (("square",), 20000, 3)
+    assert {k: parse_attack("square").describe(0.1, None)[k] for k in ("queries", "restarts")} == {
+        "queries": 5000, "restarts": 1}
+    assert parse_attack("squarex2").describe(0.1, None)["restarts"] == 2
+    for bad, fragment in [("pgd0", "steps"), ("deepfool", "known attacks"), ("pgd-ls:1.5", "alpha"),
+                          ("square0", "1 to 100,000 queries"), ("square100001", "1 to 100,000 queries"),
+                          ("square10x11", "1 to 10 restarts"), ("square10x", "known attacks")]:
         with pytest.raises(ConfigError, match=fragment):
             parse_attack(bad)
     with pytest.raises(ConfigError, match="twice"):
