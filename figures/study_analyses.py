@@ -15,6 +15,9 @@ semprobe's version in their JSON).
 ``aa_NAME``         AutoAttack (standard) with natural and PGD-20 on the same 500 images,
                     for the models the SCARL-vs-TRADES claim compares, and pgd_at and
                     spat_madry (SPAT Table 1's Madry pair)
+``square_NAME``     Square alone with 20,000 queries and 2 restarts, with natural and PGD-20,
+                    on the same 500 images as ``aa_NAME`` (scarl and trades): a black-box
+                    attack that beats PGD says the gradients mislead
 ``table3_scarl``    SCARL Table 3: PGD on CE, on the TRADES KL and on L_info (2,000 images)
 ``cca``             SCARL Fig. 1 and 5: CCA with GloVe, 1,000 pairs, adversarial projected
 ``cca_semantic``    the same against GloVe's top 3 principal components (claim C1 b)
@@ -44,6 +47,7 @@ FIGURES_OF_MODELS = ("scarl_fig1_cca", "scarl_fig5_cca", "scarl_fig2_simmatrix",
                      "scarl_fig4b_eps", "scarl_fig4c_steps", "spat_fig4_alpha", "spat_fig2_examples",
                      "spat_fig3_examples")
 EPS_SWEEP = "0,0.025,0.05,0.1,0.15,0.2"
+STRONG_SQUARE = "square20000x2"  # Square alone, 4x AutoAttack's queries and a second restart
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,9 @@ def analyses(runs) -> list[Analysis]:
     for model in ("trades", "scarl", "pgd_at", "spat_madry"):
         found.append(Analysis(f"aa_{model}", "eval", (model,), ("--attacks", "natural,pgd20,aa", "--n", "500",
                                                                "--eps", "0.1")))
+    for model in ("trades", "scarl"):  # AutoAttack's advice after its Square flag on scarl (minutes of CPU)
+        found.append(Analysis(f"square_{model}", "eval", (model,), ("--attacks", f"natural,pgd20,{STRONG_SQUARE}",
+                                                                    "--n", "500", "--eps", "0.1")))
     found.append(Analysis("table3_scarl", "eval", ("scarl",), ("--attacks", "pgd-ce,pgd-kl,pgd-info", "--n", "2000",
                                                                "--eps", "0.1")))
     compared = ("natural", "fgsm", "pgd_at", "trades", "scarl")

@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from study import GROUPS, RUNS, STUDY, StudyRun  # noqa: E402
+from study_analyses import STRONG_SQUARE  # noqa: E402
 
 MAIN_ATTACKS = ("natural", "fgsm", "pgd20", "pgd100", "cw100")
 SPAT_PAIRS = (("spat_madry", "pgd_at"), ("spat_trades", "trades"), ("spat_mart", "mart"))
@@ -262,6 +263,16 @@ AUTOATTACK_FLAG = "See flags_doc.md for details."  # the end of every reliabilit
 SQUARE_FLAG = re.compile(r"Square Attack has decreased the robust accuracy of ([0-9.]+%)")
 
 
+def _against_pgd(label: str, attack, pgd) -> str:
+    """``attack`` against PGD-20 on the same images: both accuracies and the paired difference."""
+    from semprobe.stats.intervals import paired_comparison
+
+    c = paired_comparison(attack.flags(), pgd.flags())
+    return (f"{label} {attack.accuracy:.1f}% vs PGD-20 {pgd.accuracy:.1f}% on the same {attack.n} images, difference "
+            f"{100 * c.difference:+.1f} [{100 * c.ci95[0]:+.1f}, {100 * c.ci95[1]:+.1f}] points "
+            f"(McNemar p = {c.mcnemar_p:.3g})")
+
+
 def _autoattack_gap(folder: Path) -> str:
     """AutoAttack against PGD-20 in one ``aa_*`` eval, on the same images: both accuracies and the paired
     difference (a gap of several points says PGD-20 misses adversarial examples that exist)."""
@@ -269,12 +280,30 @@ def _autoattack_gap(folder: Path) -> str:
     aa, pgd = _result(document, "aa"), _result(document, "pgd20")
     if aa is None or pgd is None or not (aa.per_image and pgd.per_image):
         return "no AutoAttack and PGD-20 pair on the same images"
-    from semprobe.stats.intervals import paired_comparison
+    return _against_pgd("AutoAttack", aa, pgd)
 
-    c = paired_comparison(aa.flags(), pgd.flags())
-    return (f"AutoAttack {aa.accuracy:.1f}% vs PGD-20 {pgd.accuracy:.1f}% on the same {aa.n} images, difference "
-            f"{100 * c.difference:+.1f} [{100 * c.ci95[0]:+.1f}, {100 * c.ci95[1]:+.1f}] points "
-            f"(McNemar p = {c.mcnemar_p:.3g})")
+
+def square_check(results: Path, model: str) -> str | None:
+    """The ``square_MODEL`` eval (Square alone, more queries and restarts than AutoAttack gives it) against
+    PGD-20 on the same images, paired, and with AutoAttack: an image counts as robust when neither breaks it
+    (when ``aa_MODEL`` scored the same images). None until it has run."""
+    from semprobe.stats.intervals import wilson_interval
+
+    document = _read(results / f"square_{model}" / "eval.json")
+    square, pgd = _result(document, STRONG_SQUARE), _result(document, "pgd20")
+    if square is None or pgd is None or _read(results / f"square_{model}" / "study-job.json") is None:
+        return None
+    label = f"Square alone ({square.attack['queries']:,} queries x {square.attack['restarts']} restarts)"
+    line = f"- {model}: {_against_pgd(label, square, pgd)}"
+    autoattacked = _read(results / f"aa_{model}" / "eval.json")
+    aa, clean = _result(autoattacked, "aa"), _result(autoattacked, "natural")
+    same = clean is not None and clean.per_image == (_result(document, "natural") or clean).per_image
+    if aa is not None and same and len(aa.per_image) == len(square.per_image):
+        both = sum(a and b for a, b in zip(aa.flags(), square.flags()))
+        low, high = wilson_interval(both, aa.n)
+        line += (f"; AutoAttack and this Square together (robust when neither breaks the image) "
+                 f"{100 * both / aa.n:.1f}% [{100 * low:.1f}, {100 * high:.1f}]")
+    return line
 
 
 CHUNK_PREFIX = re.compile(r"^images \d+-\d+: ")  # how semprobe eval prefixes each chunk's warning
@@ -308,6 +337,13 @@ def autoattack_checks(results: Path) -> list[str]:
                  f"{len(square)} of its evaluation batches"] if square else []) + list(others)
         lines += [f"- {model}: {_autoattack_gap(results / name)}; "
                   f"AutoAttack's flags: {'; '.join(said) if said else 'none raised'}"]
+    squares = [line for model in sorted({p.parent.name.removeprefix("square_")
+                                          for p in results.glob("square_*/study-job.json")})
+               if (line := square_check(results, model))]
+    if squares:
+        lines += ["", "Square alone with more queries and restarts than AutoAttack gives it (what AutoAttack's "
+                  "flag advises), against PGD-20 on the same images: a black-box attack that beats a white-box one "
+                  "says the model's gradients mislead PGD.", "", *squares]
     if not lines:
         return []
     return ["AutoAttack against PGD-20 on the same images (paired), and AutoAttack's own checks (Croce & Hein's "

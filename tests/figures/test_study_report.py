@@ -276,3 +276,25 @@ def test_a_spat_pair_is_judged_under_autoattack_once_both_models_have_it(report,
     assert spat[2] == ("natural", "pgd20", "aa", "cw100")
     row = next(line for line in report.comparisons(results) if line.startswith("| spat_madry vs pgd_at | aa |"))
     assert paired_cells("1" * 60 + "0" * 40, aa_pgd_at) in row
+
+
+def test_strong_square_is_paired_with_pgd20_and_combined_with_autoattack(report, tmp_path):
+    results = tmp_path / "results"
+    clean, pgd = "1" * 85 + "0" * 15, "1" * 72 + "0" * 28
+    square = "1" * 60 + "0" * 5 + "1" * 5 + "0" * 30   # 65 robust: beats PGD-20 without gradients
+    aa = "1" * 63 + "0" * 37                          # 63 robust; with Square: 60 of the same images survive both
+    write_eval(results, "aa_scarl", {"natural": clean, "pgd20": pgd, "aa": aa})
+    write_eval(results, "square_scarl", {"natural": clean, "pgd20": pgd, report.STRONG_SQUARE: square})
+    document = json.loads((results / "square_scarl" / "eval.json").read_text())
+    document["checkpoints"]["scarl"]["results"][2]["attack"].update(queries=20000, restarts=2)
+    (results / "square_scarl" / "eval.json").write_text(json.dumps(document))
+    line = report.square_check(results, "scarl")
+    low, high = wilson_interval(60, 100)
+    assert line == (f"- scarl: Square alone (20,000 queries x 2 restarts) 65.0% vs PGD-20 72.0% on the same 100 "
+                    f"images, difference {paired_cells(square, pgd).replace(' | ', ' points (McNemar p = ')}); "
+                    f"AutoAttack and this Square together (robust when neither breaks the image) 60.0% "
+                    f"[{100 * low:.1f}, {100 * high:.1f}]")
+    assert line in report.autoattack_checks(results)
+    write_eval(results, "square_trades", {"natural": "1" * 80 + "0" * 20, "pgd20": pgd, report.STRONG_SQUARE: square})
+    (results / "square_trades" / "study-job.json").unlink()  # still running
+    assert report.square_check(results, "trades") is None and report.square_check(results, "mart") is None
