@@ -577,6 +577,40 @@ def summary_section(results: Path, main: list[str]) -> list[str]:
     return lines
 
 
+README_BEGIN = "<!-- study-report:begin (written by python figures/study_report.py) -->"
+README_END = "<!-- study-report:end -->"
+README_ATTACKS = ("natural", "pgd20", "pgd100", "cw100")
+
+
+def readme_block(results: Path, main: list[str]) -> list[str]:
+    """What README.md shows of the report: the main table (AutoAttack where it ran) and the summary's verdicts."""
+    header = ["clean %", "PGD-20 %", "PGD-100 %", "CW-100 %", "AutoAttack % (500 images)"]
+    lines = ["On the whole test split at eps 0.1 (95% Wilson intervals; AutoAttack on a seeded sample of 500):", "",
+             "| model | " + " | ".join(header) + " |", "|---" * (len(header) + 1) + "|"]
+    for name in main:
+        document = _read(results / f"eval_{name}" / "eval.json")
+        if document is None:
+            lines.append(f"| {name} | " + " | ".join("not evaluated yet" if i == 0 else "" for i in range(len(header)))
+                         + " |")
+            continue
+        cells = [_cell(_result(document, attack)) for attack in README_ATTACKS]
+        cells.append(_cell(_result(_read(results / f"aa_{name}" / "eval.json"), "aa")))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    verdicts = [line for line in summary_section(results, main) if line.startswith("- **")]
+    return lines + ["", "What the numbers say (each verdict by the rule written beside it in the report):", "",
+                    *verdicts]
+
+
+def update_readme(readme: Path, block: list[str]) -> bool:
+    """Replace README's study block (between its markers) with ``block``; False when it has no markers."""
+    text = readme.read_text()
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        return False
+    readme.write_text(text[:begin + len(README_BEGIN)] + "\n" + "\n".join(block) + "\n" + text[end:])
+    return True
+
+
 def write_report(study: Path = STUDY) -> Path:
     results = study / "results"
     by_group = {group: [run for run in RUNS if run.group == group] for group in GROUPS}
@@ -607,10 +641,19 @@ def write_report(study: Path = STUDY) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--study-dir", type=Path, default=STUDY, help="the study folder (default figures/study)")
+    parser.add_argument("--readme", type=Path, default=REPO / "README.md",
+                        help="the README whose study block (between its markers) gets the main table and verdicts "
+                             "(default the repository's)")
     args = parser.parse_args(argv)
     if not args.study_dir.is_dir():
         parser.exit(2, f"study_report: error: no study folder {args.study_dir}\n")
     print(f"wrote {write_report(args.study_dir.resolve())}")
+    main_runs = [run.name for run in RUNS if run.group == "main"]
+    if args.readme.is_file() and update_readme(args.readme, readme_block(args.study_dir.resolve() / "results",
+                                                                         main_runs)):
+        print(f"updated the study block of {args.readme}")
+    else:
+        print(f"left {args.readme} alone: it has no study block ({README_BEGIN} ... {README_END})")
     return 0
 
 

@@ -298,3 +298,25 @@ def test_strong_square_is_paired_with_pgd20_and_combined_with_autoattack(report,
     write_eval(results, "square_trades", {"natural": "1" * 80 + "0" * 20, "pgd20": pgd, report.STRONG_SQUARE: square})
     (results / "square_trades" / "study-job.json").unlink()  # still running
     assert report.square_check(results, "trades") is None and report.square_check(results, "mart") is None
+
+
+def test_the_readme_block_is_rewritten_between_its_markers_only(report, tmp_path):
+    results = tmp_path / "results"
+    write_eval(results, "eval_scarl", {"natural": "1" * 85 + "0" * 15, "pgd20": "1" * 72 + "0" * 28})
+    write_eval(results, "aa_scarl", {"pgd20": "1" * 72 + "0" * 28, "aa": "1" * 63 + "0" * 37})
+    block = report.readme_block(results, ["scarl", "trades"])
+    low, high = wilson_interval(63, 100)
+    scarl = next(line for line in block if line.startswith("| scarl |"))
+    assert scarl.endswith(f"| {63.0:.1f} [{100 * low:.1f}, {100 * high:.1f}] |") and "| - | - |" in scarl
+    assert "| trades | not evaluated yet |" in "\n".join(block)
+    assert any(line.startswith("- **Not computed yet**:") for line in block)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n\nbefore\n{report.README_BEGIN}\nold table\n{report.README_END}\nafter\n")
+    assert report.update_readme(readme, block)
+    once = readme.read_text()
+    assert "old table" not in once and once.startswith("# title\n\nbefore\n") and once.endswith(
+        f"{report.README_END}\nafter\n") and "\n".join(block) in once
+    assert report.update_readme(readme, block) and readme.read_text() == once  # idempotent
+    plain = tmp_path / "PLAIN.md"
+    plain.write_text("no markers\n")
+    assert not report.update_readme(plain, block) and plain.read_text() == "no markers\n"
