@@ -24,6 +24,7 @@ import argparse
 import json
 import re
 import sys
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,10 +74,16 @@ def _result(document: dict | None, attack: str):
     return eval_result(document, next(iter(document["checkpoints"])), attack)
 
 
+def _one_decimal(value: float) -> str:
+    """``value`` to one decimal, halves rounded up as written in decimal (71.55 -> 71.6, as eval.md's 71.55
+    reads; ``f"{71.55:.1f}"`` gives 71.5, the binary float being a hair below the half)."""
+    return str(Decimal(repr(value)).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
+
+
 def _cell(result) -> str:
     if result is None:
         return "-"
-    return f"{result.accuracy:.1f} [{result.ci95[0]:.1f}, {result.ci95[1]:.1f}]"
+    return f"{_one_decimal(result.accuracy)} [{_one_decimal(result.ci95[0])}, {_one_decimal(result.ci95[1])}]"
 
 
 def _option(run: StudyRun, flag: str) -> str:

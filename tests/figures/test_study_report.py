@@ -320,3 +320,9 @@ def test_the_readme_block_is_rewritten_between_its_markers_only(report, tmp_path
     plain = tmp_path / "PLAIN.md"
     plain.write_text("no markers\n")
     assert not report.update_readme(plain, block) and plain.read_text() == "no markers\n"
+
+
+def test_cells_round_halves_up_as_the_decimal_reads(report):
+    assert f"{71.55:.1f}" == "71.5"  # the binary float is a hair below the half
+    assert report._one_decimal(100 * 7155 / 10000) == "71.6" and report._one_decimal(71.54) == "71.5"
+    assert report._one_decimal(0.0) == "0.0" and report._one_decimal(100.0) == "100.0"
