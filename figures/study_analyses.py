@@ -86,7 +86,8 @@ def analyses(runs) -> list[Analysis]:
     for model in ("trades", "scarl", "pgd_at", "spat_madry"):
         found.append(Analysis(f"aa_{model}", "eval", (model,), ("--attacks", "natural,pgd20,aa", "--n", "500",
                                                                "--eps", "0.1")))
-    for model in ("trades", "scarl"):  # AutoAttack's advice after its Square flag on scarl (minutes of CPU)
+    # AutoAttack's advice after its Square flag on scarl (about 30 CPU-minutes each: 40,000 iterations per chunk)
+    for model in ("trades", "scarl"):
         found.append(Analysis(f"square_{model}", "eval", (model,), ("--attacks", f"natural,pgd20,{STRONG_SQUARE}",
                                                                     "--n", "500", "--eps", "0.1")))
     found.append(Analysis("table3_scarl", "eval", ("scarl",), ("--attacks", "pgd-ce,pgd-kl,pgd-info", "--n", "2000",
