@@ -257,8 +257,8 @@ def comparisons(results: Path) -> list[str]:
                 continue
             difference, low, high = numbers["difference"]
             p = f"{numbers['mcnemar_p']:.3g}" if numbers.get("paired") else "unpaired"
-            lines.append(f"| {first} vs {second} | {attack} | {numbers['n']} | {numbers[first]:.1f} | "
-                         f"{numbers[second]:.1f} | {difference:+.1f} [{low:+.1f}, {high:+.1f}] | {p} |")
+            lines.append(f"| {first} vs {second} | {attack} | {numbers['n']} | {_one_decimal(numbers[first])} | "
+                         f"{_one_decimal(numbers[second])} | {difference:+.1f} [{low:+.1f}, {high:+.1f}] | {p} |")
         lines.append(f"| | claim: {first} better than {second}; verdict: **{finding.verdict}** | | | | | |")
         rule = next((line for line in finding.details if line.startswith("verdict rule:")), None)
     if rule:
@@ -290,16 +290,38 @@ def _autoattack_gap(folder: Path) -> str:
     return _against_pgd("AutoAttack", aa, pgd)
 
 
+def _square_and_pgd(results: Path, model: str):
+    """``(eval.json, Square's result, PGD-20's result)`` of the finished ``square_MODEL`` eval, or None."""
+    document = _read(results / f"square_{model}" / "eval.json")
+    square, pgd = _result(document, STRONG_SQUARE), _result(document, "pgd20")
+    if square is None or pgd is None or _read(results / f"square_{model}" / "study-job.json") is None:
+        return None
+    return document, square, pgd
+
+
+def misled_gradients(results: Path, model: str):
+    """The paired comparison of Square alone with PGD-20 on the same images (``square_MODEL``) when Square, which
+    uses no gradients, is the stronger attack (difference CI below 0): a sign that the model's gradients mislead
+    gradient attacks (Athalye et al., 2018). None when it is not, or before the eval has run."""
+    from semprobe.stats.intervals import paired_comparison
+
+    found = _square_and_pgd(results, model)
+    if found is None or not (found[1].per_image and found[2].per_image):
+        return None
+    comparison = paired_comparison(found[1].flags(), found[2].flags())
+    return comparison if comparison.ci95[1] < 0 else None
+
+
 def square_check(results: Path, model: str) -> str | None:
     """The ``square_MODEL`` eval (Square alone, more queries and restarts than AutoAttack gives it) against
     PGD-20 on the same images, paired, and with AutoAttack: an image counts as robust when neither breaks it
     (when ``aa_MODEL`` scored the same images). None until it has run."""
     from semprobe.stats.intervals import wilson_interval
 
-    document = _read(results / f"square_{model}" / "eval.json")
-    square, pgd = _result(document, STRONG_SQUARE), _result(document, "pgd20")
-    if square is None or pgd is None or _read(results / f"square_{model}" / "study-job.json") is None:
+    found = _square_and_pgd(results, model)
+    if found is None:
         return None
+    document, square, pgd = found
     label = f"Square alone ({square.attack['queries']:,} queries x {square.attack['restarts']} restarts)"
     line = f"- {model}: {_against_pgd(label, square, pgd)}"
     autoattacked = _read(results / f"aa_{model}" / "eval.json")
@@ -381,6 +403,23 @@ def table3_outcome(document: dict) -> tuple[list[str], list[str]]:
     return rows, stronger
 
 
+def table3_verdict(results: Path, document: dict) -> tuple[str, str]:
+    """SCARL Table 3's verdict by the rule :func:`table3_section` states, and the reason that follows it."""
+    from semprobe.paper.findings import HOLDS, OPPOSITE, UNCLEAR
+
+    stronger = table3_outcome(document)[1]
+    if stronger:
+        return OPPOSITE, f": {', '.join(stronger)} is stronger."
+    misled = misled_gradients(results, "scarl")
+    if misled is not None:
+        low, high = 100 * misled.ci95[0], 100 * misled.ci95[1]
+        return UNCLEAR, (f": no adaptive attack is stronger than PGD-CE, but Square alone is "
+                         f"{-100 * misled.difference:.1f} [{-high:.1f}, {-low:.1f}] points stronger than PGD-20 on "
+                         f"the same {misled.n} images (see the Square check above).")
+    return HOLDS, (". All three are gradient attacks: AutoAttack and Square against PGD-20 (under the paired "
+                   "comparisons) say whether this model's gradients can be trusted.")
+
+
 def table3_section(results: Path) -> list[str]:
     """SCARL Table 3: the SCARL model under PGD on CE, on the TRADES KL and on L_info through its heads,
     each paired with PGD-CE on the same images, and the claim's verdict."""
@@ -388,16 +427,17 @@ def table3_section(results: Path) -> list[str]:
     lines = ["## SCARL Table 3: adaptive attacks on the SCARL model", ""]
     if document is None:
         return lines + ["Not computed yet.", ""]
-    rows, stronger = table3_outcome(document)
+    rows, _ = table3_outcome(document)
+    verdict, reason = table3_verdict(results, document)
     lines += [f"| attack | accuracy % [95% CI] | difference to {TABLE3_REFERENCE}, points [95% CI] | McNemar p |",
               "|---|---|---|---|", *rows]
     lines += ["", "Each attack on the same images, so its difference to PGD on the cross-entropy is paired. The "
               "paper's claim: SCARL 'can still defend against the adaptive attack', one with white-box access to "
-              "its word-embedding heads (PGD-Info) or its TRADES objective (PGD-KL). Rule: holds when no such "
-              "attack is stronger than PGD-CE (no difference CI below 0), does not hold otherwise. Here: "
-              + (f"**does not hold**: {', '.join(stronger)} is stronger." if stronger else "**holds**.")
-              + " All three are gradient attacks: AutoAttack against PGD-20 (under the paired comparisons) says "
-              "whether this model's gradients can be trusted."]
+              "its word-embedding heads (PGD-Info) or its TRADES objective (PGD-KL). Rule: does not hold when such "
+              "an attack is stronger than PGD-CE (its difference CI below 0); inconclusive when none is but Square "
+              "alone (`square_scarl`), a black-box attack, is stronger than PGD-20 on its images, for then the "
+              "gradients all three attacks follow mislead them and their failing shows no defence; holds "
+              f"otherwise. Here: **{verdict}**{reason}"]
     return lines + ["", f"Command: {_command(results, 'table3_scarl')}", ""]
 
 
@@ -560,7 +600,7 @@ def summary_section(results: Path, main: list[str]) -> list[str]:
     if table3 is None:
         waiting.append(TABLE3_CLAIM)
     else:
-        verdicts[OPPOSITE if table3_outcome(table3)[1] else HOLDS].append(TABLE3_CLAIM)
+        verdicts[table3_verdict(results, table3)[0]].append(TABLE3_CLAIM)
     findings = claim_findings(results)
     for finding in findings:
         verdicts[finding.verdict].append(finding.title)

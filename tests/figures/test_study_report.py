@@ -215,6 +215,35 @@ def test_table3_pairs_each_adaptive_attack_with_pgd_ce_on_the_same_images(report
     assert "SCARL withstands adaptive attacks (Table 3)" in report.summary_section(results, [])[3]  # does not hold
 
 
+def test_table3_is_inconclusive_when_square_alone_beats_pgd(report, tmp_path):
+    """No adaptive gradient attack beats PGD-CE, but a black-box one beats PGD-20: the gradients mislead."""
+    results = tmp_path / "results"
+    ce, kl = "1" * 70 + "0" * 30, "1" * 70 + "1" * 6 + "0" * 24
+    write_eval(results, "table3_scarl", {"pgd-ce": ce, "pgd-kl": kl})
+    pgd = "1" * 70 + "0" * 30
+    square = "1" * 58 + "0" * 12 + "1" * 1 + "0" * 29   # breaks 12 images PGD-20 left, spares 1 it broke
+    write_eval(results, "square_scarl", {"pgd20": pgd, report.STRONG_SQUARE: square})
+    expected = paired_comparison([c == "1" for c in square], [c == "1" for c in pgd])
+    assert expected.ci95[1] < 0  # Square stronger, by the independent computation
+    text = "\n".join(report.table3_section(results))
+    low, high = 100 * expected.ci95[0], 100 * expected.ci95[1]
+    assert (f"Here: **inconclusive**: no adaptive attack is stronger than PGD-CE, but Square alone is "
+            f"{-100 * expected.difference:.1f} [{-high:.1f}, {-low:.1f}] points stronger than PGD-20 on the same "
+            "100 images") in text
+    summary = report.summary_section(results, [])
+    assert "SCARL withstands adaptive attacks (Table 3)" in summary[4]  # cannot be told
+    assert "SCARL withstands" not in summary[2]
+
+    # Square no stronger than PGD-20 (one image each way): the verdict stays "holds"
+    even = tmp_path / "even"
+    write_eval(even, "table3_scarl", {"pgd-ce": ce, "pgd-kl": kl})
+    write_eval(even, "square_scarl", {"pgd20": pgd, report.STRONG_SQUARE: "1" * 69 + "0" + "1" + "0" * 29})
+    assert "Here: **holds**." in "\n".join(report.table3_section(even))
+    # a Square eval still running (no study-job.json) does not count
+    (results / "square_scarl" / "study-job.json").unlink()
+    assert "Here: **holds**." in "\n".join(report.table3_section(results))
+
+
 def test_autoattack_flags_come_from_the_logs_of_finished_aa_analyses(report, tmp_path):
     results = tmp_path / "results"
     (results / "logs").mkdir(parents=True)
