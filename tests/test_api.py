@@ -137,7 +137,8 @@ def test_evaluation_to_dict_from_dict_frame_and_summary(small_problem):
     record = results.to_dict()
     assert record["classes"] == CLASSES and record["results"][1]["correct"] == results[1].correct
     assert set(record["results"][0]) == {"attack", "n", "correct", "accuracy", "ci95", "per_class", "seconds",
-                                         "per_image"}
+                                         "per_image", "warnings"}
+    assert [r["warnings"] for r in record["results"]] == [[], []]  # only AutoAttack raises reliability warnings
     again = type(results).from_dict(json.loads(json.dumps(record)))
     assert again == results and again.classes == CLASSES and again.to_dict() == record
 
