@@ -10,6 +10,24 @@ AXIS_LABELS = {"eps": "perturbation budget eps", "steps": "PGD steps"}
 INTEGER_AXES = ("epoch", "batch size")
 
 
+DASHES = ("-", "--", ":", "-.")
+
+
+def line_styles(curves: Sequence[Curve]) -> list[tuple[int, str]]:
+    """``(colour number, line style)`` per curve. Curves that differ only in their ``metric`` (the clean and
+    the PGD accuracy of the same runs, as in SPAT Fig. 5) share a colour and differ in line style, so each
+    setting reads as one colour; otherwise every curve has its own colour and a solid line."""
+    metrics = list(dict.fromkeys(curve.fixed.get("metric") for curve in curves))
+    if len(metrics) < 2 or None in metrics:
+        return [(i, "-") for i in range(len(curves))]
+    groups: dict[tuple, int] = {}
+    styles = []
+    for curve in curves:
+        setting = tuple(sorted((k, repr(v)) for k, v in curve.fixed.items() if k != "metric"))
+        styles.append((groups.setdefault(setting, len(groups)), DASHES[metrics.index(curve.fixed["metric"]) % 4]))
+    return styles
+
+
 def curves_figure(curves: Sequence[Curve], *, title: str = "", eps_in_255: bool = True):
     """Accuracy (%) against the swept value, one line per model, 95% intervals as bands."""
     from semprobe.plots import pyplot
@@ -17,10 +35,14 @@ def curves_figure(curves: Sequence[Curve], *, title: str = "", eps_in_255: bool 
     plt = pyplot()
 
     figure, axis = plt.subplots(figsize=(5.0, 3.6))
-    for curve in curves:
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for curve, (group, dash) in zip(curves, line_styles(curves)):
         xs = [p.x * 255 if curve.swept == "eps" and eps_in_255 else p.x for p in curve.points]
-        axis.plot(xs, [p.accuracy for p in curve.points], marker="o", markersize=3, label=curve.label)
-        axis.fill_between(xs, [p.ci95[0] for p in curve.points], [p.ci95[1] for p in curve.points], alpha=0.2)
+        colour = colours[group % len(colours)]
+        axis.plot(xs, [p.accuracy for p in curve.points], marker="o", markersize=3, label=curve.label,
+                  color=colour, linestyle=dash)
+        axis.fill_between(xs, [p.ci95[0] for p in curve.points], [p.ci95[1] for p in curve.points], alpha=0.2,
+                          color=colour)
     swept = curves[0].swept if curves else ""
     label = AXIS_LABELS.get(swept, swept)
     axis.set_xlabel(label + (" (x/255)" if swept == "eps" and eps_in_255 else ""))

@@ -50,3 +50,30 @@ def test_epoch_curves_name_a_run_once_and_tick_whole_epochs(tmp_path):
     figure.canvas.draw()
     ticks = [t for t in figure.axes[0].get_xticks() if 1 <= t <= 3]
     assert ticks and all(float(t).is_integer() for t in ticks)
+
+
+def test_alpha_sweep_gives_one_colour_per_training_eps_and_a_line_style_per_metric(tmp_path):
+    import json
+
+    from matplotlib.colors import to_hex
+
+    from semprobe.plots.curves import curves_figure, line_styles
+    from semprobe.robustness.run_metrics import accuracy_vs_alpha
+
+    runs = []
+    for eps in (0.05, 0.1):
+        for alpha in (0.0, 0.2):
+            run = tmp_path / f"eps{eps}_alpha{alpha}"
+            run.mkdir()
+            (run / "config.json").write_text(json.dumps({"method": "spat_madry", "eps": eps, "alpha": alpha}))
+            (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_clean_acc": 0.8, "val_pgd_acc": 0.6}) + "\n")
+            runs.append(run)
+    curves = accuracy_vs_alpha(runs)
+    lines = curves_figure(curves).axes[0].get_lines()
+    by_label = {line.get_label(): (to_hex(line.get_color()), line.get_linestyle()) for line in lines}
+    clean, pgd = by_label["clean, trained at eps 0.05"], by_label["PGD, trained at eps 0.05"]
+    assert clean[0] == pgd[0] and clean[1] != pgd[1]  # one colour for the eps, two line styles
+    assert by_label["PGD, trained at eps 0.1"][0] != pgd[0]
+    assert len({colour for colour, _ in by_label.values()}) == 2 and len({s for _, s in by_label.values()}) == 2
+    # one metric only (SCARL Fig. 4 a style): a colour per curve, solid lines
+    assert line_styles([c for c in curves if c.fixed["metric"] == "PGD"]) == [(0, "-"), (1, "-")]
