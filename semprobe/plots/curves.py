@@ -42,7 +42,7 @@ def curves_figure(curves: Sequence[Curve], *, title: str = "", eps_in_255: bool 
         axis.plot(xs, [p.accuracy for p in curve.points], marker="o", markersize=3, label=curve.label,
                   color=colour, linestyle=dash)
         axis.fill_between(xs, [p.ci95[0] for p in curve.points], [p.ci95[1] for p in curve.points], alpha=0.2,
-                          color=colour)
+                          facecolor=colour)
     swept = curves[0].swept if curves else ""
     label = AXIS_LABELS.get(swept, swept)
     axis.set_xlabel(label + (" (x/255)" if swept == "eps" and eps_in_255 else ""))
