@@ -69,7 +69,11 @@ def test_alpha_sweep_gives_one_colour_per_training_eps_and_a_line_style_per_metr
             (run / "metrics.jsonl").write_text(json.dumps({"epoch": 1, "val_clean_acc": 0.8, "val_pgd_acc": 0.6}) + "\n")
             runs.append(run)
     curves = accuracy_vs_alpha(runs)
-    lines = curves_figure(curves).axes[0].get_lines()
+    axis = curves_figure(curves).axes[0]
+    lines = axis.get_lines()
+    # each interval band has its line's colour
+    assert [to_hex(band.get_facecolor()[0], keep_alpha=False) for band in axis.collections] == [
+        to_hex(line.get_color()) for line in lines]
     by_label = {line.get_label(): (to_hex(line.get_color()), line.get_linestyle()) for line in lines}
     clean, pgd = by_label["clean, trained at eps 0.05"], by_label["PGD, trained at eps 0.05"]
     assert clean[0] == pgd[0] and clean[1] != pgd[1]  # one colour for the eps, two line styles
