@@ -149,6 +149,20 @@ def convergence_note(name: str, epochs: list[dict], chosen_epoch: int) -> str | 
             f"{FLAT_POINTS:g}-point rule.")
 
 
+def is_trained(study: Path, run: StudyRun) -> bool:
+    """True when ``run`` has been exported: its model record and training log are in the study folder."""
+    return (study / "models" / f"{run.name}.json").is_file() and (study / "logs" / run.name / "metrics.jsonl").is_file()
+
+
+def untrained_by_group(study: Path, runs: list[StudyRun]) -> dict[str, tuple[int, int]]:
+    """Group -> (runs not trained yet, runs), for the groups that still have some to train."""
+    counts: dict[str, tuple[int, int]] = {}
+    for run in runs:
+        missing, total = counts.get(run.group, (0, 0))
+        counts[run.group] = (missing + (not is_trained(study, run)), total + 1)
+    return {group: count for group, count in counts.items() if count[0]}
+
+
 def training_section(study: Path, runs: list[StudyRun]) -> list[str]:
     """A row per run: epochs, chosen epoch and its validation accuracies, convergence, time."""
     lines = ["## Training", "",
@@ -161,11 +175,11 @@ def training_section(study: Path, runs: list[StudyRun]) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|"]
     notes = []
     for run in runs:
-        record = _read(study / "models" / f"{run.name}.json")
-        metrics = study / "logs" / run.name / "metrics.jsonl"
-        if record is None or not metrics.is_file():
+        if not is_trained(study, run):
             lines.append(f"| {run.name} | {run.group} | {run.train_images or 'all'} | - | not trained yet | | | | |")
             continue
+        record = _read(study / "models" / f"{run.name}.json")
+        metrics = study / "logs" / run.name / "metrics.jsonl"
         epochs = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
         chosen = next(e for e in epochs if e["epoch"] == record["best_epoch"])
         tail = [e["val_pgd_acc"] for e in epochs[-FLAT_EPOCHS:]]
@@ -584,8 +598,10 @@ def findings_section(results: Path) -> list[str]:
     return lines + [f.to_markdown() for f in findings]
 
 
-def summary_section(results: Path, main: list[str]) -> list[str]:
-    """What holds, what does not and what cannot be told, each claim once with its verdict, and the targets."""
+def summary_section(results: Path, main: list[str],
+                    untrained: dict[str, tuple[int, int]] | None = None) -> list[str]:
+    """What holds, what does not and what cannot be told, each claim once with its verdict, and the targets;
+    with ``untrained`` (:func:`untrained_by_group`), the runs still to train, whose tables wait for them."""
     from semprobe.paper.findings import HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE
 
     verdicts = {HOLDS: [], OPPOSITE: [], UNCLEAR: [], UNTESTABLE: []}
@@ -612,6 +628,7 @@ def summary_section(results: Path, main: list[str]) -> list[str]:
         if document is None:
             continue
         (met if meets_targets(name, document) else short).append(name)
+    still = ", ".join(f"{group} {left} of {total} runs" for group, (left, total) in (untrained or {}).items())
     lines = ["## Summary", "",
              f"- **Holds**: {'; '.join(verdicts[HOLDS]) or 'nothing yet'}.",
              f"- **Does not hold**: {'; '.join(verdicts[OPPOSITE]) or 'nothing yet'}.",
@@ -620,6 +637,8 @@ def summary_section(results: Path, main: list[str]) -> list[str]:
              f"- **Not computed yet**: {'; '.join(waiting) or 'nothing'}.",
              f"- **Targets** (natural >= 91% clean; robust >= 80% clean and >= 68% PGD-20, full test split): met by "
              f"{', '.join(met) or 'none yet'}; short: {', '.join(short) or 'none'}.",
+             *([f"- **Still to train**: {still} (their rows below read 'not trained yet'; "
+                "`python figures/study.py list` says where each stands)."] if untrained else []),
              "", "Each verdict follows the rule written under it below; the sections give the numbers.", ""]
     return lines
 
@@ -643,7 +662,8 @@ def readme_block(results: Path, main: list[str]) -> list[str]:
         cells = [_cell(_result(document, attack)) for attack in README_ATTACKS]
         cells.append(_cell(_result(_read(results / f"aa_{name}" / "eval.json"), "aa")))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    verdicts = [line for line in summary_section(results, main) if line.startswith("- **")]
+    summary = summary_section(results, main, untrained_by_group(results.parent, RUNS))
+    verdicts = [line for line in summary if line.startswith("- **")]
     return lines + ["", "What the numbers say (each verdict by the rule written beside it in the report):", "",
                     *verdicts]
 
@@ -666,7 +686,7 @@ def write_report(study: Path = STUDY) -> Path:
          "Made by `python figures/study_report.py` from the outputs of `python figures/study.py` (every command is "
          "named with its section). A check of the papers' claims on another dataset with a small CNN, not a "
          "reproduction of their CIFAR numbers.", ""],
-        summary_section(results, [run.name for run in by_group["main"]]),
+        summary_section(results, [run.name for run in by_group["main"]], untrained_by_group(study, RUNS)),
         training_section(study, RUNS),
         main_table(results, [run.name for run in by_group["main"]]),
         comparisons(results),

@@ -68,6 +68,15 @@ def test_report_tables_targets_and_paired_comparisons(report, tmp_path):
     assert "| mart vs spat_mart" not in text and "| spat_mart vs mart | - | | | | not evaluated yet |" in text
     assert "## SCARL Table 3" in text and "Not computed yet" in text
     assert "| natural | main | all | - | not trained yet |" in text
+    # nothing exported: every group is still to train, and the summary says so with its counts
+    counts = {group: sum(run.group == group for run in report.RUNS) for group in report.GROUPS}
+    still = next(line for line in text.splitlines() if line.startswith("- **Still to train**"))
+    assert still.startswith("- **Still to train**: " + ", ".join(f"{g} {n} of {n} runs" for g, n in counts.items()))
+    (study / "models").mkdir()
+    (study / "models" / "natural.json").write_text("{}")
+    (study / "logs" / "natural").mkdir(parents=True)
+    (study / "logs" / "natural" / "metrics.jsonl").write_text("")
+    assert report.untrained_by_group(study, report.RUNS)["main"] == (counts["main"] - 1, counts["main"])
     assert "`semprobe eval ... eval_scarl`" in text
 
 
