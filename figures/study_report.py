@@ -558,6 +558,8 @@ def awp_table(results: Path, runs: list[StudyRun]) -> list[str]:
 def grid_table(results: Path, runs: list[StudyRun]) -> list[str]:
     """SPAT Fig. 5: spat_madry's clean and PGD-20 accuracy at its training eps, per alpha and eps."""
     lines = ["## SPAT Fig. 5: spat_madry over alpha and eps (10,000 training images)", "",
+             "The figure (below) plots the last epoch's validation accuracy (PGD-10) from the training logs; this "
+             "table the chosen checkpoint on the full test split (PGD-20).", "",
              "| eps | alpha | clean % | PGD-20 % at the training eps |", "|---|---|---|---|"]
     return lines + [f"| {run.eps} | {_option(run, '--alpha')} | {_clean_and_pgd(results, run)} |"
                     for run in runs] + [""]
