@@ -417,11 +417,11 @@ def table3_outcome(document: dict) -> tuple[list[str], list[str]]:
     return rows, stronger
 
 
-def table3_verdict(results: Path, document: dict) -> tuple[str, str]:
-    """SCARL Table 3's verdict by the rule :func:`table3_section` states, and the reason that follows it."""
+def table3_verdict(results: Path, stronger: list[str]) -> tuple[str, str]:
+    """SCARL Table 3's verdict by the rule :func:`table3_section` states, and the reason that follows it, given the
+    adaptive attacks stronger than PGD-CE (:func:`table3_outcome`)."""
     from semprobe.paper.findings import HOLDS, OPPOSITE, UNCLEAR
 
-    stronger = table3_outcome(document)[1]
     if stronger:
         return OPPOSITE, f": {', '.join(stronger)} is stronger."
     misled = misled_gradients(results, "scarl")
@@ -441,8 +441,8 @@ def table3_section(results: Path) -> list[str]:
     lines = ["## SCARL Table 3: adaptive attacks on the SCARL model", ""]
     if document is None:
         return lines + ["Not computed yet.", ""]
-    rows, _ = table3_outcome(document)
-    verdict, reason = table3_verdict(results, document)
+    rows, stronger = table3_outcome(document)
+    verdict, reason = table3_verdict(results, stronger)
     lines += [f"| attack | accuracy % [95% CI] | difference to {TABLE3_REFERENCE}, points [95% CI] | McNemar p |",
               "|---|---|---|---|", *rows]
     lines += ["", "Each attack on the same images, so its difference to PGD on the cross-entropy is paired. The "
@@ -618,7 +618,7 @@ def summary_section(results: Path, main: list[str],
     if table3 is None:
         waiting.append(TABLE3_CLAIM)
     else:
-        verdicts[table3_verdict(results, table3)[0]].append(TABLE3_CLAIM)
+        verdicts[table3_verdict(results, table3_outcome(table3)[1])[0]].append(TABLE3_CLAIM)
     findings = claim_findings(results)
     for finding in findings:
         verdicts[finding.verdict].append(finding.title)

@@ -24,7 +24,7 @@ def line_styles(curves: Sequence[Curve]) -> list[tuple[int, str]]:
     styles = []
     for curve in curves:
         setting = tuple(sorted((k, repr(v)) for k, v in curve.fixed.items() if k != "metric"))
-        styles.append((groups.setdefault(setting, len(groups)), DASHES[metrics.index(curve.fixed["metric"]) % 4]))
+        styles.append((groups.setdefault(setting, len(groups)), DASHES[metrics.index(curve.fixed["metric"]) % len(DASHES)]))
     return styles
 
 
