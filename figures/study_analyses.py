@@ -12,6 +12,8 @@ semprobe's version in their JSON).
                     PGD-20, PGD-100, CW-100 (SCARL Table 1, SPAT Tables 1-2); ablation and
                     grid models: natural and PGD-20 at their training eps (Tables 4, 5, 7;
                     SPAT Fig. 5)
+``eval_NAME_at_eps0.1``  grid models trained at another eps: PGD-20 at eps 0.1 on the same
+                    images (SPAT Fig. 5 scores every model at one eps, 8/255 there)
 ``aa_NAME``         AutoAttack (standard) with natural and PGD-20 on the same 500 images,
                     for the models the SCARL-vs-TRADES claim compares, and pgd_at and
                     spat_madry (SPAT Table 1's Madry pair)
@@ -47,6 +49,7 @@ FIGURES_OF_MODELS = ("scarl_fig1_cca", "scarl_fig5_cca", "scarl_fig2_simmatrix",
                      "scarl_fig4b_eps", "scarl_fig4c_steps", "spat_fig4_alpha", "spat_fig2_examples",
                      "spat_fig3_examples")
 EPS_SWEEP = "0,0.025,0.05,0.1,0.15,0.2"
+GRID_EVAL_EPS = "0.1"  # SPAT Fig. 5 scores every grid model at one eps (8/255 on CIFAR-10), the study's eps here
 STRONG_SQUARE = "square20000x2"  # Square alone, 4x AutoAttack's queries and a second restart
 
 
@@ -82,6 +85,10 @@ def analyses(runs) -> list[Analysis]:
     for run in runs:
         attacks = "natural,fgsm,pgd20,pgd100,cw100" if run.group == "main" else "natural,pgd20"
         found.append(Analysis(f"eval_{run.name}", "eval", (run.name,), ("--attacks", attacks, "--eps", run.eps)))
+    for run in runs:  # clean accuracy does not depend on eps: eval_NAME has it
+        if run.group == "grid" and run.eps != GRID_EVAL_EPS:
+            found.append(Analysis(grid_eval_name(run.name), "eval", (run.name,),
+                                  ("--attacks", "pgd20", "--eps", GRID_EVAL_EPS)))
     # the SCARL-vs-TRADES claim, then SPAT's Madry pair (about 35 CPU-minutes each on 500 images)
     for model in ("trades", "scarl", "pgd_at", "spat_madry"):
         found.append(Analysis(f"aa_{model}", "eval", (model,), ("--attacks", "natural,pgd20,aa", "--n", "500",
@@ -105,6 +112,11 @@ def analyses(runs) -> list[Analysis]:
                           ("--alphas", "0:1:0.1", "--n", "1000", "--steps", "20", "--step-size", "eps/10",
                            "--eps", "0.1")))
     return found + figure_analyses(runs)
+
+
+def grid_eval_name(run_name: str) -> str:
+    """The analysis that scores a grid model at :data:`GRID_EVAL_EPS` (its own eval uses its training eps)."""
+    return f"eval_{run_name}_at_eps{GRID_EVAL_EPS}"
 
 
 def figure_analyses(runs) -> list[Analysis]:
