@@ -11,9 +11,11 @@ flat over the last epochs, the targets); SCARL Table 1 / SPAT Tables 1-2 (every 
 model on the full test split); SCARL vs TRADES and each method with and without SPAT,
 compared paired on the same images (McNemar's exact test, Newcombe's paired interval), with
 each AutoAttack run against PGD-20 on its images and AutoAttack's own reliability flags;
-SCARL Table 3, each adaptive attack paired with PGD-CE; the ablations of Tables 4, 5, 7 against their own reference; Table 7's
-base losses with and without the semantic terms; the SPAT Fig. 5 grid; SCARL Fig. 4 d's
-batch sizes; AWP against the same methods without it; the findings of
+SCARL Table 3, each adaptive attack paired with PGD-CE; the ablations of Tables 4, 5, 7
+against their own reference, Table 7's base losses with and without the semantic terms and
+AWP against the same method without it, each row with the verdict on its paper's claim
+(:func:`paired_claim`); the SPAT Fig. 5 grid, each alpha paired with alpha 0, and its two
+claims (:mod:`semprobe.paper.alpha_grid`); SCARL Fig. 4 d's batch sizes; the findings of
 ``semprobe.paper.findings`` (C1 a and b, RSA, PGD-LS vs alpha); every figure drawn by
 ``semprobe figures``; and what does not apply on this data.
 """
@@ -31,7 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from study import GROUPS, RUNS, STUDY, StudyRun  # noqa: E402
-from study_analyses import STRONG_SQUARE  # noqa: E402
+from study_analyses import GRID_EVAL_EPS, STRONG_SQUARE, grid_eval_name  # noqa: E402
 
 MAIN_ATTACKS = ("natural", "fgsm", "pgd20", "pgd100", "cw100")
 SPAT_PAIRS = (("spat_madry", "pgd_at"), ("spat_trades", "trades"), ("spat_mart", "mart"))
@@ -403,6 +405,8 @@ TABLE3_CLAIM = "SCARL withstands adaptive attacks (Table 3)"
 def table3_outcome(document: dict) -> tuple[list[str], list[str]]:
     """SCARL Table 3 from its eval.json: a table row per attack, with its paired difference to PGD-CE on the
     same images, and the attacks whose difference CI lies below 0 (stronger than PGD-CE)."""
+    from semprobe.stats.intervals import paired_comparison
+
     attacks = [r["attack"]["name"] for r in next(iter(document["checkpoints"].values()))["results"]]
     reference = _result(document, TABLE3_REFERENCE)
     rows, stronger = [], []
@@ -410,7 +414,8 @@ def table3_outcome(document: dict) -> tuple[list[str], list[str]]:
         result = _result(document, attack)
         versus = "- | -"
         if reference is not None and attack != TABLE3_REFERENCE and result.per_image and reference.per_image:
-            comparison, versus = _paired_cells(result.flags(), reference.flags())
+            comparison = paired_comparison(result.flags(), reference.flags())
+            versus = _paired_cells(comparison)
             if comparison.ci95[1] < 0:
                 stronger.append(attack)
         rows.append(f"| {attack} | {_cell(result)} | {versus} |")
@@ -455,37 +460,92 @@ def table3_section(results: Path) -> list[str]:
     return lines + ["", f"Command: {_command(results, 'table3_scarl')}", ""]
 
 
-def _paired_row(results: Path, run: StudyRun, reference_name: str) -> str:
-    """A table row: the run's clean and PGD-20 accuracy, and its PGD-20 difference to ``reference_name``'s
-    on the same test images (Newcombe's paired interval, McNemar's exact test)."""
+def paired_claim(results: Path, run: StudyRun, reference_name: str, run_better: bool):
+    """``(comparison, verdict)`` of ``run``'s PGD-20 outcomes against ``reference_name``'s on the same test images,
+    for the claim that ``run`` is the more robust (``run_better``) or the less robust; None before both are
+    evaluated. The verdict follows the paired 95% interval of the difference (holds when it lies on the claimed
+    side of 0, does not hold when on the other, inconclusive otherwise)."""
+    from semprobe.paper.findings import _verdict_from_interval
+    from semprobe.stats.intervals import paired_comparison
+
+    pgd = _result(_read(results / f"eval_{run.name}" / "eval.json"), "pgd20")
+    reference = _result(_read(results / f"eval_{reference_name}" / "eval.json"), "pgd20")
+    if pgd is None or reference is None or run.name == reference_name or not pgd.per_image:
+        return None
+    c = paired_comparison(pgd.flags(), reference.flags())
+    low, high = c.ci95
+    return c, _verdict_from_interval(low, high) if run_better else _verdict_from_interval(-high, -low)
+
+
+def _paired_row(results: Path, run: StudyRun, reference_name: str, run_better: bool) -> str:
+    """A table row: the run's clean and PGD-20 accuracy, its PGD-20 difference to ``reference_name``'s on the
+    same test images (Newcombe's paired interval, McNemar's exact test) and the verdict of :func:`paired_claim`."""
     document = _read(results / f"eval_{run.name}" / "eval.json")
     clean, pgd = _result(document, "natural"), _result(document, "pgd20")
     options = " ".join(run.options) or run.method
     if pgd is None:
-        return f"| {run.name} | {options} | - | - | not evaluated yet | |"
-    reference = _result(_read(results / f"eval_{reference_name}" / "eval.json"), "pgd20")
-    versus = "- | -"
-    if reference is not None and run.name != reference_name and reference.per_image:
-        versus = _paired_cells(pgd.flags(), reference.flags())[1]
+        return f"| {run.name} | {options} | - | - | not evaluated yet | | |"
+    claimed = paired_claim(results, run, reference_name, run_better)
+    versus = "- | - | -"
+    if claimed is not None:
+        c, verdict = claimed
+        versus = f"{_paired_cells(c)} | {verdict}"
     return f"| {run.name} | {options} | {_cell(clean)} | {_cell(pgd)} | {versus} |"
 
 
-def _paired_cells(first: list[bool], second: list[bool]):
-    """``(comparison, cells)``: the paired comparison of two per-image outcomes of the same images and its
-    two table cells, the difference in points with Newcombe's interval and McNemar's exact p."""
-    from semprobe.stats.intervals import paired_comparison
+def _paired_cells(c) -> str:
+    """The two table cells of a :class:`~semprobe.stats.intervals.PairedComparison`: the difference in points
+    with Newcombe's paired interval, and McNemar's exact p."""
+    return f"{_difference_cell(c)} | {c.mcnemar_p:.3g}"
 
-    c = paired_comparison(first, second)
-    return c, f"{100 * c.difference:+.1f} [{100 * c.ci95[0]:+.1f}, {100 * c.ci95[1]:+.1f}] | {c.mcnemar_p:.3g}"
+
+def _difference_cell(c) -> str:
+    """A :class:`~semprobe.stats.intervals.PairedComparison`'s difference in points with its paired interval."""
+    return f"{100 * c.difference:+.1f} [{100 * c.ci95[0]:+.1f}, {100 * c.ci95[1]:+.1f}]"
+
+
+ABLATION_TABLES = {"--no-info": "Table 4", "--no-struc": "Table 4", "--info": "Table 4", "--embedding": "Table 5"}
+
+
+def paired_claims(results: Path, runs: list[StudyRun]) -> list[tuple[str, str | None]]:
+    """``(claim, verdict or None before its evals)`` for every paired claim of the ablation tables: the full
+    recipe more robust than each variant of Tables 4 and 5, each base with the semantic terms more robust than
+    the base alone (Table 7), each AWP run more robust than the same method without AWP."""
+    claims = []
+    for run in runs:
+        table = next((ABLATION_TABLES[flag] for flag in run.options if flag in ABLATION_TABLES), None)
+        if run.group == "ablation" and table:
+            found = paired_claim(results, run, ABLATION_REFERENCE, run_better=False)
+            claims.append((f"{ABLATION_REFERENCE} more robust than {run.name} ({' '.join(run.options)}; {table}, "
+                           "paired)", found and found[1]))
+    names = {run.name for run in runs}
+    for with_terms, base in SEMANTIC_HELP_PAIRS:
+        if with_terms in names and base in names:
+            run = next(r for r in runs if r.name == with_terms)
+            found = paired_claim(results, run, base, run_better=True)
+            claims.append((f"{with_terms} more robust than {base} (Table 7, paired)", found and found[1]))
+    for run in runs:
+        if "--awp-gamma" in run.options:
+            base = run.name.replace("_awp", "")
+            found = paired_claim(results, run, base, run_better=True)
+            claims.append((f"{run.name} more robust than {base} (paired)", found and found[1]))
+    return claims
+
+
+PAIRED_HEADER = "| run | options | clean % | PGD-20 % | PGD-20 difference to {} [95% CI] | McNemar p | {} |"
 
 
 def ablation_table(results: Path, runs: list[StudyRun]) -> list[str]:
-    """SCARL Tables 4, 5, 7 on 20,000 training images: clean and PGD-20, and the difference to the full recipe."""
+    """SCARL Tables 4, 5, 7 on 20,000 training images: clean and PGD-20, the difference to the full recipe, and
+    the verdict on the claim that the full recipe is the more robust."""
     lines = ["## SCARL ablations (Tables 4, 5, 7; 20,000 training images)", "",
-             f"Each variant against `{ABLATION_REFERENCE}` (the full recipe on the same images), paired.", "",
-             "| run | options | clean % | PGD-20 % | PGD-20 difference to the full recipe [95% CI] | McNemar p |",
-             "|---|---|---|---|---|---|"]
-    return lines + [_paired_row(results, run, ABLATION_REFERENCE) for run in runs] + [""]
+             f"Each variant against `{ABLATION_REFERENCE}` (the full recipe on the same images), paired. The papers "
+             "claim the full recipe is the more robust: each loss term helps, L_info beats InfoNCE (Table 4), and "
+             "the stronger the word vectors' semantics, the more robust the model (Table 5). The verdict holds "
+             "when the difference's interval lies below 0, does not hold when above, inconclusive otherwise.", "",
+             PAIRED_HEADER.format("the full recipe", "verdict: the full recipe more robust"),
+             "|---|---|---|---|---|---|---|"]
+    return lines + [_paired_row(results, run, ABLATION_REFERENCE, run_better=False) for run in runs] + [""]
 
 
 def semantic_help_table(results: Path, runs: list[StudyRun]) -> list[str]:
@@ -495,12 +555,13 @@ def semantic_help_table(results: Path, runs: list[StudyRun]) -> list[str]:
     by_name = {run.name: run for run in runs}
     lines = ["## SCARL Table 7: a base loss with and without the semantic terms (20,000 training images)", "",
              "SCARL's L_info and L_struc added to Madry AT and to TRADES, each against the same base alone, "
-             "paired on the same test images (PGD-20 on the full split instead of the paper's FGSM and AutoAttack).",
-             "", "| run | options | clean % | PGD-20 % | PGD-20 difference to the base alone [95% CI] | McNemar p |",
-             "|---|---|---|---|---|---|"]
+             "paired on the same test images (PGD-20 on the full split instead of the paper's FGSM and AutoAttack). "
+             "The verdict holds when the difference's interval lies above 0.", "",
+             PAIRED_HEADER.format("the base alone", "verdict: the semantic terms help"),
+             "|---|---|---|---|---|---|---|"]
     for with_terms, base in SEMANTIC_HELP_PAIRS:
         if with_terms in by_name and base in by_name:
-            lines.append(_paired_row(results, by_name[with_terms], base))
+            lines.append(_paired_row(results, by_name[with_terms], base, run_better=True))
     return lines + [""]
 
 
@@ -546,23 +607,88 @@ def awp_table(results: Path, runs: list[StudyRun]) -> list[str]:
     """SCARL Table 6's AWP baselines on Fashion-MNIST: each run with AWP (name ``X_awp_20k``) against the same
     method without it (``X_20k``), trained on the same 20,000 images."""
     lines = ["## AWP (SCARL Table 6's baselines; 20,000 training images)", "",
-             "Each run with AWP against the same method without it on the same images, paired.", "",
-             "| run | options | clean % | PGD-20 % | PGD-20 difference to no AWP [95% CI] | McNemar p |",
-             "|---|---|---|---|---|---|"]
+             "Each run with AWP against the same method without it on the same images, paired. The verdict holds "
+             "when the difference's interval lies above 0.", "",
+             PAIRED_HEADER.format("no AWP", "verdict: AWP helps"), "|---|---|---|---|---|---|---|"]
     for run in runs:
         if "--awp-gamma" in run.options:
-            lines.append(_paired_row(results, run, run.name.replace("_awp", "")))
+            lines.append(_paired_row(results, run, run.name.replace("_awp", ""), run_better=True))
     return lines + [""]
 
 
+def alpha_grid(results: Path, runs: list[StudyRun], at_eval_eps: bool = False) -> dict[tuple[float, float], dict]:
+    """The grid runs' evals, keyed by ``(training eps, alpha)`` as :mod:`semprobe.paper.alpha_grid` reads them:
+    each at its training eps, or with ``at_eval_eps`` all at :data:`GRID_EVAL_EPS` (SPAT Fig. 5's protocol)."""
+    grid = {}
+    for run in runs:
+        if run.group != "grid":
+            continue
+        name = grid_eval_name(run.name) if at_eval_eps and run.eps != GRID_EVAL_EPS else f"eval_{run.name}"
+        document = _read(results / name / "eval.json")
+        if document is not None:
+            grid[(float(run.eps), float(_option(run, "--alpha")))] = document
+    return grid
+
+
+GRID_PEAK_CLAIM = f"SPAT Fig. 5: some alpha > 0 is more robust at the larger eps (PGD-20 at eps {GRID_EVAL_EPS})"
+
+
+def grid_findings(results: Path, runs: list[StudyRun]) -> list:
+    """SPAT Fig. 5's two claims on the grid's test-split evals (:mod:`semprobe.paper.alpha_grid`): the clean gain
+    from the evals at the training eps, the robust peak once every grid model is scored at :data:`GRID_EVAL_EPS`
+    (the paper's protocol); [] before any eval."""
+    from dataclasses import replace
+
+    from semprobe.paper.alpha_grid import clean_gain_finding, robust_peak_finding
+
+    grid = alpha_grid(results, runs)
+    if not grid:
+        return []
+    found = [clean_gain_finding(grid)]
+    at_eval_eps = alpha_grid(results, runs, at_eval_eps=True)
+    if len(at_eval_eps) == sum(run.group == "grid" for run in runs):
+        found.append(replace(robust_peak_finding(at_eval_eps), title=GRID_PEAK_CLAIM))
+    return found
+
+
 def grid_table(results: Path, runs: list[StudyRun]) -> list[str]:
-    """SPAT Fig. 5: spat_madry's clean and PGD-20 accuracy at its training eps, per alpha and eps."""
+    """SPAT Fig. 5: spat_madry's clean accuracy and PGD-20 accuracy (at its training eps and at
+    :data:`GRID_EVAL_EPS`), per alpha and eps, each against alpha 0 at the same eps (paired), and the findings
+    of :func:`grid_findings`."""
     lines = ["## SPAT Fig. 5: spat_madry over alpha and eps (10,000 training images)", "",
              "The figure (below) plots the last epoch's validation accuracy (PGD-10) from the training logs; this "
-             "table the chosen checkpoint on the full test split (PGD-20).", "",
-             "| eps | alpha | clean % | PGD-20 % at the training eps |", "|---|---|---|---|"]
-    return lines + [f"| {run.eps} | {_option(run, '--alpha')} | {_clean_and_pgd(results, run)} |"
-                    for run in runs] + [""]
+             "table the chosen checkpoint on the full test split: clean, PGD-20 at the training eps, and PGD-20 at "
+             f"eps {GRID_EVAL_EPS} (the paper scores every grid model at one eps, 8/255), each alpha against alpha "
+             "0 (Madry AT) at the same training eps on the same images (paired 95% intervals).", "",
+             f"| eps | alpha | clean % | PGD-20 % at the training eps | PGD-20 % at eps {GRID_EVAL_EPS} | "
+             f"clean difference to alpha 0 | PGD-20 at eps {GRID_EVAL_EPS}: difference to alpha 0 |",
+             "|---|---|---|---|---|---|---|"]
+    grid, at_eval_eps = alpha_grid(results, runs), alpha_grid(results, runs, at_eval_eps=True)
+    for run in runs:
+        key = (float(run.eps), float(_option(run, "--alpha")))
+        madry = (key[0], 0.0)
+        clean = pgd = "-"
+        if key[1] > 0 and key in grid and madry in grid:
+            clean = _difference(_result(grid[key], "natural"), _result(grid[madry], "natural"))
+        if key[1] > 0 and key in at_eval_eps and madry in at_eval_eps:
+            pgd = _difference(_result(at_eval_eps[key], "pgd20"), _result(at_eval_eps[madry], "pgd20"))
+        scored = _cell(_result(at_eval_eps.get(key), "pgd20"))
+        lines.append(f"| {run.eps} | {_option(run, '--alpha')} | {_clean_and_pgd(results, run)} | {scored} | "
+                     f"{clean} | {pgd} |")
+    findings = grid_findings(results, runs)
+    if findings:
+        lines += ["", "| finding | verdict |", "|---|---|"] + [f"| {f.title} | {f.verdict} |" for f in findings]
+        lines += [""] + [f.to_markdown() for f in findings]
+    return lines + [""]
+
+
+def _difference(result, reference) -> str:
+    """One cell: ``result`` minus ``reference`` on the same images, points with the paired 95% interval."""
+    from semprobe.stats.intervals import paired_comparison
+
+    if result is None or reference is None or not result.per_image or len(result.per_image) != len(reference.per_image):
+        return "-"
+    return _difference_cell(paired_comparison(result.flags(), reference.flags()))
 
 
 def claim_findings(results: Path) -> list:
@@ -601,9 +727,10 @@ def findings_section(results: Path) -> list[str]:
 
 
 def summary_section(results: Path, main: list[str],
-                    untrained: dict[str, tuple[int, int]] | None = None) -> list[str]:
+                    untrained: dict[str, tuple[int, int]] | None = None, runs: list[StudyRun] = RUNS) -> list[str]:
     """What holds, what does not and what cannot be told, each claim once with its verdict, and the targets;
-    with ``untrained`` (:func:`untrained_by_group`), the runs still to train, whose tables wait for them."""
+    with ``untrained`` (:func:`untrained_by_group`), the runs still to train, whose tables wait for them.
+    Claims of ``runs`` still to evaluate are left to the tables (the "still to train" line counts them)."""
     from semprobe.paper.findings import HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE
 
     verdicts = {HOLDS: [], OPPOSITE: [], UNCLEAR: [], UNTESTABLE: []}
@@ -620,10 +747,15 @@ def summary_section(results: Path, main: list[str],
     else:
         verdicts[table3_verdict(results, table3_outcome(table3)[1])[0]].append(TABLE3_CLAIM)
     findings = claim_findings(results)
-    for finding in findings:
+    for finding in findings + grid_findings(results, runs):
         verdicts[finding.verdict].append(finding.title)
     if not findings:
         waiting.append("claims C1 a and b, the RSA and PGD-LS vs alpha")
+    if alpha_grid(results, runs) and not any(f.title == GRID_PEAK_CLAIM for f in grid_findings(results, runs)):
+        waiting.append(GRID_PEAK_CLAIM)
+    for claim, verdict in paired_claims(results, runs):
+        if verdict is not None:
+            verdicts[verdict].append(claim)
     met, short = [], []
     for name in main:
         document = _read(results / f"eval_{name}" / "eval.json")
@@ -688,7 +820,7 @@ def write_report(study: Path = STUDY) -> Path:
          "Made by `python figures/study_report.py` from the outputs of `python figures/study.py` (every command is "
          "named with its section). A check of the papers' claims on another dataset with a small CNN, not a "
          "reproduction of their CIFAR numbers.", ""],
-        summary_section(results, [run.name for run in by_group["main"]], untrained_by_group(study, RUNS)),
+        summary_section(results, [run.name for run in by_group["main"]], untrained_by_group(study, RUNS), RUNS),
         training_section(study, RUNS),
         main_table(results, [run.name for run in by_group["main"]]),
         comparisons(results),

@@ -20,7 +20,8 @@ The claims:
 - SCARL Table 1: SCARL is more robust than TRADES (``eval.json``), compared paired on the
   same images (McNemar's exact test and Newcombe's paired interval);
 - SPAT Fig. 4: PGD-LS attack success falls as alpha grows, and some alpha matches
-  PGD-KL (``alpha_curve.json``, with the bootstrap interval of that alpha).
+  PGD-KL (``alpha_curve.json``, with the bootstrap interval of that alpha);
+- SPAT Fig. 5 (a grid of models, one eval.json each) is in :mod:`semprobe.paper.alpha_grid`.
 
 A difference of two estimates that come from separate resamplings (CCA r, RSA) gets a
 confidence interval by MOVER (Zou & Donner 2008: "method of variance estimates
@@ -225,7 +226,7 @@ def eval_result(evaluation: dict, label: str, attack: str):
     return None
 
 
-def _same_images(first: dict, second: dict) -> bool:
+def same_images(first: dict, second: dict) -> bool:
     """True when two eval.json documents scored the same images (dataset, split, sample, n and seed agree)."""
     keys = ("dataset", "split", "n", "seed", "sample")
     a, b = (document.get("metadata", {}).get("settings", {}) for document in (first, second))
@@ -243,7 +244,7 @@ def _result_pair(evaluations: list[dict], better: str, baseline: str, attack: st
         ours = eval_result(first, better, attack)
         for second in evaluations:
             theirs = eval_result(second, baseline, attack)
-            if ours and theirs and _same_images(first, second):
+            if ours and theirs and same_images(first, second):
                 return [ours, theirs]
     return None
 

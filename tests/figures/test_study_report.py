@@ -364,3 +364,58 @@ def test_cells_round_halves_up_as_the_decimal_reads(report):
     assert f"{71.55:.1f}" == "71.5"  # the binary float is a hair below the half
     assert report._one_decimal(100 * 7155 / 10000) == "71.6" and report._one_decimal(71.54) == "71.5"
     assert report._one_decimal(0.0) == "0.0" and report._one_decimal(100.0) == "100.0"
+
+
+def test_ablation_rows_judge_the_full_recipe_and_the_summary_lists_each_claim(report, tmp_path):
+    results = tmp_path / "study" / "results"
+    full = "1" * 60 + "1" * 12 + "0" * 28            # 72 robust
+    no_struc = "1" * 60 + "0" * 12 + "1" * 1 + "0" * 27  # 61 robust, on the same images
+    write_pair(results, ("scarl_20k", "scarl_no_struc"), (full, no_struc))
+    write_eval(results, "eval_scarl_random", {"natural": "1" * 80 + "0" * 20, "pgd20": full[:99] + "1"})
+    table = report.ablation_table(results, [run for run in report.RUNS if run.group == "ablation"])
+    rows = {line.split(" | ")[0][2:]: line for line in table if line.startswith("| scarl")}
+    assert paired_cells(no_struc, full).startswith("-11.0 [")
+    assert rows["scarl_no_struc"].endswith(f"| {paired_cells(no_struc, full)} | holds |")
+    assert rows["scarl_random"].endswith("| inconclusive |")  # one image apart
+    assert rows["scarl_20k"].endswith("| - | - | - |") and rows["scarl_infonce"].endswith("not evaluated yet | | |")
+    write_pair(results, ("scarl_base_pgd_at", "pgd_at_20k"), (no_struc, full))  # the semantic terms hurt here
+    lines = report.summary_section(results, [])
+    holds = next(line for line in lines if line.startswith("- **Holds**"))
+    opposite = next(line for line in lines if line.startswith("- **Does not hold**"))
+    unclear = next(line for line in lines if line.startswith("- **Cannot be told"))
+    assert "scarl_20k more robust than scarl_no_struc (--no-struc; Table 4, paired)" in holds
+    assert "scarl_20k more robust than scarl_random (--embedding random; Table 5, paired)" in unclear
+    assert "scarl_base_pgd_at more robust than pgd_at_20k (Table 7, paired)" in opposite
+    assert "scarl_onehot" not in "\n".join(lines)  # a claim waits for its eval in the tables
+
+
+def test_grid_table_pairs_each_alpha_with_alpha_0_and_judges_fig5_at_one_eps(report, tmp_path):
+    results = tmp_path / "study" / "results"
+    grid = [run for run in report.RUNS if run.group == "grid"]
+    madry_clean, spat_clean = "1" * 80 + "0" * 20, "1" * 90 + "0" * 10  # every alpha > 0: +10 clean, paired
+    madry_pgd, spat_pgd = "1" * 60 + "0" * 40, "1" * 80 + "0" * 20
+    for run in grid:
+        madry = run.options[-1] == "0"
+        write_eval(results, f"eval_{run.name}", {"natural": madry_clean if madry else spat_clean,
+                                                 "pgd20": madry_pgd})
+    lines = report.grid_table(results, grid)
+    row = next(line for line in lines if line.startswith("| 0.15 | 0.2 |"))
+    assert paired_cells(spat_clean, madry_clean).split(" | ")[0] in row
+    text = "\n".join(lines)
+    assert "| SPAT Fig. 5: alpha > 0 raises clean accuracy | holds |" in text
+    assert report.GRID_PEAK_CLAIM not in text  # not every model scored at eps 0.1 yet
+    waiting = next(line for line in report.summary_section(results, []) if line.startswith("- **Not computed"))
+    assert report.GRID_PEAK_CLAIM in waiting
+    for run in grid:
+        if run.eps != report.GRID_EVAL_EPS:  # alpha 0.2 beats alpha 0 at eps 0.1 whatever its training eps
+            write_eval(results, report.grid_eval_name(run.name),
+                       {"pgd20": spat_pgd if run.options[-1] == "0.2" else madry_pgd})
+    text = "\n".join(report.grid_table(results, grid))
+    row = next(line for line in text.splitlines() if line.startswith("| 0.15 | 0.2 |"))
+    cells = row.split(" | ")
+    assert cells[4].startswith("80.0 [")  # PGD-20 at eps 0.1
+    assert cells[5] == paired_cells(spat_clean, madry_clean).split(" | ")[0]
+    assert cells[6] == paired_cells(spat_pgd, madry_pgd).split(" | ")[0] + " |"
+    # at eps 0.1 itself alpha 0.2 is no better (its own eval): the two larger eps disagree
+    assert f"| {report.GRID_PEAK_CLAIM} | inconclusive |" in text
+    assert "(the smallest eps: reported, not judged)" in text
