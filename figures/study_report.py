@@ -470,7 +470,7 @@ def paired_claim(results: Path, run: StudyRun, reference_name: str, run_better: 
 
     pgd = _result(_read(results / f"eval_{run.name}" / "eval.json"), "pgd20")
     reference = _result(_read(results / f"eval_{reference_name}" / "eval.json"), "pgd20")
-    if pgd is None or reference is None or run.name == reference_name or not pgd.per_image:
+    if pgd is None or reference is None or run.name == reference_name or not (pgd.per_image and reference.per_image):
         return None
     c = paired_comparison(pgd.flags(), reference.flags())
     low, high = c.ci95
@@ -518,18 +518,22 @@ def paired_claims(results: Path, runs: list[StudyRun]) -> list[tuple[str, str | 
             found = paired_claim(results, run, ABLATION_REFERENCE, run_better=False)
             claims.append((f"{ABLATION_REFERENCE} more robust than {run.name} ({' '.join(run.options)}; {table}, "
                            "paired)", found and found[1]))
-    names = {run.name for run in runs}
+    by_name = {run.name: run for run in runs}
     for with_terms, base in SEMANTIC_HELP_PAIRS:
-        if with_terms in names and base in names:
-            run = next(r for r in runs if r.name == with_terms)
-            found = paired_claim(results, run, base, run_better=True)
+        if with_terms in by_name and base in by_name:
+            found = paired_claim(results, by_name[with_terms], base, run_better=True)
             claims.append((f"{with_terms} more robust than {base} (Table 7, paired)", found and found[1]))
     for run in runs:
         if "--awp-gamma" in run.options:
-            base = run.name.replace("_awp", "")
+            base = awp_baseline(run)
             found = paired_claim(results, run, base, run_better=True)
             claims.append((f"{run.name} more robust than {base} (paired)", found and found[1]))
     return claims
+
+
+def awp_baseline(run: StudyRun) -> str:
+    """The run an AWP run (``X_awp_20k``) is compared with: the same method without AWP (``X_20k``)."""
+    return run.name.replace("_awp", "")
 
 
 PAIRED_HEADER = "| run | options | clean % | PGD-20 % | PGD-20 difference to {} [95% CI] | McNemar p | {} |"
@@ -612,7 +616,7 @@ def awp_table(results: Path, runs: list[StudyRun]) -> list[str]:
              PAIRED_HEADER.format("no AWP", "verdict: AWP helps"), "|---|---|---|---|---|---|---|"]
     for run in runs:
         if "--awp-gamma" in run.options:
-            lines.append(_paired_row(results, run, run.name.replace("_awp", ""), run_better=True))
+            lines.append(_paired_row(results, run, awp_baseline(run), run_better=True))
     return lines + [""]
 
 
@@ -746,12 +750,12 @@ def summary_section(results: Path, main: list[str],
         waiting.append(TABLE3_CLAIM)
     else:
         verdicts[table3_verdict(results, table3_outcome(table3)[1])[0]].append(TABLE3_CLAIM)
-    findings = claim_findings(results)
-    for finding in findings + grid_findings(results, runs):
+    findings, grid = claim_findings(results), grid_findings(results, runs)
+    for finding in findings + grid:
         verdicts[finding.verdict].append(finding.title)
     if not findings:
         waiting.append("claims C1 a and b, the RSA and PGD-LS vs alpha")
-    if alpha_grid(results, runs) and not any(f.title == GRID_PEAK_CLAIM for f in grid_findings(results, runs)):
+    if grid and not any(f.title == GRID_PEAK_CLAIM for f in grid):
         waiting.append(GRID_PEAK_CLAIM)
     for claim, verdict in paired_claims(results, runs):
         if verdict is not None:
