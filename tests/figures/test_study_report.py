@@ -120,10 +120,34 @@ def test_table7_pairs_each_base_with_its_semantic_terms_and_the_batch_table(repo
     cells = paired_cells(with_terms, base)
     assert cells.startswith("+5.0 [") and cells in rows["scarl_base_pgd_at"]
     assert "not evaluated yet" in rows["scarl_20k"]
-    batch = report.batch_table(results, [run for run in report.RUNS if run.group == "batch"])
+    batch = report.batch_table(results, report.RUNS)
     row = next(line for line in batch if line.startswith("| scarl_10k_b256 |"))
-    assert row.startswith("| scarl_10k_b256 | 256 | 77.0 [") and "| 61.0 [" in row
+    assert row.startswith("| scarl_10k_b256 | --batch-size 256 | 77.0 [") and "| 61.0 [" in row
+    assert row.endswith("| - | - | - |")  # batch 64, its pair, is not evaluated yet
     assert sum(line.startswith("| pgd_at_10k_b") for line in batch) == 4
+
+
+def test_batch_sizes_pair_with_the_smallest_and_fig4d_claims_reach_the_summary(report, tmp_path):
+    results = tmp_path / "study" / "results"
+    small = "1" * 60 + "1" * 10 + "0" * 30   # 70 robust at batch 64
+    large = "1" * 60 + "0" * 10 + "1" * 2 + "0" * 28  # 62 robust at batch 512, on the same images
+    write_pair(results, ("pgd_at_10k_b512", "pgd_at_10k_b64"), (large, small))
+    write_pair(results, ("scarl_10k_b512", "scarl_10k_b64"), (small, large))  # the larger batch the better
+    write_eval(results, "eval_scarl_10k_b128", {"natural": "1" * 80 + "0" * 20, "pgd20": large[:99] + "1"})
+    table = report.batch_table(results, report.RUNS)
+    rows = {line.split(" | ")[0][2:]: line for line in table if line.startswith("| ") and "_10k_b" in line}
+    assert set(rows) == {f"{m}_10k_b{b}" for m in ("pgd_at", "scarl") for b in (64, 128, 256, 512)}
+    assert paired_cells(large, small).startswith("-8.0 [")
+    assert rows["pgd_at_10k_b512"].endswith(f"| {paired_cells(large, small)} | holds |")
+    assert rows["scarl_10k_b512"].endswith(f"| {paired_cells(small, large)} | does not hold |")
+    assert rows["scarl_10k_b128"].endswith("| inconclusive |")  # one image apart from batch 64
+    assert rows["pgd_at_10k_b64"].endswith("| - | - | - |") and "not evaluated yet" in rows["pgd_at_10k_b256"]
+    assert report.batch_reference(next(r for r in report.RUNS if r.name == "scarl_10k_b256"), report.RUNS).name == "scarl_10k_b64"
+    lines = report.summary_section(results, [])
+    holds = next(line for line in lines if line.startswith("- **Holds**"))
+    opposite = next(line for line in lines if line.startswith("- **Does not hold**"))
+    assert "pgd_at less robust at batch 512 than at 64 (SCARL Fig. 4 d, paired)" in holds
+    assert "scarl less robust at batch 512 than at 64 (SCARL Fig. 4 d, paired)" in opposite
 
 
 def test_figures_section_embeds_drawn_figures_with_their_command(report, tmp_path):
