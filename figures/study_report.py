@@ -681,15 +681,42 @@ def grid_findings(results: Path, runs: list[StudyRun]) -> list:
     return found
 
 
-def grid_table(results: Path, runs: list[StudyRun]) -> list[str]:
+GRID_FIGURE = Path("report", "spat_fig5_test")  # under the study folder: .png and the .json of its curves
+
+
+def grid_figure(study: Path, runs: list[StudyRun]) -> Path | None:
+    """SPAT Fig. 5 from the grid's test evaluations (clean, and PGD-20 at :data:`GRID_EVAL_EPS`, each with its
+    Wilson interval, against alpha, a colour per training eps), drawn to ``study/GRID_FIGURE`` (.png, and .json
+    of its curves); the PNG's path relative to ``study``, or None before any grid model is evaluated."""
+    from semprobe.paper.alpha_grid import grid_curves
+    from semprobe.plots import pyplot
+    from semprobe.plots.curves import curves_figure
+
+    results = study / "results"
+    curves = (grid_curves(alpha_grid(results, runs), "natural", "clean")
+              + grid_curves(alpha_grid(results, runs, at_eval_eps=True), "pgd20", f"PGD-20 at eps {GRID_EVAL_EPS}"))
+    if not curves:
+        return None
+    figure = curves_figure(curves, title=f"SPAT Fig. 5 on the test split (PGD-20 at eps {GRID_EVAL_EPS})")
+    stem = study / GRID_FIGURE
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(stem.with_suffix(".png"), dpi=150, bbox_inches="tight")
+    pyplot().close(figure)
+    stem.with_suffix(".json").write_text(json.dumps({"curves": [c.to_dict() for c in curves]}, indent=1) + "\n")
+    return GRID_FIGURE.with_suffix(".png")
+
+
+def grid_table(results: Path, runs: list[StudyRun], figure: Path | None = None) -> list[str]:
     """SPAT Fig. 5: spat_madry's clean accuracy and PGD-20 accuracy (at its training eps and at
     :data:`GRID_EVAL_EPS`), per alpha and eps, each against alpha 0 at the same eps (paired), and the findings
     of :func:`grid_findings`."""
     lines = ["## SPAT Fig. 5: spat_madry over alpha and eps (10,000 training images)", "",
-             "The figure (below) plots the last epoch's validation accuracy (PGD-10) from the training logs; this "
-             "table the chosen checkpoint on the full test split: clean, PGD-20 at the training eps, and PGD-20 at "
-             f"eps {GRID_EVAL_EPS} (the paper scores every grid model at one eps, 8/255), each alpha against alpha "
-             "0 (Madry AT) at the same training eps on the same images (paired 95% intervals).", "",
+             "This table is the chosen checkpoint on the full test split: clean, PGD-20 at the training eps, and "
+             f"PGD-20 at eps {GRID_EVAL_EPS} (the paper scores every grid model at one eps, 8/255), each alpha "
+             "against alpha 0 (Madry AT) at the same training eps on the same images (paired 95% intervals). The "
+             f"figure after it draws the same clean and PGD-20 (eps {GRID_EVAL_EPS}) accuracies with their Wilson "
+             "intervals; the one under Figures, the last epoch's validation accuracy (PGD-10 at the training eps) "
+             "from the training logs.", "",
              f"| eps | alpha | clean % | PGD-20 % at the training eps | PGD-20 % at eps {GRID_EVAL_EPS} | "
              f"clean difference to alpha 0 | PGD-20 at eps {GRID_EVAL_EPS}: difference to alpha 0 |",
              "|---|---|---|---|---|---|---|"]
@@ -709,6 +736,10 @@ def grid_table(results: Path, runs: list[StudyRun]) -> list[str]:
     if findings:
         lines += ["", "| finding | verdict |", "|---|---|"] + [f"| {f.title} | {f.verdict} |" for f in findings]
         lines += [""] + [f.to_markdown() for f in findings]
+    if figure is not None:
+        caption = f"SPAT Fig. 5 on the test split: clean and PGD-20 (eps {GRID_EVAL_EPS}) accuracy vs alpha"
+        gap = [""] if lines[-1].strip() and not lines[-1].endswith("\n") else []
+        lines += [*gap, f"**{caption}** (`{figure.stem}`)", "", f"![{caption}]({figure.as_posix()})"]
     return lines + [""]
 
 
@@ -857,7 +888,7 @@ def write_report(study: Path = STUDY) -> Path:
         table3_section(results),
         ablation_table(results, by_group["ablation"]),
         semantic_help_table(results, RUNS),
-        grid_table(results, by_group["grid"]),
+        grid_table(results, by_group["grid"], grid_figure(study, by_group["grid"])),
         batch_table(results, by_group["batch"]),
         awp_table(results, by_group["awp"]),
         findings_section(results),

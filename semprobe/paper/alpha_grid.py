@@ -49,6 +49,24 @@ def _versus_madry(grid: Grid, attack: str) -> dict[float, list[tuple[float, list
     return pairs
 
 
+def grid_curves(grid: Grid, attack: str, metric: str) -> list:
+    """SPAT Fig. 5 on test evaluations: one :class:`~semprobe.robustness.curves.Curve` per training eps of
+    accuracy (%) under ``attack`` against alpha, each point with its eval.json Wilson 95% interval; ``metric``
+    names the accuracy in the legend (and in ``fixed``, so that clean and robust curves of one eps share a
+    colour in :func:`semprobe.plots.curves.curves_figure`). Models without ``attack`` are left out."""
+    from semprobe.robustness.curves import Curve, CurvePoint
+
+    by_eps: dict[float, list] = {}
+    for (eps, alpha), document in sorted(grid.items()):
+        label = next(iter(document.get("checkpoints", {})), None)
+        result = eval_result(document, label, attack) if label is not None else None
+        if result is not None:
+            by_eps.setdefault(eps, []).append(CurvePoint(alpha, result.accuracy, tuple(result.ci95), result.n))
+    return [Curve(f"{metric}, trained at eps {eps:g}", "alpha",
+                  {"metric": metric, "train_eps": eps, "interval": "Wilson 95%"}, points)
+            for eps, points in by_eps.items()]
+
+
 def _points(value: float) -> str:
     return f"{100 * value:+.1f}"
 

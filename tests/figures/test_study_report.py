@@ -443,3 +443,12 @@ def test_grid_table_pairs_each_alpha_with_alpha_0_and_judges_fig5_at_one_eps(rep
     # at eps 0.1 itself alpha 0.2 is no better (its own eval): the two larger eps disagree
     assert f"| {report.GRID_PEAK_CLAIM} | inconclusive |" in text
     assert "(the smallest eps: reported, not judged)" in text
+    study = tmp_path / "study"
+    figure = report.grid_figure(study, grid)
+    assert figure == report.GRID_FIGURE.with_suffix(".png") and (study / figure).stat().st_size > 0
+    curves = json.loads((study / figure).with_suffix(".json").read_text())["curves"]
+    by_label = {c["label"]: [p["accuracy"] for p in c["points"]] for c in curves}
+    assert by_label["clean, trained at eps 0.15"] == [80.0, 90.0, 90.0, 90.0]  # alpha 0, 0.1, 0.2, 0.4
+    assert by_label["PGD-20 at eps 0.1, trained at eps 0.15"] == [60.0, 60.0, 80.0, 60.0]  # its eps-0.1 evals
+    assert "![SPAT Fig. 5" in "\n".join(report.grid_table(results, grid, figure))
+    assert report.grid_figure(tmp_path / "empty", grid) is None

@@ -3,7 +3,7 @@
 import pytest
 from scipy.stats import norm
 
-from semprobe.paper.alpha_grid import _bonferroni_z, clean_gain_finding, robust_peak_finding
+from semprobe.paper.alpha_grid import _bonferroni_z, clean_gain_finding, grid_curves, robust_peak_finding
 from semprobe.paper.findings import HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE
 from semprobe.robustness.accuracy import AttackResult, wilson_interval
 
@@ -96,3 +96,18 @@ def test_an_eps_without_alpha_0_or_with_other_images_is_left_out():
     grid[(0.15, 0.2)]["metadata"]["settings"]["n"] = 500  # not the images alpha 0 was scored on
     assert clean_gain_finding(grid).verdict == UNTESTABLE
     assert robust_peak_finding(grid).verdict == UNTESTABLE
+
+
+def test_grid_curves_plot_each_eps_over_alpha_with_its_wilson_interval():
+    grid = _grid({(0.1, 0.2): ((30, 10), (5, 25)), (0.1, 0.4): ((40, 0), (0, 60)), (0.05, 0.2): ((0, 0), (0, 0))})
+    del grid[(0.05, 0.0)]["checkpoints"]["model_0.05"]["results"][1]  # alpha 0 at eps 0.05: no pgd20
+    curves = grid_curves(grid, "pgd20", "PGD-20")
+    assert [c.label for c in curves] == ["PGD-20, trained at eps 0.05", "PGD-20, trained at eps 0.1"]
+    assert [p.x for p in curves[0].points] == [0.2]  # the model without pgd20 is left out
+    at_01 = curves[1]
+    assert [p.x for p in at_01.points] == [0.0, 0.2, 0.4]
+    assert [p.accuracy for p in at_01.points] == [60.0, 58.0, 54.0]  # 600, 600 + 5 - 25, 600 - 60 of 1000
+    low, high = wilson_interval(580, N)
+    assert at_01.points[1].ci95 == pytest.approx((100 * low, 100 * high)) and at_01.points[1].n == N
+    assert at_01.fixed == {"metric": "PGD-20", "train_eps": 0.1, "interval": "Wilson 95%"}  # clean shares its colour
+    assert [p.accuracy for p in grid_curves(grid, "natural", "clean")[1].points] == [70.0, 72.0, 74.0]
