@@ -465,7 +465,7 @@ def paired_claim(results: Path, run: StudyRun, reference_name: str, run_better: 
     for the claim that ``run`` is the more robust (``run_better``) or the less robust; None before both are
     evaluated. The verdict follows the paired 95% interval of the difference (holds when it lies on the claimed
     side of 0, does not hold when on the other, inconclusive otherwise)."""
-    from semprobe.paper.findings import _verdict_from_interval
+    from semprobe.paper.findings import verdict_from_interval
     from semprobe.stats.intervals import paired_comparison
 
     pgd = _result(_read(results / f"eval_{run.name}" / "eval.json"), "pgd20")
@@ -474,7 +474,7 @@ def paired_claim(results: Path, run: StudyRun, reference_name: str, run_better: 
         return None
     c = paired_comparison(pgd.flags(), reference.flags())
     low, high = c.ci95
-    return c, _verdict_from_interval(low, high) if run_better else _verdict_from_interval(-high, -low)
+    return c, verdict_from_interval(low, high) if run_better else verdict_from_interval(-high, -low)
 
 
 def _paired_row(results: Path, run: StudyRun, reference_name: str, run_better: bool) -> str:

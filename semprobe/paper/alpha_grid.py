@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from statistics import NormalDist
 
-from semprobe.paper.findings import (HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE, Finding, _all_agree, _fmt_ci,
-                                     _verdict_from_interval, eval_result, same_images)
+from semprobe.paper.findings import (HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE, Finding, all_agree, eval_result,
+                                     format_ci, same_images, verdict_from_interval)
 from semprobe.stats.intervals import paired_comparison, paired_difference_interval
 
 Grid = dict[tuple[float, float], dict]  # (training eps, alpha) -> that model's eval.json document
@@ -82,10 +82,10 @@ def clean_gain_finding(grid: Grid) -> Finding:
         parts = []
         for alpha, flags, madry in pairs:
             c = paired_comparison(flags, madry)
-            verdicts.append(_verdict_from_interval(*c.ci95))
+            verdicts.append(verdict_from_interval(*c.ci95))
             numbers[f"eps {eps:g}, alpha {alpha:g}"] = {"difference": [100 * c.difference, 100 * c.ci95[0],
                                                                        100 * c.ci95[1]], "mcnemar_p": c.mcnemar_p}
-            parts.append(f"alpha {alpha:g}: {_points(c.difference)} {_fmt_ci([100 * v for v in c.ci95], 1)} "
+            parts.append(f"alpha {alpha:g}: {_points(c.difference)} {format_ci([100 * v for v in c.ci95], 1)} "
                          f"(p = {c.mcnemar_p:.3g})")
         details.append(f"training eps {eps:g}, clean accuracy minus alpha 0's on {len(pairs[0][1])} test images, "
                        "points: " + "; ".join(parts))
@@ -95,7 +95,7 @@ def clean_gain_finding(grid: Grid) -> Finding:
                    "hold when every one is below, inconclusive otherwise")
     claim = ("every model trained with SPAT (alpha > 0) has a higher clean accuracy than Madry AT (alpha 0) at the "
              "same eps")
-    return Finding("SPAT Fig. 5: alpha > 0 raises clean accuracy", claim, _all_agree(verdicts), details, numbers)
+    return Finding("SPAT Fig. 5: alpha > 0 raises clean accuracy", claim, all_agree(verdicts), details, numbers)
 
 
 def _bonferroni_z(comparisons: int) -> float:
@@ -128,7 +128,7 @@ def robust_peak_finding(grid: Grid, attack: str = "pgd20") -> Finding:
             highs.append(high)
             numbers[f"eps {eps:g}, alpha {alpha:g}"] = {"difference": [100 * c.difference, 100 * low, 100 * high],
                                                         "mcnemar_p": c.mcnemar_p}
-            parts.append(f"alpha {alpha:g}: {_points(c.difference)} {_fmt_ci([100 * low, 100 * high], 1)}")
+            parts.append(f"alpha {alpha:g}: {_points(c.difference)} {format_ci([100 * low, 100 * high], 1)}")
         verdict = HOLDS if max(lows) > 0 else OPPOSITE if max(highs) < 0 else UNCLEAR
         judged = eps != smallest
         if judged:
@@ -144,5 +144,5 @@ def robust_peak_finding(grid: Grid, attack: str = "pgd20") -> Finding:
                    "the finding holds (does not hold) when every such eps does, inconclusive otherwise")
     claim = ("robust accuracy peaks at an alpha > 0 on the larger eps-balls (alpha 0.2 at 8/255, 0.4 at 16/255 on "
              "CIFAR-10), so some alpha > 0 beats Madry AT there")
-    verdict = _all_agree(verdicts) if judged_eps else UNTESTABLE
+    verdict = all_agree(verdicts) if judged_eps else UNTESTABLE
     return Finding("SPAT Fig. 5: some alpha > 0 is more robust at the larger eps", claim, verdict, details, numbers)

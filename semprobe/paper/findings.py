@@ -58,7 +58,7 @@ class Finding:
         return "\n".join(lines) + "\n"
 
 
-def _verdict_from_interval(low: float, high: float) -> str:
+def verdict_from_interval(low: float, high: float) -> str:
     """HOLDS when the whole interval of (claimed larger - claimed smaller) is above 0."""
     if low > 0:
         return HOLDS
@@ -67,7 +67,7 @@ def _verdict_from_interval(low: float, high: float) -> str:
     return UNCLEAR
 
 
-def _all_agree(verdicts: list[str]) -> str:
+def all_agree(verdicts: list[str]) -> str:
     """HOLDS (or OPPOSITE) when every part agrees on it, UNCLEAR otherwise; UNTESTABLE with no parts."""
     if not verdicts:
         return UNTESTABLE
@@ -83,7 +83,8 @@ def _fmt_bound(value: float, digits: int) -> str:
     return text
 
 
-def _fmt_ci(ci, digits: int = 3) -> str:
+def format_ci(ci, digits: int = 3) -> str:
+    """``[low, high]`` of an interval, each bound to ``digits`` decimals (see :func:`_fmt_bound`)."""
     return f"[{_fmt_bound(ci[0], digits)}, {_fmt_bound(ci[1], digits)}]"
 
 
@@ -105,10 +106,10 @@ def separability_finding(cca: dict, robust: str, natural: str, column: str = "ad
     difference, low, high = mover_difference(r_rob, held[robust].ci, r_nat, held[natural].ci)
     relabel = {label: held[label].relabel_p for label in (robust, natural)}
     details = [
-        f"held-out r on {column} images: {robust} {r_rob:.3f} {_fmt_ci(held[robust].ci)}, "
-        f"{natural} {r_nat:.3f} {_fmt_ci(held[natural].ci)} (CCA fitted on {held[robust].n_fit} pairs, "
+        f"held-out r on {column} images: {robust} {r_rob:.3f} {format_ci(held[robust].ci)}, "
+        f"{natural} {r_nat:.3f} {format_ci(held[natural].ci)} (CCA fitted on {held[robust].n_fit} pairs, "
         f"correlated on {held[robust].n_test} held-out pairs; bootstrap 95% CIs)",
-        f"difference {difference:+.3f}, 95% CI {_fmt_ci((low, high))} (MOVER from the two intervals)",
+        f"difference {difference:+.3f}, 95% CI {format_ci((low, high))} (MOVER from the two intervals)",
     ]
     if held[robust].relabelling_is_degenerate:
         details.append(
@@ -124,7 +125,7 @@ def separability_finding(cca: dict, robust: str, natural: str, column: str = "ad
              f"{robust} vs {natural}")
     numbers = {"r": {robust: r_rob, natural: r_nat}, "difference": [difference, low, high], "relabel_p": relabel,
                "n_fit": held[robust].n_fit, "n_test": held[robust].n_test}
-    return Finding("C1a: robust features are more class-separable (CCA)", claim, _verdict_from_interval(low, high),
+    return Finding("C1a: robust features are more class-separable (CCA)", claim, verdict_from_interval(low, high),
                    details, numbers)
 
 
@@ -169,8 +170,8 @@ def semantics_finding(semantic_cca: dict, simmatrix: dict, robust: str, natural:
         numbers[name] = {"excess": {robust: e_rob, natural: e_nat}, "relabel_p": {robust: p_rob, natural: p_nat},
                          "difference": [difference, low, high]}
         details.append(f"{name} on {column} images, excess over the relabelling null's mean: {robust} {e_rob:+.3f} "
-                       f"{_fmt_ci(ci_rob)} (p = {_p(p_rob)}), {natural} {e_nat:+.3f} {_fmt_ci(ci_nat)} "
-                       f"(p = {_p(p_nat)}); difference {difference:+.3f}, 95% CI {_fmt_ci((low, high))}")
+                       f"{format_ci(ci_rob)} (p = {_p(p_rob)}), {natural} {e_nat:+.3f} {format_ci(ci_nat)} "
+                       f"(p = {_p(p_nat)}); difference {difference:+.3f}, 95% CI {format_ci((low, high))}")
     above = [low > 0 for low, _ in differences]
     below = [high < 0 for _, high in differences]
     if all(above) and all(robust_passes):
@@ -200,15 +201,15 @@ def rsa_finding(simmatrix: dict, robust: str, natural: str, embedding: str = "gl
         return Finding(title, claim, UNTESTABLE, [f"RSA undefined for {', '.join(undefined)}: {'; '.join(notes)}"],
                        {"rsa": rsa})
     difference, low, high = mover_difference(rsa[robust], ci[robust], rsa[natural], ci[natural])
-    verdict = _verdict_from_interval(low, high)
-    details = [f"RSA (Spearman, off-diagonal) with {embedding}: {label} {rsa[label]:.3f} {_fmt_ci(ci[label])}, "
+    verdict = verdict_from_interval(low, high)
+    details = [f"RSA (Spearman, off-diagonal) with {embedding}: {label} {rsa[label]:.3f} {format_ci(ci[label])}, "
                f"class-relabelling p = {_p(p[label])}" for label in (robust, natural)]
-    details.append(f"difference {difference:+.3f}, 95% CI {_fmt_ci((low, high))}")
+    details.append(f"difference {difference:+.3f}, 95% CI {format_ci((low, high))}")
     for label in (robust, natural):
         adversarial = simmatrix["features"].get(f"{label} (adversarial)")
         if adversarial and embedding in adversarial["embeddings"]:
             report = Statistic.from_rsa(adversarial["embeddings"][embedding])
-            details.append(f"on adversarial images, {label}: RSA {report.value:.3f} {_fmt_ci(report.ci)}, "
+            details.append(f"on adversarial images, {label}: RSA {report.value:.3f} {format_ci(report.ci)}, "
                            f"p = {_p(report.relabel_p)}")
     details.append(DIFFERENCE_RULE)
     return Finding(title, claim, verdict, details,
@@ -280,13 +281,13 @@ def accuracy_finding(evaluations: list[dict], better: str, baseline: str,
             difference, low, high = mover_difference(ours.accuracy, ours.ci95, theirs.accuracy, theirs.ci95)
             how = "unpaired Newcombe interval: the outputs keep no per-image outcomes"
             extra = {"paired": False}
-        verdicts.append(_verdict_from_interval(low, high))
+        verdicts.append(verdict_from_interval(low, high))
         numbers[attack] = {"n": ours.n, better: ours.accuracy, baseline: theirs.accuracy,
                            "difference": [difference, low, high], **extra}
-        details.append(f"{attack} on {ours.n} test images: {better} {ours.accuracy:.1f}% {_fmt_ci(ours.ci95, 1)}, "
-                       f"{baseline} {theirs.accuracy:.1f}% {_fmt_ci(theirs.ci95, 1)}; difference "
-                       f"{difference:+.1f} points, 95% CI {_fmt_ci((low, high), 1)} ({how})")
-    verdict = _all_agree(verdicts)
+        details.append(f"{attack} on {ours.n} test images: {better} {ours.accuracy:.1f}% {format_ci(ours.ci95, 1)}, "
+                       f"{baseline} {theirs.accuracy:.1f}% {format_ci(theirs.ci95, 1)}; difference "
+                       f"{difference:+.1f} points, 95% CI {format_ci((low, high), 1)} ({how})")
+    verdict = all_agree(verdicts)
     details.append("verdict rule: holds when every attack's difference CI is above 0, does not hold when every one "
                    "is below, inconclusive otherwise")
     claim = f"{better} is more robust than {baseline} (SCARL Table 1), under {', '.join(attacks)}"
@@ -349,7 +350,7 @@ def alpha_finding(alpha_curve: dict, labels: list[str], matched: str) -> Finding
         details.append(f"{label}: success {first.success_all:.1f}% at alpha {first_alpha:g} -> "
                        f"{last.success_all:.1f}% at alpha {last_alpha:g} over {len(points)} alphas, "
                        f"{first.n} images; Spearman rho(alpha, success) = {rho:.2f}, one-sided permutation "
-                       f"p = {p_falling:.3g}; drop {difference:+.1f} points, 95% CI {_fmt_ci((low, high), 1)} "
+                       f"p = {p_falling:.3g}; drop {difference:+.1f} points, 95% CI {format_ci((low, high), 1)} "
                        "(unpaired, so conservative: every alpha attacks the same images from the same start)")
     # the matching alpha as the command computed and recorded it (with its bootstrap interval)
     match = lookup(records, matched, "alpha_curve.json").get("alpha_matching_pgd_kl")
@@ -373,7 +374,7 @@ def alpha_finding(alpha_curve: dict, labels: list[str], matched: str) -> Finding
     details.append("success is measured over all evaluated images (1 - robust accuracy), as in the plot")
     details.append("verdict rule: holds on a model when success falls with alpha by a rank-trend test (permutation "
                    "p < 0.05); the finding holds when it holds on every model")
-    verdict = _all_agree(verdicts)
+    verdict = all_agree(verdicts)
     claim = (f"PGD-LS attack success falls as the smoothing alpha grows, on natural and adversarially trained models, "
              f"and some alpha matches PGD-KL (SPAT Fig. 4); models here: {', '.join(labels)}")
     return Finding("PGD-LS success falls with alpha", claim, verdict, details, numbers)

@@ -252,8 +252,8 @@ def test_findings_on_real_command_outputs(digits_ckpt, tmp_path, run_cli):
 
 
 def test_an_interval_bound_that_would_round_to_zero_keeps_its_sign():
-    from semprobe.paper.findings import _fmt_ci
+    from semprobe.paper.findings import format_ci
 
-    assert _fmt_ci((0.00024, 0.064)) == "[0.00024, 0.064]"
-    assert _fmt_ci((-0.00031, 0.5), 1) == "[-0.00031, 0.5]"
-    assert _fmt_ci((0.0, 1.25), 1) == "[0.0, 1.2]"
+    assert format_ci((0.00024, 0.064)) == "[0.00024, 0.064]"
+    assert format_ci((-0.00031, 0.5), 1) == "[-0.00031, 0.5]"
+    assert format_ci((0.0, 1.25), 1) == "[0.0, 1.2]"
