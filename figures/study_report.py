@@ -588,22 +588,25 @@ def batch_claims(results: Path, runs: list[StudyRun]) -> list[tuple[str, str | N
     return claims
 
 
-def batch_table(results: Path, runs: list[StudyRun]) -> list[str]:
+def batch_table(results: Path, runs: list[StudyRun], figure: Path | None = None) -> list[str]:
     """SCARL Fig. 4 d on the test split: clean and PGD-20 accuracy of each method per training batch size, each
     size paired with the smallest of the same method, and the verdict on the claim that the larger batch is the
-    less robust."""
+    less robust; ``figure`` (:func:`batch_figure`) after the table."""
     lines = ["## SCARL Fig. 4 d: batch size (10,000 training images)", "",
              "The same learning rate and epochs at every batch size, so a larger batch takes fewer steps (as in the "
-             "paper). The figure (below) plots the last epoch's validation accuracy; this table the chosen "
-             "checkpoint on the full test split, each batch size against the smallest of the same method on the "
-             "same images, paired. The paper finds adversarial training loses robustness as the batch grows, "
+             "paper). This table is the chosen checkpoint on the full test split, each batch size against the "
+             "smallest of the same method on the same images, paired. The paper finds adversarial training loses robustness as the batch grows, "
              "and L_info no gain from a larger batch (its negatives are the 10 class words whatever the batch); "
              "the verdict holds when the difference's interval lies below 0, does not hold when above, "
-             "inconclusive otherwise.", "",
+             "inconclusive otherwise. The figure after it draws the same clean and PGD-20 accuracies with their "
+             "Wilson intervals; the one under Figures, the last epoch's validation accuracy from the training logs.",
+             "",
              PAIRED_HEADER.format("the smallest batch", "verdict: the smaller batch more robust"),
              "|---|---|---|---|---|---|---|"]
-    return lines + [_paired_row(results, run, batch_reference(run, runs).name, run_better=False)
-                    for run in runs if run.group == "batch"] + [""]
+    rows = [_paired_row(results, run, batch_reference(run, runs).name, run_better=False)
+            for run in runs if run.group == "batch"]
+    caption = "SCARL Fig. 4 d on the test split: clean and PGD-20 accuracy vs batch size"
+    return lines + rows + [""] + figure_lines(figure, caption)
 
 
 def figures_section(results: Path) -> list[str]:
@@ -684,26 +687,68 @@ def grid_findings(results: Path, runs: list[StudyRun]) -> list:
 GRID_FIGURE = Path("report", "spat_fig5_test")  # under the study folder: .png and the .json of its curves
 
 
-def grid_figure(study: Path, runs: list[StudyRun]) -> Path | None:
-    """SPAT Fig. 5 from the grid's test evaluations (clean, and PGD-20 at :data:`GRID_EVAL_EPS`, each with its
-    Wilson interval, against alpha, a colour per training eps), drawn to ``study/GRID_FIGURE`` (.png, and .json
-    of its curves); the PNG's path relative to ``study``, or None before any grid model is evaluated."""
-    from semprobe.paper.alpha_grid import grid_curves
+def draw_curves(study: Path, stem: Path, curves: list, title: str) -> Path | None:
+    """``curves`` drawn by :func:`semprobe.plots.curves.curves_figure` to ``study/stem`` (.png, and .json of the
+    curves); the PNG's path relative to ``study``, or None when there is no curve to draw."""
     from semprobe.plots import pyplot
     from semprobe.plots.curves import curves_figure
+
+    if not curves:
+        return None
+    figure = curves_figure(curves, title=title)
+    target = study / stem
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target.with_suffix(".png"), dpi=150, bbox_inches="tight")
+    pyplot().close(figure)
+    target.with_suffix(".json").write_text(json.dumps({"curves": [c.to_dict() for c in curves]}, indent=1) + "\n")
+    return stem.with_suffix(".png")
+
+
+def grid_figure(study: Path, runs: list[StudyRun]) -> Path | None:
+    """SPAT Fig. 5 from the grid's test evaluations (clean, and PGD-20 at :data:`GRID_EVAL_EPS`, each with its
+    Wilson interval, against alpha, a colour per training eps), by :func:`draw_curves` to :data:`GRID_FIGURE`."""
+    from semprobe.paper.alpha_grid import grid_curves
 
     results = study / "results"
     curves = (grid_curves(alpha_grid(results, runs), "natural", "clean")
               + grid_curves(alpha_grid(results, runs, at_eval_eps=True), "pgd20", f"PGD-20 at eps {GRID_EVAL_EPS}"))
-    if not curves:
-        return None
-    figure = curves_figure(curves, title=f"SPAT Fig. 5 on the test split (PGD-20 at eps {GRID_EVAL_EPS})")
-    stem = study / GRID_FIGURE
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(stem.with_suffix(".png"), dpi=150, bbox_inches="tight")
-    pyplot().close(figure)
-    stem.with_suffix(".json").write_text(json.dumps({"curves": [c.to_dict() for c in curves]}, indent=1) + "\n")
-    return GRID_FIGURE.with_suffix(".png")
+    return draw_curves(study, GRID_FIGURE, curves, f"SPAT Fig. 5 on the test split (PGD-20 at eps {GRID_EVAL_EPS})")
+
+
+BATCH_FIGURE = Path("report", "scarl_fig4d_test")
+
+
+def batch_curves(results: Path, runs: list[StudyRun]) -> list:
+    """SCARL Fig. 4 d on the test split: per method of the batch group, clean and PGD-20 accuracy (%) against
+    the training batch size, each point with its Wilson interval; runs not evaluated yet are left out."""
+    from semprobe.robustness.curves import Curve, CurvePoint
+
+    curves = []
+    for attack, metric in (("natural", "clean"), ("pgd20", "PGD-20")):
+        for method in dict.fromkeys(run.method for run in runs if run.group == "batch"):
+            points = []
+            for run in runs:
+                result = _result(_read(results / f"eval_{run.name}" / "eval.json"), attack)
+                if run.group == "batch" and run.method == method and result is not None:
+                    points.append(CurvePoint.of_result(int(_option(run, "--batch-size")), result))
+            if points:
+                curves.append(Curve(f"{method} ({metric})", "batch size",
+                                    {"metric": metric, "method": method, "interval": "Wilson 95%"},
+                                    sorted(points, key=lambda p: p.x)))
+    return curves
+
+
+def batch_figure(study: Path, runs: list[StudyRun]) -> Path | None:
+    """:func:`batch_curves` drawn by :func:`draw_curves` to :data:`BATCH_FIGURE`."""
+    return draw_curves(study, BATCH_FIGURE, batch_curves(study / "results", runs),
+                       "SCARL Fig. 4 d on the test split (PGD-20 at eps 0.1)")
+
+
+def figure_lines(figure: Path | None, caption: str) -> list[str]:
+    """The report's lines that embed a figure drawn by :func:`draw_curves` (none when it was not drawn)."""
+    if figure is None:
+        return []
+    return [f"**{caption}** (`{figure.stem}`)", "", f"![{caption}]({figure.as_posix()})", ""]
 
 
 def grid_table(results: Path, runs: list[StudyRun], figure: Path | None = None) -> list[str]:
@@ -736,11 +781,11 @@ def grid_table(results: Path, runs: list[StudyRun], figure: Path | None = None) 
     if findings:
         lines += ["", "| finding | verdict |", "|---|---|"] + [f"| {f.title} | {f.verdict} |" for f in findings]
         lines += [""] + [f.to_markdown() for f in findings]
-    if figure is not None:
-        caption = f"SPAT Fig. 5 on the test split: clean and PGD-20 (eps {GRID_EVAL_EPS}) accuracy vs alpha"
-        gap = [""] if lines[-1].strip() and not lines[-1].endswith("\n") else []
-        lines += [*gap, f"**{caption}** (`{figure.stem}`)", "", f"![{caption}]({figure.as_posix()})"]
-    return lines + [""]
+    if figure is None:
+        return lines + [""]
+    gap = [""] if lines[-1].strip() and not lines[-1].endswith("\n") else []
+    caption = f"SPAT Fig. 5 on the test split: clean and PGD-20 (eps {GRID_EVAL_EPS}) accuracy vs alpha"
+    return lines + gap + figure_lines(figure, caption)
 
 
 def _difference(result, reference) -> str:
@@ -889,7 +934,7 @@ def write_report(study: Path = STUDY) -> Path:
         ablation_table(results, by_group["ablation"]),
         semantic_help_table(results, RUNS),
         grid_table(results, by_group["grid"], grid_figure(study, by_group["grid"])),
-        batch_table(results, by_group["batch"]),
+        batch_table(results, by_group["batch"], batch_figure(study, by_group["batch"])),
         awp_table(results, by_group["awp"]),
         findings_section(results),
         figures_section(results),

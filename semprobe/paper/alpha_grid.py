@@ -61,7 +61,7 @@ def grid_curves(grid: Grid, attack: str, metric: str) -> list:
         label = next(iter(document.get("checkpoints", {})), None)
         result = eval_result(document, label, attack) if label is not None else None
         if result is not None:
-            by_eps.setdefault(eps, []).append(CurvePoint(alpha, result.accuracy, tuple(result.ci95), result.n))
+            by_eps.setdefault(eps, []).append(CurvePoint.of_result(alpha, result))
     return [Curve(f"{metric}, trained at eps {eps:g}", "alpha",
                   {"metric": metric, "train_eps": eps, "interval": "Wilson 95%"}, points)
             for eps, points in by_eps.items()]

@@ -33,6 +33,12 @@ class CurvePoint:
     ci95: tuple[float, float]
     n: int
 
+    @classmethod
+    def of_result(cls, x: float, result) -> CurvePoint:
+        """An :class:`~semprobe.robustness.accuracy.AttackResult` (read from eval.json, say) as the point at
+        ``x``: its accuracy, Wilson interval and number of images."""
+        return cls(float(x), result.accuracy, tuple(result.ci95), result.n)
+
 
 @dataclass
 class Curve:

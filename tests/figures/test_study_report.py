@@ -452,3 +452,22 @@ def test_grid_table_pairs_each_alpha_with_alpha_0_and_judges_fig5_at_one_eps(rep
     assert by_label["PGD-20 at eps 0.1, trained at eps 0.15"] == [60.0, 60.0, 80.0, 60.0]  # its eps-0.1 evals
     assert "![SPAT Fig. 5" in "\n".join(report.grid_table(results, grid, figure))
     assert report.grid_figure(tmp_path / "empty", grid) is None
+
+
+def test_batch_figure_draws_test_accuracy_per_method_against_batch_size(report, tmp_path):
+    study = tmp_path / "study"
+    results = study / "results"
+    assert report.batch_figure(study, report.RUNS) is None  # nothing evaluated yet: no figure, no folder
+    assert not (study / "report").exists()
+    write_pair(results, ("pgd_at_10k_b512", "pgd_at_10k_b64"), ("1" * 62 + "0" * 38, "1" * 70 + "0" * 30))
+    write_eval(results, "eval_scarl_10k_b128", {"natural": "1" * 83 + "0" * 17, "pgd20": "1" * 66 + "0" * 34})
+    figure = report.batch_figure(study, report.RUNS)
+    assert figure == report.BATCH_FIGURE.with_suffix(".png") and (study / figure).stat().st_size > 0
+    curves = json.loads((study / figure).with_suffix(".json").read_text())["curves"]
+    points = {c["label"]: [(p["x"], p["accuracy"]) for p in c["points"]] for c in curves}
+    assert points == {"pgd_at (clean)": [(64, 81.0), (512, 80.0)], "scarl (clean)": [(128, 83.0)],
+                      "pgd_at (PGD-20)": [(64, 70.0), (512, 62.0)], "scarl (PGD-20)": [(128, 66.0)]}
+    low, high = wilson_interval(62, 100)
+    assert curves[2]["points"][1]["ci95"] == pytest.approx([100 * low, 100 * high])
+    text = "\n".join(report.batch_table(results, report.RUNS, figure))
+    assert "![SCARL Fig. 4 d on the test split" in text and "(report/scarl_fig4d_test.png)" in text
