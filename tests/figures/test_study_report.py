@@ -471,3 +471,14 @@ def test_batch_figure_draws_test_accuracy_per_method_against_batch_size(report, 
     assert curves[2]["points"][1]["ci95"] == pytest.approx([100 * low, 100 * high])
     text = "\n".join(report.batch_table(results, report.RUNS, figure))
     assert "![SCARL Fig. 4 d on the test split" in text and "(report/scarl_fig4d_test.png)" in text
+
+
+def test_main_table_says_how_far_the_stronger_attacks_go_below_pgd20(report, tmp_path):
+    results = tmp_path / "study" / "results"
+    lines = report.main_table(results, ["pgd_at", "trades"])
+    assert "no main model has PGD-100 or CW-100 yet" in lines[2]
+    write_eval(results, "eval_pgd_at", {"pgd20": "1" * 70 + "0" * 30, "pgd100": "1" * 69 + "0" * 31,
+                                        "cw100": "1" * 68 + "0" * 32})  # 2 points below PGD-20
+    write_eval(results, "eval_trades", {"pgd20": "1" * 60 + "0" * 40, "cw100": "1" * 57 + "0" * 43})  # 3 below
+    lines = report.main_table(results, ["pgd_at", "trades"])
+    assert "at most 3.0 points below PGD-20 (trades)" in lines[2]
