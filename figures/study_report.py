@@ -69,11 +69,9 @@ def _read(path: Path) -> dict | None:
 def _result(document: dict | None, attack: str):
     """The :class:`~semprobe.robustness.accuracy.AttackResult` of the single checkpoint of an eval.json
     document under ``attack``, or None."""
-    from semprobe.paper.findings import eval_result
+    from semprobe.paper.findings import single_result
 
-    if document is None:
-        return None
-    return eval_result(document, next(iter(document["checkpoints"])), attack)
+    return single_result(document, attack)
 
 
 def _one_decimal(value: float) -> str:
@@ -586,10 +584,13 @@ def semantic_help_table(results: Path, runs: list[StudyRun]) -> list[str]:
     return lines + [""]
 
 
+def _batch_size(run: StudyRun) -> int:
+    return int(_option(run, "--batch-size"))
+
+
 def batch_reference(run: StudyRun, runs: list[StudyRun]) -> StudyRun:
     """The batch-group run of ``run``'s method with the smallest batch size: the one each size is paired with."""
-    same = [other for other in runs if other.group == "batch" and other.method == run.method]
-    return min(same, key=lambda other: int(_option(other, "--batch-size")))
+    return min((other for other in runs if other.group == "batch" and other.method == run.method), key=_batch_size)
 
 
 def batch_claims(results: Path, runs: list[StudyRun]) -> list[tuple[str, str | None]]:
@@ -598,10 +599,10 @@ def batch_claims(results: Path, runs: list[StudyRun]) -> list[tuple[str, str | N
     claims = []
     for method in dict.fromkeys(run.method for run in runs if run.group == "batch"):
         same = [run for run in runs if run.group == "batch" and run.method == method]
-        largest, smallest = max(same, key=lambda r: int(_option(r, "--batch-size"))), batch_reference(same[0], runs)
+        largest, smallest = max(same, key=_batch_size), min(same, key=_batch_size)
         found = paired_claim(results, largest, smallest.name, run_better=False)
-        claims.append((f"{method} less robust at batch {_option(largest, '--batch-size')} than at "
-                       f"{_option(smallest, '--batch-size')} (SCARL Fig. 4 d, paired)", found and found[1]))
+        claims.append((f"{method} less robust at batch {_batch_size(largest)} than at {_batch_size(smallest)} "
+                       "(SCARL Fig. 4 d, paired)", found and found[1]))
     return claims
 
 
@@ -740,18 +741,16 @@ def batch_curves(results: Path, runs: list[StudyRun]) -> list:
     the training batch size, each point with its Wilson interval; runs not evaluated yet are left out."""
     from semprobe.robustness.curves import Curve, CurvePoint
 
+    batch = sorted((run for run in runs if run.group == "batch"), key=_batch_size)
+    evals = {run.name: _read(results / f"eval_{run.name}" / "eval.json") for run in batch}
     curves = []
     for attack, metric in (("natural", "clean"), ("pgd20", "PGD-20")):
-        for method in dict.fromkeys(run.method for run in runs if run.group == "batch"):
-            points = []
-            for run in runs:
-                result = _result(_read(results / f"eval_{run.name}" / "eval.json"), attack)
-                if run.group == "batch" and run.method == method and result is not None:
-                    points.append(CurvePoint.of_result(int(_option(run, "--batch-size")), result))
+        for method in dict.fromkeys(run.method for run in batch):
+            points = [CurvePoint.of_result(_batch_size(run), result) for run in batch if run.method == method
+                      and (result := _result(evals[run.name], attack)) is not None]
             if points:
                 curves.append(Curve(f"{method} ({metric})", "batch size",
-                                    {"metric": metric, "method": method, "interval": "Wilson 95%"},
-                                    sorted(points, key=lambda p: p.x)))
+                                    {"metric": metric, "method": method, "interval": "Wilson 95%"}, points))
     return curves
 
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from statistics import NormalDist
 
-from semprobe.paper.findings import (HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE, Finding, all_agree, eval_result,
-                                     format_ci, same_images, verdict_from_interval)
+from semprobe.paper.findings import (HOLDS, OPPOSITE, UNCLEAR, UNTESTABLE, Finding, all_agree, format_ci,
+                                     same_images, single_result, verdict_from_interval)
 from semprobe.stats.intervals import paired_comparison, paired_difference_interval
 
 Grid = dict[tuple[float, float], dict]  # (training eps, alpha) -> that model's eval.json document
@@ -27,8 +27,7 @@ Grid = dict[tuple[float, float], dict]  # (training eps, alpha) -> that model's 
 
 def _flags(document: dict, attack: str) -> list[bool] | None:
     """The per-image outcomes of the document's (single) checkpoint under ``attack``; None when absent."""
-    label = next(iter(document.get("checkpoints", {})), None)
-    result = eval_result(document, label, attack) if label is not None else None
+    result = single_result(document, attack)
     return result.flags() if result is not None and result.per_image else None
 
 
@@ -58,8 +57,7 @@ def grid_curves(grid: Grid, attack: str, metric: str) -> list:
 
     by_eps: dict[float, list] = {}
     for (eps, alpha), document in sorted(grid.items()):
-        label = next(iter(document.get("checkpoints", {})), None)
-        result = eval_result(document, label, attack) if label is not None else None
+        result = single_result(document, attack)
         if result is not None:
             by_eps.setdefault(eps, []).append(CurvePoint.of_result(alpha, result))
     return [Curve(f"{metric}, trained at eps {eps:g}", "alpha",

@@ -227,6 +227,13 @@ def eval_result(evaluation: dict, label: str, attack: str):
     return None
 
 
+def single_result(evaluation: dict | None, attack: str):
+    """The :class:`~semprobe.robustness.accuracy.AttackResult` under ``attack`` of an eval.json document's first
+    (for a one-checkpoint eval, only) checkpoint, or None (no document, no checkpoint, or no such attack)."""
+    label = next(iter((evaluation or {}).get("checkpoints", {})), None)
+    return eval_result(evaluation, label, attack) if label is not None else None
+
+
 def same_images(first: dict, second: dict) -> bool:
     """True when two eval.json documents scored the same images (dataset, split, sample, n and seed agree)."""
     keys = ("dataset", "split", "n", "seed", "sample")
